@@ -1,0 +1,179 @@
+//! Settings shared by the `api` and `worker` binaries, read from environment variables.
+//! Every variable has a safe default for the embedded setup; a bad value fails start-up with
+//! the variable's name.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+
+/// A variable that is set but cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+/// A value that must never reach a log line or an error message.
+#[derive(Clone)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret value.
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Reads `var`, or `None` when unset or empty.
+pub fn var(var: &'static str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Reads and parses `var`, falling back to `default` when unset.
+pub fn parse<T>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError {
+            var: name,
+            message: format!("cannot parse {raw:?}: {e}"),
+        }),
+    }
+}
+
+/// Reads a duration given in milliseconds.
+pub fn millis(name: &'static str, default_ms: u64) -> Result<Duration, ConfigError> {
+    parse(name, default_ms).map(Duration::from_millis)
+}
+
+/// Reads a boolean (`true`/`false`, `1`/`0`).
+pub fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match var(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError {
+            var: name,
+            message: format!("expected true or false, got {other:?}"),
+        }),
+    }
+}
+
+/// Where the data lives.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`: `sqlite://path` (created if missing) or `postgres://...`.
+    pub url: Secret<String>,
+    /// `DATABASE_MAX_CONNECTIONS`.
+    pub max_connections: u32,
+}
+
+/// The embedded default: a SQLite file under `./data`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tickets.db";
+
+impl DatabaseConfig {
+    /// Reads `DATABASE_URL` and `DATABASE_MAX_CONNECTIONS`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(DatabaseConfig {
+            url: Secret::new(var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into())),
+            max_connections: parse("DATABASE_MAX_CONNECTIONS", 10)?,
+        })
+    }
+
+    /// Whether this names a PostgreSQL server (otherwise: a SQLite file).
+    pub fn is_postgres(&self) -> bool {
+        let url = self.url.expose();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+}
+
+/// How e-mails leave.
+#[derive(Clone, Debug)]
+pub struct MailConfig {
+    /// `SMTP_URL`: `smtp://host:port`, `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://host:465`. Unset: mails are written as `.eml` files to `outbox_dir`.
+    pub smtp_url: Option<Secret<String>>,
+    /// `MAIL_FROM`: the sender, `Name <address>` or a bare address.
+    pub from: Mailbox,
+    /// `OUTBOX_DIR`: where `.eml` files go without SMTP.
+    pub outbox_dir: PathBuf,
+    /// `SMTP_TIMEOUT_MS`: bound on one whole send (connect, dialogue, data).
+    pub timeout: Duration,
+}
+
+impl MailConfig {
+    /// Reads `SMTP_URL`, `MAIL_FROM`, `OUTBOX_DIR` and `SMTP_TIMEOUT_MS`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let from = var("MAIL_FROM").unwrap_or_else(|| "Tickets <tickets@localhost>".into());
+        Ok(MailConfig {
+            smtp_url: var("SMTP_URL").map(Secret::new),
+            from: from.parse().map_err(|e| ConfigError {
+                var: "MAIL_FROM",
+                message: format!("not a mailbox: {e}"),
+            })?,
+            outbox_dir: var("OUTBOX_DIR")
+                .unwrap_or_else(|| "data/outbox".into())
+                .into(),
+            timeout: millis("SMTP_TIMEOUT_MS", 30_000)?,
+        })
+    }
+}
+
+/// How the worker retries deliveries.
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    /// `RETRY_BASE_MS`: the first backoff; each later one doubles, with jitter.
+    pub retry_base: Duration,
+    /// `RETRY_MAX_MS`: the longest backoff.
+    pub retry_max: Duration,
+    /// `MAX_DELIVERY_ATTEMPTS`: attempts before a delivery is FAILED for good.
+    pub max_attempts: u32,
+    /// `WORKER_CONCURRENCY`: jobs one worker process runs at once.
+    pub concurrency: usize,
+    /// `POLL_INTERVAL_MS`: how often an idle worker looks for due jobs (PostgreSQL is also
+    /// woken at once by LISTEN/NOTIFY).
+    pub poll_interval: Duration,
+}
+
+impl DeliveryConfig {
+    /// Reads the retry and worker settings.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let cfg = DeliveryConfig {
+            retry_base: millis("RETRY_BASE_MS", 30_000)?,
+            retry_max: millis("RETRY_MAX_MS", 3_600_000)?,
+            max_attempts: parse("MAX_DELIVERY_ATTEMPTS", 8)?,
+            concurrency: parse("WORKER_CONCURRENCY", 8)?,
+            poll_interval: millis("POLL_INTERVAL_MS", 200)?,
+        };
+        if cfg.max_attempts == 0 {
+            return Err(ConfigError {
+                var: "MAX_DELIVERY_ATTEMPTS",
+                message: "must be at least 1".into(),
+            });
+        }
+        if cfg.concurrency == 0 {
+            return Err(ConfigError {
+                var: "WORKER_CONCURRENCY",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,102 @@
+//! Connecting to the database and bringing its schema up to date: ours (SeaORM migrations)
+//! and the job queue's (apalis migrations), on SQLite or PostgreSQL.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, SqlxPostgresConnector,
+    SqlxSqliteConnector,
+};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::DatabaseConfig;
+
+fn sqlx_err(e: sqlx::Error) -> DbErr {
+    DbErr::Custom(e.to_string())
+}
+
+/// Opens a pool on the configured database. One pool serves SeaORM and the job queue.
+pub async fn connect(cfg: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+    let url = cfg.url.expose();
+    if cfg.is_postgres() {
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy(url)
+            .map_err(sqlx_err)?;
+        return Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool));
+    }
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(sqlx_err)?
+        .create_if_missing(true)
+        // WAL lets the API read while the worker writes; NORMAL is durable in WAL mode.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    if let Some(dir) = options.get_filename().parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbErr::Custom(format!(
+                    "cannot create database folder {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(cfg.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(sqlx_err)?;
+    Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+}
+
+/// Applies pending migrations of our schema and of the job queue's tables.
+///
+/// Several processes may start at once on PostgreSQL: a session advisory lock makes them take
+/// turns, so each finds the schema either untouched or complete.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            let mut lock = pool.acquire().await.map_err(sqlx_err)?;
+            sqlx::query("SELECT pg_advisory_lock(7261001)")
+                .execute(&mut *lock)
+                .await
+                .map_err(sqlx_err)?;
+            let result = async {
+                Migrator::up(db, None).await?;
+                db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS hstore")
+                    .await?;
+                apalis_postgres::PostgresStorage::<()>::migrations()
+                    .run(pool)
+                    .await
+                    .map_err(|e| DbErr::Migration(format!("job queue: {e}")))
+            }
+            .await;
+            sqlx::query("SELECT pg_advisory_unlock(7261001)")
+                .execute(&mut *lock)
+                .await
+                .map_err(sqlx_err)?;
+            result
+        }
+        _ => {
+            Migrator::up(db, None).await?;
+            // Not `SqliteStorage::setup`: it would switch the shared pool to synchronous=OFF.
+            apalis_sqlite::SqliteStorage::<()>::migrations()
+                .run(db.get_sqlite_connection_pool())
+                .await
+                .map_err(|e| DbErr::Migration(format!("job queue: {e}")))
+        }
+    }
+}
+
+/// Whether the database answers and our schema is fully migrated.
+pub async fn is_ready(db: &DatabaseConnection) -> bool {
+    matches!(Migrator::get_pending_migrations(db).await, Ok(pending) if pending.is_empty())
+}

@@ -1,0 +1,257 @@
+//! Chatbot flows and their steps, as the design screen edits them.
+
+use std::collections::HashMap;
+
+use entity::{flow, step};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, TransactionSession, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::{Error, Result, now, validate};
+
+/// Step kinds as stored.
+pub const KIND_MESSAGE: &str = "message";
+/// The kind of step that opens a ticket.
+pub const KIND_TICKET: &str = "ticket";
+
+/// A step as the design panel submits it, before validation.
+#[derive(Clone, Debug)]
+pub enum StepInput {
+    /// The bot says `text`.
+    Message { text: String },
+    /// The bot opens a ticket tagged `topic`, says `confirmation_message`, and forwards the
+    /// ticket to `forward_emails` besides the routing rules.
+    Ticket {
+        topic: String,
+        confirmation_message: String,
+        forward_emails: Vec<String>,
+    },
+}
+
+/// The validated columns of a step.
+struct StepColumns {
+    kind: &'static str,
+    text: Option<String>,
+    topic: Option<String>,
+    confirmation_message: Option<String>,
+    forward_emails: Vec<String>,
+}
+
+impl StepInput {
+    fn validate(&self) -> Result<StepColumns> {
+        Ok(match self {
+            StepInput::Message { text } => StepColumns {
+                kind: KIND_MESSAGE,
+                text: Some(validate::text("step.message.text", text)?),
+                topic: None,
+                confirmation_message: None,
+                forward_emails: Vec::new(),
+            },
+            StepInput::Ticket {
+                topic,
+                confirmation_message,
+                forward_emails,
+            } => StepColumns {
+                kind: KIND_TICKET,
+                text: None,
+                topic: Some(validate::topic("step.ticket.topic", topic)?),
+                confirmation_message: Some(validate::text(
+                    "step.ticket.confirmationMessage",
+                    confirmation_message,
+                )?),
+                forward_emails: validate::emails(
+                    "step.ticket.forwardEmails",
+                    forward_emails,
+                    false,
+                )?,
+            },
+        })
+    }
+}
+
+impl StepColumns {
+    fn apply(self, model: &mut step::ActiveModel) {
+        model.kind = Set(self.kind.to_owned());
+        model.text = Set(self.text);
+        model.topic_key = Set(self.topic.as_deref().map(validate::tag_key));
+        model.topic = Set(self.topic);
+        model.confirmation_message = Set(self.confirmation_message);
+        model.forward_emails = Set(serde_json::json!(self.forward_emails));
+    }
+}
+
+/// The forward addresses stored on a ticket step.
+pub fn forward_emails(step: &step::Model) -> Vec<String> {
+    serde_json::from_value(step.forward_emails.clone()).unwrap_or_default()
+}
+
+/// Creates an empty flow.
+pub async fn create_flow(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    name: &str,
+) -> Result<flow::Model> {
+    let name = validate::name("name", name)?;
+    Ok(flow::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        account_id: Set(account_id),
+        name: Set(name),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?)
+}
+
+/// The account's flows, oldest first.
+pub async fn list_flows(db: &impl ConnectionTrait, account_id: Uuid) -> Result<Vec<flow::Model>> {
+    Ok(flow::Entity::find()
+        .filter(flow::Column::AccountId.eq(account_id))
+        .order_by_asc(flow::Column::CreatedAt)
+        .order_by_asc(flow::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// One flow of the account, or `None` (also for another account's flow).
+pub async fn find_flow(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<flow::Model>> {
+    Ok(flow::Entity::find_by_id(id)
+        .filter(flow::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?)
+}
+
+/// Flows by id, for batch loading; the caller has checked the account.
+pub async fn flows_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, flow::Model>> {
+    Ok(flow::Entity::find()
+        .filter(flow::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|f| (f.id, f))
+        .collect())
+}
+
+/// Deletes a flow with its steps. Tickets it opened stay, without their flow.
+pub async fn delete_flow(db: &impl ConnectionTrait, account_id: Uuid, id: Uuid) -> Result<Uuid> {
+    let result = flow::Entity::delete_many()
+        .filter(flow::Column::Id.eq(id))
+        .filter(flow::Column::AccountId.eq(account_id))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(Error::NotFound("flow"));
+    }
+    Ok(id)
+}
+
+/// The steps of each flow, in order, for batch loading.
+pub async fn steps_of_flows(
+    db: &impl ConnectionTrait,
+    flow_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<step::Model>>> {
+    let steps = step::Entity::find()
+        .filter(step::Column::FlowId.is_in(flow_ids.iter().copied()))
+        .order_by_asc(step::Column::FlowId)
+        .order_by_asc(step::Column::Position)
+        .all(db)
+        .await?;
+    let mut out: HashMap<Uuid, Vec<step::Model>> = HashMap::new();
+    for s in steps {
+        out.entry(s.flow_id).or_default().push(s);
+    }
+    Ok(out)
+}
+
+/// One step of the account, or `None`.
+pub async fn find_step(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<step::Model>> {
+    Ok(step::Entity::find_by_id(id)
+        .filter(step::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?)
+}
+
+/// Appends a step to a flow.
+pub async fn add_step<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    flow_id: Uuid,
+    input: &StepInput,
+) -> Result<step::Model> {
+    let columns = input.validate()?;
+    let txn = db.begin().await?;
+    let flow = find_flow(&txn, account_id, flow_id)
+        .await?
+        .ok_or(Error::NotFound("flow"))?;
+    let position = step::Entity::find()
+        .filter(step::Column::FlowId.eq(flow.id))
+        .count(&txn)
+        .await?;
+    let mut model = step::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        flow_id: Set(flow.id),
+        account_id: Set(account_id),
+        position: Set(
+            i32::try_from(position).map_err(|_| Error::invalid("flowId", "too many steps"))?
+        ),
+        created_at: Set(now()),
+        ..Default::default()
+    };
+    columns.apply(&mut model);
+    let step = model.insert(&txn).await?;
+    txn.commit().await?;
+    Ok(step)
+}
+
+/// Replaces a step's content (its kind may change); its place in the flow stays.
+pub async fn update_step(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+    input: &StepInput,
+) -> Result<step::Model> {
+    let columns = input.validate()?;
+    let existing = find_step(db, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("step"))?;
+    let mut model: step::ActiveModel = existing.into();
+    columns.apply(&mut model);
+    Ok(model.update(db).await?)
+}
+
+/// Removes a step and closes the gap in the positions after it.
+pub async fn delete_step<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Uuid> {
+    let txn = db.begin().await?;
+    let step = find_step(&txn, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("step"))?;
+    step::Entity::delete_by_id(step.id).exec(&txn).await?;
+    step::Entity::update_many()
+        .col_expr(
+            step::Column::Position,
+            Expr::col(step::Column::Position).sub(1),
+        )
+        .filter(step::Column::FlowId.eq(step.flow_id))
+        .filter(step::Column::Position.gt(step.position))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(id)
+}

@@ -1,0 +1,27 @@
+//! The ticketing domain, shared by the `api` and the `worker`: validation of what users type,
+//! API keys, flows and their ticket steps, topic tags, routing rules, opening tickets (with the
+//! atomic enqueue of their notification job), recipient resolution and the mailer.
+//!
+//! Every function takes a SeaORM connection and returns [`Error`]; no GraphQL or HTTP here.
+
+pub mod agents;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod flows;
+pub mod keys;
+pub mod mail;
+pub mod queue;
+pub mod routing;
+pub mod rules;
+pub mod tickets;
+pub mod validate;
+
+pub use error::{Error, Result};
+
+/// The current time, truncated to microseconds so what we write equals what PostgreSQL and
+/// SQLite give back.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

@@ -1,0 +1,291 @@
+//! The ticket notification e-mail and the mailer that sends it: SMTP in production, `.eml`
+//! files for the embedded setup, memory for unit tests.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use entity::{delivery, ticket};
+use lettre::message::{Mailbox, MultiPart, header::ContentType};
+use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::{Address, AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::MailConfig;
+use crate::routing::{self, Source};
+
+/// Why a send did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Retrying cannot help (SMTP 5xx, an address the server refuses, a message we cannot build).
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// Worth another try later (SMTP 4xx, connection refused or dropped, timeout).
+    #[error("transient: {0}")]
+    Transient(String),
+}
+
+/// Where mail goes.
+#[derive(Clone)]
+pub enum Mailer {
+    /// An SMTP server (`SMTP_URL`).
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// `.eml` files in a folder: the embedded default.
+    File(AsyncFileTransport<Tokio1Executor>),
+    /// Kept in memory, for tests of rendering and routing.
+    Memory(Arc<Mutex<Vec<Message>>>),
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mailer::Smtp(_) => "Mailer::Smtp",
+            Mailer::File(_) => "Mailer::File",
+            Mailer::Memory(_) => "Mailer::Memory",
+        })
+    }
+}
+
+impl Mailer {
+    /// SMTP when `SMTP_URL` is set, `.eml` files otherwise.
+    pub fn from_config(cfg: &MailConfig) -> Result<Mailer, String> {
+        match &cfg.smtp_url {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                    // The URL may hold a password: say what is wrong without echoing it.
+                    .map_err(|e| format!("SMTP_URL is not a usable SMTP URL ({e})"))?
+                    .timeout(Some(cfg.timeout))
+                    .build();
+                Ok(Mailer::Smtp(transport))
+            }
+            None => {
+                std::fs::create_dir_all(&cfg.outbox_dir)
+                    .map_err(|e| format!("cannot create {}: {e}", cfg.outbox_dir.display()))?;
+                Ok(Mailer::File(AsyncFileTransport::new(&cfg.outbox_dir)))
+            }
+        }
+    }
+
+    /// Sends one message within `timeout`; returns the server's reply (or the file id).
+    pub async fn send(&self, message: Message, timeout: Duration) -> Result<String, SendError> {
+        // lettre's own timeout covers only connecting; a server that stalls mid-dialogue is
+        // bounded here.
+        let sent = tokio::time::timeout(timeout, async {
+            match self {
+                Mailer::Smtp(t) => t
+                    .send(message)
+                    .await
+                    .map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
+                    .map_err(|e| {
+                        if e.is_permanent() {
+                            SendError::Permanent(e.to_string())
+                        } else {
+                            SendError::Transient(e.to_string())
+                        }
+                    }),
+                Mailer::File(t) => t
+                    .send(message)
+                    .await
+                    .map(|id| format!("written {id}.eml"))
+                    .map_err(|e| SendError::Transient(e.to_string())),
+                Mailer::Memory(store) => {
+                    store
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(message);
+                    Ok("stored".to_owned())
+                }
+            }
+        })
+        .await;
+        sent.unwrap_or_else(|_| {
+            Err(SendError::Transient(format!(
+                "no answer within {timeout:?}"
+            )))
+        })
+    }
+}
+
+/// Builds the notification of `ticket` for `delivery`'s recipient.
+pub fn render(
+    ticket: &ticket::Model,
+    delivery: &delivery::Model,
+    from: &Mailbox,
+) -> Result<Message, SendError> {
+    let to: Address = delivery
+        .recipient
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("recipient {:?}: {e}", delivery.recipient)))?;
+    let subject = format!("[Ticket #{}] {}", ticket.number, ticket.topic);
+    let domain = from.email.domain();
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .to(Mailbox::new(None, to))
+        .subject(subject)
+        .message_id(Some(format!("<{}@{}>", delivery.message_id, domain)));
+    if let Some(reply_to) = ticket
+        .visitor_email
+        .as_deref()
+        .and_then(|e| e.parse::<Address>().ok())
+    {
+        // Never format-and-parse a mailbox: a CR/LF in the name must not reach a header.
+        let name = ticket.visitor_name.as_deref().map(single_line);
+        builder = builder.reply_to(Mailbox::new(name, reply_to));
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            text_body(ticket, delivery),
+            html_body(ticket, delivery),
+        ))
+        .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
+}
+
+fn single_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn visitor_line(ticket: &ticket::Model) -> String {
+    let parts: Vec<&str> = [
+        ticket.visitor_name.as_deref(),
+        ticket.visitor_email.as_deref(),
+        ticket.visitor_phone.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        "an anonymous visitor".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn reasons(delivery: &delivery::Model) -> Vec<String> {
+    routing::sources(delivery)
+        .into_iter()
+        .map(|s| match s {
+            Source::Rule { tag, .. } => format!("the routing rule for tag \"{tag}\""),
+            Source::Wildcard { .. } => "the routing rule for every new ticket (*)".to_owned(),
+            Source::Forward => "the forward address of the chatbot's ticket step".to_owned(),
+        })
+        .collect()
+}
+
+fn text_body(ticket: &ticket::Model, delivery: &delivery::Model) -> String {
+    format!(
+        "New ticket #{number} from the chatbot \"{flow}\".\n\n\
+         Topic: {topic}\nVisitor: {visitor}\nOpened: {opened}\n\n\
+         Message:\n{message}\n\n--\nYou receive this because of {why}.\n",
+        number = ticket.number,
+        flow = ticket.flow_name,
+        topic = ticket.topic,
+        visitor = visitor_line(ticket),
+        opened = ticket.created_at.format("%Y-%m-%d %H:%M UTC"),
+        message = ticket.message,
+        why = reasons(delivery).join(" and "),
+    )
+}
+
+fn html_body(ticket: &ticket::Model, delivery: &delivery::Model) -> String {
+    format!(
+        "<!doctype html><html><body>\
+         <p>New ticket <strong>#{number}</strong> from the chatbot &ldquo;{flow}&rdquo;.</p>\
+         <table><tr><th align=\"left\">Topic</th><td>{topic}</td></tr>\
+         <tr><th align=\"left\">Visitor</th><td>{visitor}</td></tr>\
+         <tr><th align=\"left\">Opened</th><td>{opened}</td></tr></table>\
+         <p style=\"white-space:pre-wrap\">{message}</p>\
+         <hr><p><small>You receive this because of {why}.</small></p>\
+         </body></html>",
+        number = ticket.number,
+        flow = escape(&ticket.flow_name),
+        topic = escape(&ticket.topic),
+        visitor = escape(&visitor_line(ticket)),
+        opened = ticket.created_at.format("%Y-%m-%d %H:%M UTC"),
+        message = escape(&ticket.message),
+        why = escape(&reasons(delivery).join(" and ")),
+    )
+}
+
+/// HTML-escapes text for element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The content type of the parts, exposed for tests that parse the message.
+pub fn html_content_type() -> ContentType {
+    ContentType::TEXT_HTML
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    fn ticket() -> ticket::Model {
+        ticket::Model {
+            id: Uuid::nil(),
+            account_id: Uuid::nil(),
+            number: 42,
+            flow_id: None,
+            step_id: None,
+            flow_name: "Destek <bot>".into(),
+            topic: "TICKET_TOPIC_FOO_BAR".into(),
+            topic_key: "ticket_topic_foo_bar".into(),
+            status: "OPEN".into(),
+            message: "<script>alert(1)</script>\r\nBcc: victim@example.com".into(),
+            visitor_name: Some("Ayşe\r\nBcc: evil@example.com".into()),
+            visitor_email: Some("ayse@example.com".into()),
+            visitor_phone: None,
+            forward_emails: serde_json::json!([]),
+            created_at: Utc::now(),
+        }
+    }
+
+    fn delivery() -> delivery::Model {
+        delivery::Model {
+            id: Uuid::nil(),
+            ticket_id: Uuid::nil(),
+            account_id: Uuid::nil(),
+            recipient: "ops@example.com".into(),
+            recipient_key: "ops@example.com".into(),
+            sources: serde_json::json!([{"kind": "forward"}]),
+            status: "PENDING".into(),
+            attempts: 0,
+            last_error: None,
+            message_id: "ticket-1.delivery-2".into(),
+            smtp_response: None,
+            next_attempt_at: None,
+            locked_until: None,
+            sent_at: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn visitor_text_cannot_inject_headers_or_html() {
+        let from: Mailbox = "Tickets <tickets@example.org>".parse().unwrap();
+        let raw =
+            String::from_utf8(render(&ticket(), &delivery(), &from).unwrap().formatted()).unwrap();
+        let headers = raw.split("\r\n\r\n").next().unwrap();
+        assert!(!headers.to_lowercase().contains("bcc"), "{headers}");
+        assert!(headers.contains("Subject: [Ticket #42] TICKET_TOPIC_FOO_BAR"));
+        assert!(headers.contains("Message-ID: <ticket-1.delivery-2@example.org>"));
+        assert!(headers.contains("Reply-To:"));
+        assert!(!raw.contains("<script>"));
+        assert!(raw.contains("&lt;script&gt;"));
+        assert!(raw.contains("text/plain") && raw.contains("text/html"));
+    }
+}

@@ -1,0 +1,100 @@
+//! Job payloads and how they enter the apalis queue.
+//!
+//! Jobs are written with a plain INSERT into apalis' own table through the caller's SeaORM
+//! connection, so they commit or roll back together with the rows that caused them (a ticket,
+//! its deliveries, a delivery's retry). apalis' public push API needs a sqlx executor, which a
+//! SeaORM transaction does not expose. The INSERT mirrors apalis-sqlite/-postgres 1.0.0's own
+//! `sink.sql`; those crates are pinned to that version in the workspace for this reason, and
+//! the integration tests run real workers over jobs written this way.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The apalis queue (`job_type`) all ticket jobs use. Fixed, so renaming a Rust type never
+/// orphans queued jobs.
+pub const QUEUE: &str = "ticket-mail";
+
+/// How often apalis itself re-runs a job whose handler returned an error (a database outage,
+/// say). Delivery retries with backoff are ours and do not count against this.
+const JOB_MAX_ATTEMPTS: i32 = 10;
+
+/// A unit of background work. Payloads carry ids only; handlers re-read the database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Job {
+    /// Resolve a new ticket's recipients and create its deliveries.
+    RouteTicket { ticket_id: Uuid },
+    /// Make one attempt at one delivery.
+    SendDelivery { delivery_id: Uuid },
+}
+
+/// Adds `job` to the queue on `conn` (typically inside a transaction), due at `run_at`.
+///
+/// `key` makes the insert idempotent: a second job with the same key is silently dropped.
+pub async fn enqueue(
+    conn: &impl ConnectionTrait,
+    job: &Job,
+    key: &str,
+    run_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let payload = serde_json::to_vec(job).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let id = ulid::Ulid::new().to_string();
+    let backend = conn.get_database_backend();
+    let statement = match backend {
+        DatabaseBackend::Postgres => Statement::from_sql_and_values(
+            backend,
+            "INSERT INTO apalis.jobs \
+             (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
+             VALUES ($1, $2, $3, 'Pending', 0, $4, $5, 0, ''::hstore, $6) \
+             ON CONFLICT (job_type, idempotency_key) DO NOTHING",
+            [
+                id.into(),
+                QUEUE.into(),
+                payload.into(),
+                JOB_MAX_ATTEMPTS.into(),
+                run_at.into(),
+                key.into(),
+            ],
+        ),
+        _ => {
+            // apalis-sqlite keeps whole seconds; round up so a job never runs before it is due.
+            let secs = run_at.timestamp() + i64::from(run_at.timestamp_subsec_nanos() > 0);
+            Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO Jobs \
+                 (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
+                 VALUES (?, ?, ?, 'Pending', 0, ?, ?, 0, '{}', ?) \
+                 ON CONFLICT (job_type, idempotency_key) DO NOTHING",
+                [
+                    payload.into(),
+                    id.into(),
+                    QUEUE.into(),
+                    JOB_MAX_ATTEMPTS.into(),
+                    secs.into(),
+                    key.into(),
+                ],
+            )
+        }
+    };
+    conn.execute_raw(statement).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_tagged_json_with_ids_only() {
+        let id = Uuid::nil();
+        let json = serde_json::to_string(&Job::RouteTicket { ticket_id: id }).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"route_ticket","ticket_id":"00000000-0000-0000-0000-000000000000"}"#
+        );
+        let back: Job = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Job::RouteTicket { ticket_id: id });
+    }
+}

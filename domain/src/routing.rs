@@ -1,0 +1,251 @@
+//! Recipient resolution: who gets a new ticket. The addresses of every rule whose tag equals
+//! the ticket's topic, of every `*` rule, and the ticket step's forward addresses,
+//! de-duplicated ignoring case. Each delivery remembers what put its recipient there.
+
+use entity::{delivery, routing_rule, ticket};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionSession,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::queue::{self, Job};
+use crate::{Result, now, rules, validate};
+
+/// Delivery states as stored.
+pub mod status {
+    /// Created, first attempt not made yet.
+    pub const PENDING: &str = "PENDING";
+    /// A worker holds it and is talking to the SMTP server.
+    pub const SENDING: &str = "SENDING";
+    /// The last attempt failed transiently; another is scheduled.
+    pub const RETRYING: &str = "RETRYING";
+    /// Accepted by the SMTP server. Final.
+    pub const SENT: &str = "SENT";
+    /// Refused for good, or out of attempts. Final.
+    pub const FAILED: &str = "FAILED";
+}
+
+/// Why a recipient gets a ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// A rule whose tag equals the ticket's topic.
+    Rule { rule_id: Uuid, tag: String },
+    /// A `*` rule.
+    Wildcard { rule_id: Uuid },
+    /// The ticket step's forward list.
+    Forward,
+}
+
+/// One resolved recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    pub address: String,
+    pub sources: Vec<Source>,
+}
+
+/// Resolves recipients from the account's rules (any order; only matching ones count) and the
+/// step's forward list. Order: matching rules, then `*` rules, then forward addresses, each
+/// rule in creation order; the first spelling of an address wins.
+pub fn resolve(topic: &str, rules: &[routing_rule::Model], forward: &[String]) -> Vec<Recipient> {
+    let topic_key = validate::tag_key(topic);
+    let mut out: Vec<Recipient> = Vec::new();
+    let mut add = |address: &str, source: Source| {
+        let key = address.to_lowercase();
+        match out.iter_mut().find(|r| r.address.to_lowercase() == key) {
+            Some(existing) => {
+                if !existing.sources.contains(&source) {
+                    existing.sources.push(source);
+                }
+            }
+            None => out.push(Recipient {
+                address: address.to_owned(),
+                sources: vec![source],
+            }),
+        }
+    };
+    let mut sorted: Vec<&routing_rule::Model> = rules.iter().collect();
+    sorted.sort_by_key(|r| (r.created_at, r.id));
+    for rule in sorted.iter().filter(|r| r.tag_key == topic_key) {
+        for address in rules::emails(rule) {
+            add(
+                &address,
+                Source::Rule {
+                    rule_id: rule.id,
+                    tag: rule.tag.clone(),
+                },
+            );
+        }
+    }
+    for rule in sorted.iter().filter(|r| r.tag_key == validate::WILDCARD) {
+        for address in rules::emails(rule) {
+            add(&address, Source::Wildcard { rule_id: rule.id });
+        }
+    }
+    for address in forward {
+        add(address, Source::Forward);
+    }
+    out
+}
+
+/// The sources stored on a delivery.
+pub fn sources(delivery: &delivery::Model) -> Vec<Source> {
+    serde_json::from_value(delivery.sources.clone()).unwrap_or_default()
+}
+
+/// Creates the deliveries of a ticket and queues the first attempt of each, in one
+/// transaction. Running it again for the same ticket changes nothing, so a re-run job is
+/// harmless. Returns how many recipients the ticket has.
+pub async fn plan_deliveries<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    ticket_id: Uuid,
+) -> Result<usize> {
+    let Some(ticket) = ticket::Entity::find_by_id(ticket_id).one(db).await? else {
+        // Deleted since it was queued: nothing to deliver.
+        return Ok(0);
+    };
+    let rules = routing_rule::Entity::find()
+        .filter(routing_rule::Column::AccountId.eq(ticket.account_id))
+        .filter(
+            routing_rule::Column::TagKey
+                .is_in([ticket.topic_key.clone(), validate::WILDCARD.to_owned()]),
+        )
+        .order_by_asc(routing_rule::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let forward: Vec<String> =
+        serde_json::from_value(ticket.forward_emails.clone()).unwrap_or_default();
+    let recipients = resolve(&ticket.topic, &rules, &forward);
+    if recipients.is_empty() {
+        return Ok(0);
+    }
+    let created_at = now();
+    let rows: Vec<delivery::ActiveModel> = recipients
+        .iter()
+        .map(|r| {
+            let id = Uuid::now_v7();
+            delivery::ActiveModel {
+                id: Set(id),
+                ticket_id: Set(ticket.id),
+                account_id: Set(ticket.account_id),
+                recipient: Set(r.address.clone()),
+                recipient_key: Set(r.address.to_lowercase()),
+                sources: Set(serde_json::json!(r.sources)),
+                status: Set(status::PENDING.to_owned()),
+                attempts: Set(0),
+                last_error: Set(None),
+                message_id: Set(format!("ticket-{}.delivery-{}", ticket.id, id)),
+                smtp_response: Set(None),
+                next_attempt_at: Set(None),
+                locked_until: Set(None),
+                sent_at: Set(None),
+                created_at: Set(created_at),
+                updated_at: Set(created_at),
+            }
+        })
+        .collect();
+    let txn = db.begin().await?;
+    delivery::Entity::insert_many(rows)
+        .on_conflict_do_nothing_on([delivery::Column::TicketId, delivery::Column::RecipientKey])
+        .exec(&txn)
+        .await?;
+    let pending = delivery::Entity::find()
+        .filter(delivery::Column::TicketId.eq(ticket.id))
+        .filter(delivery::Column::Status.eq(status::PENDING))
+        .all(&txn)
+        .await?;
+    for d in &pending {
+        queue::enqueue(
+            &txn,
+            &Job::SendDelivery { delivery_id: d.id },
+            &attempt_key(d.id, 1),
+            created_at,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(recipients.len())
+}
+
+/// The idempotency key of a delivery's `attempt`-th send job: at most one job per attempt.
+pub fn attempt_key(delivery_id: Uuid, attempt: i32) -> String {
+    format!("send:{delivery_id}:{attempt}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn rule(n: i64, tag: &str, emails: &[&str]) -> routing_rule::Model {
+        routing_rule::Model {
+            id: Uuid::from_u128(n as u128),
+            account_id: Uuid::nil(),
+            tag: tag.into(),
+            tag_key: validate::tag_key(tag),
+            emails: serde_json::json!(emails),
+            created_at: Utc.timestamp_opt(1_700_000_000 + n, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn matching_wildcard_and_forward_addresses_merge_without_duplicates() {
+        let rules = vec![
+            rule(3, "*", &["boss@example.com", "ops@example.com"]),
+            rule(
+                1,
+                "TICKET_TOPIC_FOO_BAR",
+                &["Ops@Example.com", "foo@example.com"],
+            ),
+            rule(2, "offline_message", &["night@example.com"]),
+            rule(4, "never_used", &["ghost@example.com"]),
+        ];
+        let got = resolve(
+            "ticket_topic_foo_bar",
+            &rules,
+            &["fwd@example.com".into(), "FOO@example.com".into()],
+        );
+        let addresses: Vec<&str> = got.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            addresses,
+            [
+                "Ops@Example.com",
+                "foo@example.com",
+                "boss@example.com",
+                "fwd@example.com"
+            ]
+        );
+        assert_eq!(
+            got[0].sources,
+            vec![
+                Source::Rule {
+                    rule_id: Uuid::from_u128(1),
+                    tag: "TICKET_TOPIC_FOO_BAR".into()
+                },
+                Source::Wildcard {
+                    rule_id: Uuid::from_u128(3)
+                },
+            ]
+        );
+        assert_eq!(
+            got[1].sources.len(),
+            2,
+            "foo@ is on the rule and the forward list"
+        );
+        assert_eq!(got[3].sources, vec![Source::Forward]);
+    }
+
+    #[test]
+    fn no_rules_and_no_forward_means_no_recipients() {
+        assert!(
+            resolve(
+                "offline_message",
+                &[rule(1, "other", &["a@example.com"])],
+                &[]
+            )
+            .is_empty()
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! Topic tags (aggregated from the ticket steps of all flows) and the routing rules that
+//! send new tickets to e-mail addresses by tag.
+
+use std::collections::{BTreeMap, HashSet};
+
+use entity::{routing_rule, step};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use crate::flows::KIND_TICKET;
+use crate::{Error, Result, now, validate};
+
+/// A topic tag and the ticket steps that use it.
+#[derive(Clone, Debug)]
+pub struct TopicTag {
+    /// The spelling of the first step that used the tag.
+    pub tag: String,
+    pub steps: Vec<step::Model>,
+}
+
+/// Distinct topics of all ticket steps of all flows in the account, sorted ignoring case.
+/// `*` is not a topic and never appears.
+pub async fn topic_tags(db: &impl ConnectionTrait, account_id: Uuid) -> Result<Vec<TopicTag>> {
+    let steps = step::Entity::find()
+        .filter(step::Column::AccountId.eq(account_id))
+        .filter(step::Column::Kind.eq(KIND_TICKET))
+        .order_by_asc(step::Column::CreatedAt)
+        .order_by_asc(step::Column::Id)
+        .all(db)
+        .await?;
+    let mut by_key: BTreeMap<String, TopicTag> = BTreeMap::new();
+    for s in steps {
+        let (Some(key), Some(topic)) = (s.topic_key.clone(), s.topic.clone()) else {
+            continue;
+        };
+        by_key
+            .entry(key)
+            .or_insert_with(|| TopicTag {
+                tag: topic,
+                steps: Vec::new(),
+            })
+            .steps
+            .push(s);
+    }
+    Ok(by_key.into_values().collect())
+}
+
+/// Lower-cased topics some ticket step of the account uses now.
+pub async fn known_tag_keys(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+) -> Result<HashSet<String>> {
+    Ok(topic_tags(db, account_id)
+        .await?
+        .into_iter()
+        .map(|t| validate::tag_key(&t.tag))
+        .collect())
+}
+
+/// Whether a rule with this tag can ever match: `*`, or a tag a ticket step uses.
+pub fn tag_known(rule: &routing_rule::Model, known: &HashSet<String>) -> bool {
+    rule.tag_key == validate::WILDCARD || known.contains(&rule.tag_key)
+}
+
+/// The recipients stored on a rule.
+pub fn emails(rule: &routing_rule::Model) -> Vec<String> {
+    serde_json::from_value(rule.emails.clone()).unwrap_or_default()
+}
+
+/// A rule as the routing form submits it.
+#[derive(Clone, Debug)]
+pub struct RuleInput {
+    pub tag: String,
+    pub emails: Vec<String>,
+}
+
+struct RuleColumns {
+    tag: String,
+    emails: Vec<String>,
+}
+
+impl RuleInput {
+    fn validate(&self) -> Result<RuleColumns> {
+        Ok(RuleColumns {
+            tag: validate::rule_tag("tag", &self.tag)?,
+            emails: validate::emails("emails", &self.emails, true)?,
+        })
+    }
+}
+
+impl RuleColumns {
+    fn apply(self, model: &mut routing_rule::ActiveModel) {
+        model.tag_key = Set(validate::tag_key(&self.tag));
+        model.tag = Set(self.tag);
+        model.emails = Set(serde_json::json!(self.emails));
+    }
+}
+
+/// Creates a rule. A tag no flow uses is accepted (it is flagged through [`tag_known`]).
+pub async fn create_rule(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    input: &RuleInput,
+) -> Result<routing_rule::Model> {
+    let columns = input.validate()?;
+    let mut model = routing_rule::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        account_id: Set(account_id),
+        created_at: Set(now()),
+        ..Default::default()
+    };
+    columns.apply(&mut model);
+    Ok(model.insert(db).await?)
+}
+
+/// Replaces a rule's tag and recipients.
+pub async fn update_rule(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+    input: &RuleInput,
+) -> Result<routing_rule::Model> {
+    let columns = input.validate()?;
+    let existing = find_rule(db, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("routing rule"))?;
+    let mut model: routing_rule::ActiveModel = existing.into();
+    columns.apply(&mut model);
+    Ok(model.update(db).await?)
+}
+
+/// Deletes a rule.
+pub async fn delete_rule(db: &impl ConnectionTrait, account_id: Uuid, id: Uuid) -> Result<Uuid> {
+    let result = routing_rule::Entity::delete_many()
+        .filter(routing_rule::Column::Id.eq(id))
+        .filter(routing_rule::Column::AccountId.eq(account_id))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(Error::NotFound("routing rule"));
+    }
+    Ok(id)
+}
+
+/// One rule of the account, or `None`.
+pub async fn find_rule(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<routing_rule::Model>> {
+    Ok(routing_rule::Entity::find_by_id(id)
+        .filter(routing_rule::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?)
+}
+
+/// The account's rules, oldest first (the order the routing list shows).
+pub async fn list_rules(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+) -> Result<Vec<routing_rule::Model>> {
+    Ok(routing_rule::Entity::find()
+        .filter(routing_rule::Column::AccountId.eq(account_id))
+        .order_by_asc(routing_rule::Column::CreatedAt)
+        .order_by_asc(routing_rule::Column::Id)
+        .all(db)
+        .await?)
+}

@@ -1,0 +1,200 @@
+//! Opening tickets (what a chatbot's ticket step does) and reading them back.
+
+use std::collections::HashMap;
+
+use entity::{account, delivery, ticket};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionSession, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::flows::{self, KIND_TICKET};
+use crate::queue::{self, Job};
+use crate::{Error, Result, now, validate};
+
+/// Ticket status while nobody has handled it.
+pub const STATUS_OPEN: &str = "OPEN";
+
+/// Who left the message, as far as they told us.
+#[derive(Clone, Debug, Default)]
+pub struct VisitorInput {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// What the chat widget sends when a visitor reaches a ticket step.
+#[derive(Clone, Debug)]
+pub struct OpenTicket {
+    pub step_id: Uuid,
+    pub message: String,
+    pub visitor: VisitorInput,
+}
+
+/// A freshly opened ticket and what the bot says back.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    pub ticket: ticket::Model,
+    pub confirmation_message: String,
+}
+
+/// Opens a ticket from a ticket step and queues its routing job in the same transaction:
+/// either both exist afterwards or neither does.
+pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    input: &OpenTicket,
+) -> Result<Opened> {
+    let message = validate::message("message", &input.message)?;
+    let visitor_name = validate::optional(input.visitor.name.as_deref(), |v| {
+        validate::name("visitor.name", v)
+    })?;
+    let visitor_email = validate::optional(input.visitor.email.as_deref(), |v| {
+        validate::email("visitor.email", v)
+    })?;
+    let visitor_phone = validate::optional(input.visitor.phone.as_deref(), |v| {
+        validate::phone("visitor.phone", v)
+    })?;
+
+    let txn = db.begin().await?;
+    // The counter update comes first: it takes the write lock (SQLite) or the account row lock
+    // (PostgreSQL) before anything is read, so concurrent openings queue instead of failing.
+    let bumped = account::Entity::update_many()
+        .col_expr(
+            account::Column::TicketSeq,
+            Expr::col(account::Column::TicketSeq).add(1),
+        )
+        .filter(account::Column::Id.eq(account_id))
+        .exec(&txn)
+        .await?;
+    if bumped.rows_affected == 0 {
+        return Err(Error::NotFound("account"));
+    }
+    let step = flows::find_step(&txn, account_id, input.step_id)
+        .await?
+        .ok_or(Error::NotFound("step"))?;
+    if step.kind != KIND_TICKET {
+        return Err(Error::invalid("stepId", "is not a ticket step"));
+    }
+    let flow = flows::find_flow(&txn, account_id, step.flow_id)
+        .await?
+        .ok_or(Error::NotFound("flow"))?;
+    let number: i64 = account::Entity::find_by_id(account_id)
+        .select_only()
+        .column(account::Column::TicketSeq)
+        .into_tuple()
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound("account"))?;
+    let topic = step.topic.clone().unwrap_or_default();
+    let ticket = ticket::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        account_id: Set(account_id),
+        number: Set(number),
+        flow_id: Set(Some(flow.id)),
+        step_id: Set(Some(step.id)),
+        flow_name: Set(flow.name),
+        topic_key: Set(validate::tag_key(&topic)),
+        topic: Set(topic),
+        status: Set(STATUS_OPEN.to_owned()),
+        message: Set(message),
+        visitor_name: Set(visitor_name),
+        visitor_email: Set(visitor_email),
+        visitor_phone: Set(visitor_phone),
+        forward_emails: Set(serde_json::json!(flows::forward_emails(&step))),
+        created_at: Set(now()),
+    }
+    .insert(&txn)
+    .await?;
+    queue::enqueue(
+        &txn,
+        &Job::RouteTicket {
+            ticket_id: ticket.id,
+        },
+        &format!("route:{}", ticket.id),
+        ticket.created_at,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Opened {
+        ticket,
+        confirmation_message: step.confirmation_message.unwrap_or_default(),
+    })
+}
+
+/// A page of tickets, newest first.
+#[derive(Clone, Debug)]
+pub struct TicketPage {
+    pub tickets: Vec<ticket::Model>,
+    pub has_next_page: bool,
+}
+
+/// Largest page a client may ask for.
+pub const MAX_PAGE: u64 = 200;
+
+/// The account's tickets, newest first, optionally of one topic (ignoring case), after the
+/// ticket numbered `after_number`.
+pub async fn list_tickets(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    topic: Option<&str>,
+    first: u64,
+    after_number: Option<i64>,
+) -> Result<TicketPage> {
+    if first == 0 || first > MAX_PAGE {
+        return Err(Error::invalid(
+            "first",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let mut query = ticket::Entity::find().filter(ticket::Column::AccountId.eq(account_id));
+    if let Some(topic) = topic {
+        query = query.filter(ticket::Column::TopicKey.eq(validate::tag_key(topic.trim())));
+    }
+    if let Some(after) = after_number {
+        query = query.filter(ticket::Column::Number.lt(after));
+    }
+    let mut tickets = query
+        .order_by_desc(ticket::Column::Number)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let has_next_page = tickets.len() as u64 > first;
+    tickets.truncate(first as usize);
+    Ok(TicketPage {
+        tickets,
+        has_next_page,
+    })
+}
+
+/// One ticket of the account, or `None`.
+pub async fn find_ticket(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<ticket::Model>> {
+    Ok(ticket::Entity::find_by_id(id)
+        .filter(ticket::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?)
+}
+
+/// The deliveries of each ticket, for batch loading.
+pub async fn deliveries_of_tickets(
+    db: &impl ConnectionTrait,
+    ticket_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<delivery::Model>>> {
+    let rows = delivery::Entity::find()
+        .filter(delivery::Column::TicketId.is_in(ticket_ids.iter().copied()))
+        .order_by_asc(delivery::Column::CreatedAt)
+        .order_by_asc(delivery::Column::Id)
+        .all(db)
+        .await?;
+    let mut out: HashMap<Uuid, Vec<delivery::Model>> = HashMap::new();
+    for d in rows {
+        out.entry(d.ticket_id).or_default().push(d);
+    }
+    Ok(out)
+}

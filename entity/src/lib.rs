@@ -1,0 +1,24 @@
+//! SeaORM models of the ticketing service: one module per table, relations only.
+//!
+//! Business rules (validation, routing, delivery state changes) live in the `domain` crate.
+
+pub mod account;
+pub mod agent;
+pub mod api_key;
+pub mod delivery;
+pub mod flow;
+pub mod routing_rule;
+pub mod step;
+pub mod ticket;
+
+pub mod prelude {
+    //! The entities under short names.
+    pub use super::account::Entity as Account;
+    pub use super::agent::Entity as Agent;
+    pub use super::api_key::Entity as ApiKey;
+    pub use super::delivery::Entity as Delivery;
+    pub use super::flow::Entity as Flow;
+    pub use super::routing_rule::Entity as RoutingRule;
+    pub use super::step::Entity as Step;
+    pub use super::ticket::Entity as Ticket;
+}

@@ -1,0 +1,43 @@
+//! A ticket opened by a chatbot's ticket step. What routing and the e-mail need is copied from
+//! the step and flow at opening, so later edits to the design do not change a ticket.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "tickets")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// Per-account sequence number shown to people (#1, #2, ...).
+    pub number: i64,
+    /// Null once the flow or step is deleted.
+    pub flow_id: Option<Uuid>,
+    pub step_id: Option<Uuid>,
+    pub flow_name: String,
+    pub topic: String,
+    pub topic_key: String,
+    /// `OPEN` for now.
+    pub status: String,
+    pub message: String,
+    pub visitor_name: Option<String>,
+    pub visitor_email: Option<String>,
+    pub visitor_phone: Option<String>,
+    /// The step's forward addresses at opening (JSON array).
+    pub forward_emails: Json,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::delivery::Entity")]
+    Delivery,
+}
+
+impl Related<super::delivery::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Delivery.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

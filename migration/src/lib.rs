@@ -1,0 +1,16 @@
+//! Schema history of the ticketing service. Files are named `mYYYYMMDD_HHMMSS_verb_noun.rs`;
+//! a migration that has landed is never edited, a change is a new file.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_tables;
+
+/// Runs every migration of the service, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_tables::Migration)]
+    }
+}
