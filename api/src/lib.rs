@@ -1,1 +1,10 @@
+//! The ticketing API: GraphQL over HTTP for frontend teams and integrations, plus health
+//! endpoints for operators. In the embedded setup the same process also runs the worker.
 
+pub mod app;
+pub mod config;
+pub mod graphql;
+pub mod http;
+
+pub use app::{App, RunningApp};
+pub use config::ApiConfig;

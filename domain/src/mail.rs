@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use entity::{delivery, ticket};
-use lettre::message::{Mailbox, MultiPart, header::ContentType};
+pub use lettre::message::Mailbox;
+use lettre::message::MultiPart;
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{Address, AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -220,11 +221,6 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// The content type of the parts, exposed for tests that parse the message.
-pub fn html_content_type() -> ContentType {
-    ContentType::TEXT_HTML
 }
 
 #[cfg(test)]

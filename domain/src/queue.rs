@@ -26,8 +26,8 @@ const JOB_MAX_ATTEMPTS: i32 = 10;
 pub enum Job {
     /// Resolve a new ticket's recipients and create its deliveries.
     RouteTicket { ticket_id: Uuid },
-    /// Make one attempt at one delivery.
-    SendDelivery { delivery_id: Uuid },
+    /// Make attempt number `attempt` (1-based) at one delivery.
+    SendDelivery { delivery_id: Uuid, attempt: i32 },
 }
 
 /// Adds `job` to the queue on `conn` (typically inside a transaction), due at `run_at`.

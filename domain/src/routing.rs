@@ -159,7 +159,10 @@ pub async fn plan_deliveries<C: ConnectionTrait + TransactionTrait>(
     for d in &pending {
         queue::enqueue(
             &txn,
-            &Job::SendDelivery { delivery_id: d.id },
+            &Job::SendDelivery {
+                delivery_id: d.id,
+                attempt: 1,
+            },
             &attempt_key(d.id, 1),
             created_at,
         )

@@ -1,1 +1,63 @@
+//! The delivery worker: takes ticket jobs from the apalis queue, resolves each new ticket's
+//! recipients and sends every delivery with its own retries and backoff.
+//!
+//! The same code runs as the `worker` binary (any number of processes on PostgreSQL) and inside
+//! the `api` process for the embedded setup.
 
+pub mod deliver;
+pub mod process;
+pub mod runtime;
+
+use std::time::Duration;
+
+use domain::config::{ConfigError, DatabaseConfig, DeliveryConfig, MailConfig};
+use domain::mail::{Mailbox, Mailer};
+use sea_orm::DatabaseConnection;
+
+pub use runtime::run;
+
+/// Everything the worker reads from the environment.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub database: DatabaseConfig,
+    pub mail: MailConfig,
+    pub delivery: DeliveryConfig,
+}
+
+impl WorkerConfig {
+    /// Reads the database, mail and delivery settings.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(WorkerConfig {
+            database: DatabaseConfig::from_env()?,
+            mail: MailConfig::from_env()?,
+            delivery: DeliveryConfig::from_env()?,
+        })
+    }
+}
+
+/// What every job handler needs; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub db: DatabaseConnection,
+    pub mailer: Mailer,
+    pub from: Mailbox,
+    pub send_timeout: Duration,
+    pub delivery: DeliveryConfig,
+}
+
+impl Context {
+    /// Builds the context from configuration and an open database.
+    pub fn new(
+        db: DatabaseConnection,
+        mail: &MailConfig,
+        delivery: DeliveryConfig,
+    ) -> Result<Self, String> {
+        Ok(Context {
+            db,
+            mailer: Mailer::from_config(mail)?,
+            from: mail.from.clone(),
+            send_timeout: mail.timeout,
+            delivery,
+        })
+    }
+}

@@ -1,0 +1,115 @@
+//! Starting and stopping the service: the HTTP server and, when configured, the embedded
+//! worker, over one database pool.
+
+use std::net::SocketAddr;
+
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::ApiConfig;
+use crate::graphql;
+use crate::http::{self, AppState};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up the worker: {0}")]
+    Worker(String),
+}
+
+/// A service ready to start on an open, migrated database.
+pub struct App {
+    pub config: ApiConfig,
+    pub db: DatabaseConnection,
+}
+
+/// A running service.
+pub struct RunningApp {
+    /// Where it listens (useful with port 0).
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl App {
+    /// Binds the listener, then serves (and runs the embedded worker) in the background.
+    pub async fn start(self) -> Result<RunningApp, StartError> {
+        let listener = TcpListener::bind(self.config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: self.config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: self.config.listen,
+            source,
+        })?;
+        let (stop, stopped) = watch::channel(false);
+
+        let worker = if self.config.embedded_worker {
+            let ctx = worker::Context::new(
+                self.db.clone(),
+                &self.config.mail,
+                self.config.delivery.clone(),
+            )
+            .map_err(StartError::Worker)?;
+            let signal = wait_for(stopped.clone());
+            Some(tokio::spawn(async move {
+                if let Err(error) = worker::run(ctx, signal).await {
+                    tracing::error!(%error, "embedded worker stopped");
+                }
+            }))
+        } else {
+            None
+        };
+
+        let state = AppState {
+            schema: graphql::schema(self.db.clone()),
+            db: self.db,
+        };
+        let router = http::router(state, self.config.max_body_bytes);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(wait_for(stopped))
+                .await
+        });
+        Ok(RunningApp {
+            addr,
+            stop,
+            server,
+            worker,
+        })
+    }
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+impl RunningApp {
+    /// Stops taking requests and jobs, and waits for in-flight ones to finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Ok(Err(error)) = self.server.await {
+            tracing::error!(%error, "HTTP server stopped with an error");
+        }
+        if let Some(worker) = self.worker {
+            let _ = worker.await;
+        }
+    }
+
+    /// Runs until `shutdown` completes, then stops gracefully.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
+        shutdown.await;
+        self.stop().await;
+    }
+}

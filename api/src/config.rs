@@ -1,0 +1,36 @@
+//! The `api` binary's settings, read once from environment variables.
+
+use std::net::SocketAddr;
+
+use domain::config::{ConfigError, DatabaseConfig, DeliveryConfig, MailConfig, flag, parse};
+
+/// Everything the API process reads from the environment.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// `LISTEN_ADDR`: where GraphQL and the health endpoints are served.
+    pub listen: SocketAddr,
+    pub database: DatabaseConfig,
+    pub mail: MailConfig,
+    pub delivery: DeliveryConfig,
+    /// `EMBEDDED_WORKER`: run the delivery worker inside this process. Defaults to true on
+    /// SQLite (the one-command setup) and false on PostgreSQL (run `worker` processes).
+    pub embedded_worker: bool,
+    /// `MAX_BODY_BYTES`: largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl ApiConfig {
+    /// Reads all settings; a bad value names its variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let database = DatabaseConfig::from_env()?;
+        let embedded_default = !database.is_postgres();
+        Ok(ApiConfig {
+            listen: parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            embedded_worker: flag("EMBEDDED_WORKER", embedded_default)?,
+            mail: MailConfig::from_env()?,
+            delivery: DeliveryConfig::from_env()?,
+            max_body_bytes: parse("MAX_BODY_BYTES", 256 * 1024)?,
+            database,
+        })
+    }
+}

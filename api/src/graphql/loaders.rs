@@ -1,0 +1,93 @@
+//! Batch loaders, one set per request: lists of flows, tickets and rules load their related
+//! rows with one query per list, never one per row.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entity::{delivery, flow, step};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+/// Loaders bound to one request.
+pub struct Loaders {
+    pub flows: DataLoader<FlowById>,
+    pub steps: DataLoader<StepsByFlow>,
+    pub deliveries: DataLoader<DeliveriesByTicket>,
+    pub known_tags: DataLoader<KnownTagsByAccount>,
+}
+
+impl Loaders {
+    /// Fresh loaders (and caches) for one request.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Loaders {
+            flows: DataLoader::new(FlowById(db.clone()), tokio::spawn),
+            steps: DataLoader::new(StepsByFlow(db.clone()), tokio::spawn),
+            deliveries: DataLoader::new(DeliveriesByTicket(db.clone()), tokio::spawn),
+            known_tags: DataLoader::new(KnownTagsByAccount(db), tokio::spawn),
+        }
+    }
+}
+
+type LoadError = Arc<domain::Error>;
+
+/// Flows by id.
+pub struct FlowById(DatabaseConnection);
+
+impl Loader<Uuid> for FlowById {
+    type Value = flow::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, flow::Model>, LoadError> {
+        domain::flows::flows_by_ids(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// The ordered steps of flows.
+pub struct StepsByFlow(DatabaseConnection);
+
+impl Loader<Uuid> for StepsByFlow {
+    type Value = Vec<step::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<step::Model>>, LoadError> {
+        domain::flows::steps_of_flows(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// The deliveries of tickets.
+pub struct DeliveriesByTicket(DatabaseConnection);
+
+impl Loader<Uuid> for DeliveriesByTicket {
+    type Value = Vec<delivery::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<delivery::Model>>, LoadError> {
+        domain::tickets::deliveries_of_tickets(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// The topic tags ticket steps use now, per account (for `RoutingRule.tagKnown`).
+pub struct KnownTagsByAccount(DatabaseConnection);
+
+impl Loader<Uuid> for KnownTagsByAccount {
+    type Value = Arc<HashSet<String>>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Arc<HashSet<String>>>, LoadError> {
+        let mut out = HashMap::new();
+        for account in keys {
+            let known = domain::rules::known_tag_keys(&self.0, *account)
+                .await
+                .map_err(Arc::new)?;
+            out.insert(*account, Arc::new(known));
+        }
+        Ok(out)
+    }
+}

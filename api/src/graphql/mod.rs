@@ -1,0 +1,84 @@
+//! The GraphQL schema: types, queries, mutations, batch loaders and the one place where domain
+//! errors become GraphQL errors.
+
+mod error;
+mod loaders;
+mod mutation;
+mod query;
+mod types;
+
+use std::sync::Arc;
+
+use async_graphql::{Context, EmptySubscription, Schema};
+use domain::keys::Principal;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+pub use error::{ApiError, ApiResult};
+pub use loaders::Loaders;
+pub use mutation::Mutation;
+pub use query::Query;
+
+/// The executable schema.
+pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Deepest query accepted.
+pub const MAX_DEPTH: usize = 12;
+/// Most expensive query accepted (each field costs 1).
+pub const MAX_COMPLEXITY: usize = 1_000;
+
+/// Builds the schema over a database.
+pub fn schema(db: DatabaseConnection) -> ApiSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(db)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The SDL that `schema.graphql` must equal.
+pub fn sdl() -> String {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+/// Who sent the request, decided once from the `Authorization` header.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// No key was sent.
+    Anonymous,
+    /// A valid key.
+    Key(Principal),
+    /// A key was sent but could not be accepted (unknown, revoked, or the database is down).
+    Refused(Arc<domain::Error>),
+}
+
+impl Caller {
+    fn principal(&self) -> Result<Principal, ApiError> {
+        match self {
+            Caller::Anonymous => Err(domain::Error::Unauthenticated.into()),
+            Caller::Key(p) => Ok(*p),
+            Caller::Refused(e) => Err(ApiError::Domain(e.clone())),
+        }
+    }
+}
+
+/// The calling key's principal (any kind).
+fn principal(ctx: &Context<'_>) -> Result<Principal, ApiError> {
+    ctx.data::<Caller>()?.principal()
+}
+
+/// The account of an admin key; widget keys get `FORBIDDEN`.
+fn admin(ctx: &Context<'_>) -> Result<Uuid, ApiError> {
+    Ok(principal(ctx)?.require_admin()?)
+}
+
+fn db<'a>(ctx: &Context<'a>) -> Result<&'a DatabaseConnection, ApiError> {
+    Ok(ctx.data::<DatabaseConnection>()?)
+}
+
+/// Parses an `ID`; one that is not ours cannot exist, so it is reported like a missing row.
+fn parse_id(id: &async_graphql::ID) -> Option<Uuid> {
+    Uuid::parse_str(id.as_str()).ok()
+}

@@ -1,0 +1,141 @@
+//! Read operations. All need an admin key and see only the key's account.
+
+use async_graphql::{Context, ID, Object};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::types::{
+    Agent, Flow, PageInfo, RoutingRule, Ticket, TicketConnection, TicketEdge, TopicTag,
+};
+use super::{ApiResult, admin, db, parse_id};
+
+/// Read operations.
+pub struct Query;
+
+/// Cursors are opaque to clients; inside they carry the ticket number.
+pub(crate) fn encode_cursor(number: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("ticket:{number}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<i64> {
+    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    std::str::from_utf8(&raw)
+        .ok()?
+        .strip_prefix("ticket:")?
+        .parse()
+        .ok()
+}
+
+#[Object]
+impl Query {
+    /// The account's chatbot flows, oldest first.
+    async fn flows(&self, ctx: &Context<'_>) -> ApiResult<Vec<Flow>> {
+        let account = admin(ctx)?;
+        Ok(domain::flows::list_flows(db(ctx)?, account)
+            .await?
+            .into_iter()
+            .map(Flow)
+            .collect())
+    }
+
+    /// One flow; null when no flow of the account has this id.
+    async fn flow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Flow>> {
+        let account = admin(ctx)?;
+        let Some(id) = parse_id(&id) else {
+            return Ok(None);
+        };
+        Ok(domain::flows::find_flow(db(ctx)?, account, id)
+            .await?
+            .map(Flow))
+    }
+
+    /// Distinct topic tags of all ticket steps in all flows of the account, sorted ignoring
+    /// case. This is the list the routing form offers; `*` is not part of it.
+    async fn topic_tags(&self, ctx: &Context<'_>) -> ApiResult<Vec<TopicTag>> {
+        let account = admin(ctx)?;
+        Ok(domain::rules::topic_tags(db(ctx)?, account)
+            .await?
+            .into_iter()
+            .map(TopicTag)
+            .collect())
+    }
+
+    /// The account's agents, by name.
+    async fn agents(&self, ctx: &Context<'_>) -> ApiResult<Vec<Agent>> {
+        let account = admin(ctx)?;
+        Ok(domain::agents::list_agents(db(ctx)?, account)
+            .await?
+            .into_iter()
+            .map(Agent)
+            .collect())
+    }
+
+    /// The account's routing rules, oldest first.
+    async fn routing_rules(&self, ctx: &Context<'_>) -> ApiResult<Vec<RoutingRule>> {
+        let account = admin(ctx)?;
+        Ok(domain::rules::list_rules(db(ctx)?, account)
+            .await?
+            .into_iter()
+            .map(RoutingRule)
+            .collect())
+    }
+
+    /// The account's tickets, newest first; `topic` filters by tag (ignoring case). Pass the
+    /// last `endCursor` as `after` for the next page. `first` is 1 to 200.
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        topic: Option<String>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> ApiResult<TicketConnection> {
+        let account = admin(ctx)?;
+        let after =
+            match after.as_deref() {
+                None => None,
+                Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+                    domain::Error::invalid("after", "is not a cursor from this API")
+                })?),
+            };
+        let first = u64::try_from(first).unwrap_or(0);
+        let page = domain::tickets::list_tickets(db(ctx)?, account, topic.as_deref(), first, after)
+            .await?;
+        let edges: Vec<TicketEdge> = page
+            .tickets
+            .into_iter()
+            .map(|t| TicketEdge {
+                cursor: encode_cursor(t.number),
+                node: Ticket(t),
+            })
+            .collect();
+        Ok(TicketConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+        })
+    }
+
+    /// One ticket; null when no ticket of the account has this id.
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Ticket>> {
+        let account = admin(ctx)?;
+        let Some(id) = parse_id(&id) else {
+            return Ok(None);
+        };
+        Ok(domain::tickets::find_ticket(db(ctx)?, account, id)
+            .await?
+            .map(Ticket))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
+        assert_eq!(decode_cursor("not-a-cursor"), None);
+    }
+}

@@ -1,0 +1,227 @@
+//! One attempt at one delivery, and what it leaves on the delivery row.
+//!
+//! The delivery row, not the queue, is the record of truth. A job names the delivery and the
+//! attempt it is for; the attempt first *claims* the row (a conditional UPDATE), so two jobs
+//! can never send the same attempt at once, a SENT or FAILED delivery is never sent again, and
+//! a retry scheduled with backoff cannot be overtaken. Retries are new jobs due later, written
+//! in the same transaction as the RETRYING state, so the backoff survives worker restarts.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::mail::{self, SendError};
+use domain::queue::{self, Job};
+use domain::routing::{attempt_key, status};
+use entity::{delivery, ticket};
+use rand::Rng;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait};
+use uuid::Uuid;
+
+use crate::Context;
+
+/// What an attempt did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The SMTP server accepted the mail.
+    Sent,
+    /// A transient failure; the next attempt is due at the given time.
+    Retrying(DateTime<Utc>),
+    /// Refused for good, or out of attempts.
+    Failed,
+    /// Another worker holds the delivery; this job looks again when its lease ends.
+    Deferred,
+    /// Nothing to do: the delivery is gone, final, or already past this attempt.
+    Skipped,
+}
+
+/// The backoff before attempt `attempt + 1`: the base doubled per attempt, capped, with
+/// "equal jitter" (between half and all of it) so retries of many deliveries spread out.
+pub fn backoff(attempt: i32, base: Duration, max: Duration, rng: &mut impl Rng) -> Duration {
+    let exponent = Ord::min(u32::try_from(attempt.saturating_sub(1)).unwrap_or(0), 30);
+    let full = base.saturating_mul(1 << exponent).min(max);
+    full.mul_f64(rng.random_range(0.5..=1.0))
+}
+
+/// Makes attempt number `attempt` (1-based) at `delivery_id`.
+pub async fn attempt(
+    ctx: &Context,
+    delivery_id: Uuid,
+    attempt: i32,
+) -> Result<Outcome, domain::Error> {
+    let now = domain::now();
+    let lease = chrono::Duration::from_std(ctx.send_timeout + Duration::from_secs(30))
+        .unwrap_or(chrono::Duration::seconds(90));
+    // Fresh claim: the previous attempt has ended. Takeover: a worker died mid-attempt and
+    // its lease ran out, so this job (re-queued by apalis) makes the same attempt again.
+    let fresh = Condition::all()
+        .add(delivery::Column::Attempts.eq(attempt - 1))
+        .add(delivery::Column::Status.is_in([status::PENDING, status::RETRYING]));
+    let takeover = Condition::all()
+        .add(delivery::Column::Attempts.eq(attempt))
+        .add(delivery::Column::Status.eq(status::SENDING))
+        .add(delivery::Column::LockedUntil.lt(now));
+    let claimed = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(status::SENDING))
+        .col_expr(delivery::Column::Attempts, Expr::value(attempt))
+        .col_expr(delivery::Column::LockedUntil, Expr::value(now + lease))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+        .filter(delivery::Column::Id.eq(delivery_id))
+        .filter(Condition::any().add(fresh).add(takeover))
+        .exec(&ctx.db)
+        .await?;
+    if claimed.rows_affected == 0 {
+        return not_claimed(ctx, delivery_id, attempt).await;
+    }
+
+    let Some((delivery, Some(ticket))) = delivery::Entity::find_by_id(delivery_id)
+        .find_also_related(ticket::Entity)
+        .one(&ctx.db)
+        .await?
+    else {
+        return Ok(Outcome::Skipped);
+    };
+    let result = match mail::render(&ticket, &delivery, &ctx.from) {
+        Ok(message) => ctx.mailer.send(message, ctx.send_timeout).await,
+        Err(e) => Err(e),
+    };
+    record(ctx, &delivery, attempt, result).await
+}
+
+/// The claim failed: say why, and make sure a live lease is looked at again when it ends.
+async fn not_claimed(
+    ctx: &Context,
+    delivery_id: Uuid,
+    attempt: i32,
+) -> Result<Outcome, domain::Error> {
+    let Some(row) = delivery::Entity::find_by_id(delivery_id)
+        .one(&ctx.db)
+        .await?
+    else {
+        return Ok(Outcome::Skipped);
+    };
+    match row.locked_until {
+        Some(until) if row.status == status::SENDING && row.attempts == attempt => {
+            let due = until + chrono::Duration::seconds(1);
+            queue::enqueue(
+                &ctx.db,
+                &Job::SendDelivery {
+                    delivery_id,
+                    attempt,
+                },
+                &format!(
+                    "{}:after:{}",
+                    attempt_key(delivery_id, attempt),
+                    until.timestamp_micros()
+                ),
+                due,
+            )
+            .await?;
+            Ok(Outcome::Deferred)
+        }
+        _ => Ok(Outcome::Skipped),
+    }
+}
+
+/// Writes the attempt's result on the row; a retry's job goes in the same transaction.
+async fn record(
+    ctx: &Context,
+    delivery: &delivery::Model,
+    attempt: i32,
+    result: Result<String, SendError>,
+) -> Result<Outcome, domain::Error> {
+    let now = domain::now();
+    let mut update = delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+        .filter(delivery::Column::Id.eq(delivery.id))
+        .filter(delivery::Column::Status.eq(status::SENDING))
+        .filter(delivery::Column::Attempts.eq(attempt));
+    let (outcome, next) = match result {
+        Ok(reply) => {
+            update = update
+                .col_expr(delivery::Column::Status, Expr::value(status::SENT))
+                .col_expr(delivery::Column::SentAt, Expr::value(now))
+                .col_expr(delivery::Column::SmtpResponse, Expr::value(reply))
+                .col_expr(
+                    delivery::Column::NextAttemptAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                );
+            (Outcome::Sent, None)
+        }
+        Err(SendError::Transient(error)) if attempt < ctx.delivery.max_attempts as i32 => {
+            let wait = backoff(
+                attempt,
+                ctx.delivery.retry_base,
+                ctx.delivery.retry_max,
+                &mut rand::rng(),
+            );
+            let due = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+            update = update
+                .col_expr(delivery::Column::Status, Expr::value(status::RETRYING))
+                .col_expr(delivery::Column::LastError, Expr::value(error))
+                .col_expr(delivery::Column::NextAttemptAt, Expr::value(due));
+            (Outcome::Retrying(due), Some(due))
+        }
+        Err(error) => {
+            let message = match error {
+                SendError::Transient(e) => format!("gave up after {attempt} attempts: {e}"),
+                SendError::Permanent(e) => e,
+            };
+            update = update
+                .col_expr(delivery::Column::Status, Expr::value(status::FAILED))
+                .col_expr(delivery::Column::LastError, Expr::value(message))
+                .col_expr(
+                    delivery::Column::NextAttemptAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                );
+            (Outcome::Failed, None)
+        }
+    };
+    let txn = ctx.db.begin().await?;
+    let written = update.exec(&txn).await?;
+    if written.rows_affected == 0 {
+        // Our lease ran out and another worker took the row over: its result stands.
+        return Ok(Outcome::Skipped);
+    }
+    if let Some(due) = next {
+        queue::enqueue(
+            &txn,
+            &Job::SendDelivery {
+                delivery_id: delivery.id,
+                attempt: attempt + 1,
+            },
+            &attempt_key(delivery.id, attempt + 1),
+            due,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_stops_at_the_cap() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let base = Duration::from_secs(10);
+        let max = Duration::from_secs(300);
+        for attempt in 1..=12 {
+            let full = (base * 2u32.pow((attempt - 1) as u32)).min(max);
+            let got = backoff(attempt, base, max, &mut rng);
+            assert!(
+                got >= full / 2 && got <= full,
+                "attempt {attempt}: {got:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+        assert!(backoff(100, base, max, &mut rng) <= max);
+    }
+}

@@ -1,0 +1,125 @@
+//! The apalis side: one queue, one handler, workers supervised by a `Monitor`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use apalis::prelude::{
+    BackendExt, BoxDynError, Data, Monitor, Strategy, WorkerBuilder, WorkerBuilderExt,
+};
+use apalis_postgres::{PostgresStorage, Pubsub};
+use apalis_sqlite::SqliteStorage;
+use domain::queue::{Job, QUEUE};
+use sea_orm::DatabaseBackend;
+
+use crate::Context;
+use crate::deliver::{self, Outcome};
+
+/// Failures of the worker runtime itself (not of a delivery).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the job monitor stopped with an error: {0}")]
+    Monitor(String),
+}
+
+/// Handles one job. Delivery outcomes, failures included, are recorded on the delivery row
+/// and end the job; an `Err` means the database could not be used, and apalis runs the job
+/// again.
+pub async fn handle(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
+    match job {
+        Job::RouteTicket { ticket_id } => {
+            let recipients = domain::routing::plan_deliveries(&ctx.db, ticket_id).await?;
+            tracing::info!(%ticket_id, recipients, "ticket routed");
+        }
+        Job::SendDelivery {
+            delivery_id,
+            attempt,
+        } => {
+            let outcome = deliver::attempt(&ctx, delivery_id, attempt).await?;
+            match &outcome {
+                Outcome::Sent => tracing::info!(%delivery_id, attempt, "delivery sent"),
+                Outcome::Retrying(at) => {
+                    tracing::warn!(%delivery_id, attempt, next_attempt_at = %at, "delivery failed, will retry")
+                }
+                Outcome::Failed => {
+                    tracing::error!(%delivery_id, attempt, "delivery failed for good")
+                }
+                Outcome::Deferred | Outcome::Skipped => {
+                    tracing::debug!(%delivery_id, attempt, ?outcome, "nothing to send")
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A worker name unique per process and per restart: apalis refuses a name that is still
+/// registered, and a crashed worker's name stays registered for a while.
+fn worker_name() -> String {
+    format!("{QUEUE}-{}-{}", std::process::id(), ulid::Ulid::new())
+}
+
+/// Runs workers on the context's database until `shutdown` completes, then lets in-flight
+/// jobs finish.
+pub async fn run(
+    ctx: Context,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RuntimeError> {
+    let concurrency = ctx.delivery.concurrency;
+    let poll = ctx.delivery.poll_interval;
+    let signal = async move {
+        shutdown.await;
+        Ok(())
+    };
+    let monitor = Monitor::new().should_restart(|_, error| {
+        tracing::error!(%error, "worker stopped; restarting it");
+        true
+    });
+    let result = match ctx.db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            let pool = ctx.db.get_postgres_connection_pool().clone();
+            let config = apalis_postgres::Config::default()
+                .queue(QUEUE)
+                .heartbeat_interval(Duration::from_secs(5))
+                .missed_heartbeats(3);
+            monitor
+                .register(move |_| {
+                    // LISTEN/NOTIFY wakes the worker for new jobs at once; the interval finds
+                    // jobs that were scheduled for later (retries) when they fall due.
+                    let strategy = Strategy::new()
+                        .stream(Pubsub::new(pool.clone(), QUEUE.to_owned()))
+                        .interval(poll);
+                    let storage = PostgresStorage::<Job>::new(&pool)
+                        .with_config(config.clone())
+                        .poll_with_strategy(strategy);
+                    WorkerBuilder::new(worker_name())
+                        .backend(storage)
+                        .concurrency(concurrency)
+                        .data(ctx.clone())
+                        .build(handle)
+                })
+                .run_with_signal(signal)
+                .await
+        }
+        _ => {
+            let pool = ctx.db.get_sqlite_connection_pool().clone();
+            let config = apalis_sqlite::Config::default()
+                .queue(QUEUE)
+                .heartbeat_interval(Duration::from_secs(5))
+                .missed_heartbeats(3);
+            monitor
+                .register(move |_| {
+                    let storage = SqliteStorage::<Job>::new(&pool)
+                        .with_config(config.clone())
+                        .poll_with_interval(poll);
+                    WorkerBuilder::new(worker_name())
+                        .backend(storage)
+                        .concurrency(concurrency)
+                        .data(ctx.clone())
+                        .build(handle)
+                })
+                .run_with_signal(signal)
+                .await
+        }
+    };
+    result.map_err(|e| RuntimeError::Monitor(e.to_string()))
+}
