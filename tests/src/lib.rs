@@ -1,1 +1,291 @@
+//! The integration test harness: the real API (with its embedded worker) on a fresh database
+//! per test, SQLite or PostgreSQL, sending mail to a real SMTP server over TCP.
+//!
+//! PostgreSQL tests use `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`)
+//! to create one database per test. When that server cannot be reached they print a line
+//! saying they did not run and pass - unless `CI=true`, where they fail.
 
+pub mod smtp;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use api::{ApiConfig, App, RunningApp};
+use domain::config::{DatabaseConfig, DeliveryConfig, MailConfig, Secret};
+use sea_orm::DatabaseConnection;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+pub use smtp::{Fault, ReceivedMail, TestSmtp};
+
+/// The database engine a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs one scenario function on SQLite and on PostgreSQL, as two tests named `sqlite` and
+/// `postgres` inside a module named after the scenario.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario($crate::Engine::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$scenario($crate::Engine::Postgres).await
+            }
+        }
+    )*};
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub engine: Engine,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(PathBuf),
+    Database { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// A new database, or `None` (after saying so) when PostgreSQL is unreachable outside CI.
+    pub async fn create(engine: Engine) -> Option<TestDb> {
+        let id = ulid::Ulid::new().to_string().to_lowercase();
+        match engine {
+            Engine::Sqlite => {
+                let dir = std::env::temp_dir().join("ticketing-tests").join(&id);
+                std::fs::create_dir_all(&dir).expect("create a temporary folder");
+                Some(TestDb {
+                    engine,
+                    url: format!("sqlite://{}", dir.join("tickets.db").display()),
+                    cleanup: Cleanup::Dir(dir),
+                })
+            }
+            Engine::Postgres => {
+                let admin_url = postgres_admin_url();
+                let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
+                    Ok(conn) => conn,
+                    Err(e) if !in_ci() => {
+                        let test = std::thread::current().name().unwrap_or("?").to_owned();
+                        println!(
+                            "SKIPPED (did not run): {test}: PostgreSQL is not reachable at {admin_url}: {e}"
+                        );
+                        eprintln!(
+                            "SKIPPED (did not run): {test}: PostgreSQL is not reachable at {admin_url}: {e}"
+                        );
+                        return None;
+                    }
+                    Err(e) => panic!("CI=true and PostgreSQL is not reachable at {admin_url}: {e}"),
+                };
+                let name = format!("ticketing_test_{id}");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create a test database");
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(b, _)| b);
+                Some(TestDb {
+                    engine,
+                    url: format!("{base}/{name}"),
+                    cleanup: Cleanup::Database { admin_url, name },
+                })
+            }
+        }
+    }
+
+    /// Removes the database.
+    pub async fn drop_database(self) {
+        match self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin_url, name } => {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            }
+        }
+    }
+}
+
+/// Settings for a test app: fast polling and short backoffs, mail to `smtp`.
+pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
+    ApiConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        database: DatabaseConfig {
+            url: Secret::new(db_url.to_owned()),
+            max_connections: 8,
+        },
+        mail: MailConfig {
+            smtp_url: Some(Secret::new(smtp.url())),
+            from: "Tickets <tickets@example.org>".parse().expect("mailbox"),
+            outbox_dir: std::env::temp_dir().join("ticketing-tests-outbox"),
+            timeout: Duration::from_secs(10),
+        },
+        delivery: DeliveryConfig {
+            retry_base: Duration::from_millis(300),
+            retry_max: Duration::from_secs(2),
+            max_attempts: 4,
+            concurrency: 4,
+            poll_interval: Duration::from_millis(50),
+        },
+        embedded_worker: true,
+        max_body_bytes: 256 * 1024,
+    }
+}
+
+/// A running API with its worker, one account and its keys.
+pub struct TestApp {
+    pub engine: Engine,
+    pub db: DatabaseConnection,
+    pub url: String,
+    pub admin_key: String,
+    pub widget_key: String,
+    pub account_id: String,
+    client: reqwest::Client,
+    running: Option<RunningApp>,
+    test_db: Option<TestDb>,
+}
+
+impl TestApp {
+    /// Starts the app on a fresh database with one account; `None` when the engine is not
+    /// available here (see the module docs).
+    pub async fn spawn(engine: Engine, smtp: &TestSmtp) -> Option<TestApp> {
+        Self::spawn_with(engine, smtp, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with settings changed by `tweak`.
+    pub async fn spawn_with(
+        engine: Engine,
+        smtp: &TestSmtp,
+        tweak: impl FnOnce(&mut ApiConfig),
+    ) -> Option<TestApp> {
+        let test_db = TestDb::create(engine).await?;
+        let mut config = test_config(&test_db.url, smtp);
+        tweak(&mut config);
+        let db = domain::db::connect(&config.database)
+            .await
+            .expect("connect");
+        domain::db::migrate(&db).await.expect("migrate");
+        let account = domain::keys::create_account(&db, "Acme")
+            .await
+            .expect("account");
+        let running = App {
+            config,
+            db: db.clone(),
+        }
+        .start()
+        .await
+        .expect("start");
+        Some(TestApp {
+            engine,
+            db,
+            url: format!("http://{}/graphql", running.addr),
+            admin_key: account.admin_key,
+            widget_key: account.widget_key,
+            account_id: account.account_id.to_string(),
+            client: reqwest::Client::new(),
+            running: Some(running),
+            test_db: Some(test_db),
+        })
+    }
+
+    /// Another account on the same database, as `(admin key, widget key)`.
+    pub async fn other_account(&self) -> (String, String) {
+        let other = domain::keys::create_account(&self.db, "Other")
+            .await
+            .expect("account");
+        (other.admin_key, other.widget_key)
+    }
+
+    /// Sends a GraphQL request with `key` (if any) and returns the whole JSON response.
+    pub async fn gql(&self, key: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request");
+        response.json().await.expect("JSON response")
+    }
+
+    /// Runs an operation with the admin key and returns `data`; panics on any error.
+    pub async fn admin(&self, query: &str, variables: Value) -> Value {
+        let body = self.gql(Some(&self.admin_key), query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// Polls `query` (admin key) until `done(data)` holds, for at most `timeout`.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        query: &str,
+        variables: Value,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = std::time::Instant::now();
+        loop {
+            let data = self.admin(query, variables.clone()).await;
+            if done(&data) {
+                return data;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "condition not met within {timeout:?}; last data: {data:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the app and removes its database.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        self.db.clone().close().await.ok();
+        if let Some(db) = self.test_db.take() {
+            db.drop_database().await;
+        }
+    }
+}
+
+/// The `extensions.code` of the first error, or panics when there is none.
+pub fn error_code(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a code, got {body:#}"))
+        .to_owned()
+}
+
+/// The `extensions.field` of the first error.
+pub fn error_field(body: &Value) -> String {
+    body["errors"][0]["extensions"]["field"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a field, got {body:#}"))
+        .to_owned()
+}

@@ -86,7 +86,7 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         topic: Option<String>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<TicketConnection> {
         let account = admin(ctx)?;
@@ -97,7 +97,7 @@ impl Query {
                     domain::Error::invalid("after", "is not a cursor from this API")
                 })?),
             };
-        let first = u64::try_from(first).unwrap_or(0);
+        let first = u64::try_from(first.unwrap_or(50)).unwrap_or(0);
         let page = domain::tickets::list_tickets(db(ctx)?, account, topic.as_deref(), first, after)
             .await?;
         let edges: Vec<TicketEdge> = page

@@ -1,0 +1,153 @@
+//! Keys: admin keys do everything in their account, widget keys only open tickets, and an id
+//! from another account behaves exactly like one that does not exist.
+
+use integration_tests::{Engine, TestApp, TestSmtp, error_code, on_both_engines};
+use serde_json::json;
+
+use crate::ops::*;
+use crate::ticket_path::{flow_with_ticket_step, open_ticket};
+
+on_both_engines!(
+    keys_are_required_and_widget_keys_only_open_tickets,
+    another_accounts_ids_behave_as_missing
+);
+
+async fn keys_are_required_and_widget_keys_only_open_tickets(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (flow_id, step_id) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+
+    for key in [None, Some("tk_admin_not-a-real-key"), Some("")] {
+        let body = app.gql(key, FLOWS, json!({})).await;
+        assert_eq!(
+            error_code(&body),
+            "UNAUTHENTICATED",
+            "key {key:?}: {body:#}"
+        );
+        let body = app
+            .gql(
+                key,
+                OPEN_TICKET,
+                json!({ "input": { "stepId": step_id, "message": "hi" } }),
+            )
+            .await;
+        assert_eq!(
+            error_code(&body),
+            "UNAUTHENTICATED",
+            "key {key:?}: {body:#}"
+        );
+    }
+
+    let widget = Some(app.widget_key.as_str());
+    for (query, variables) in [
+        (FLOWS, json!({})),
+        (TOPIC_TAGS, json!({})),
+        (RULES, json!({})),
+        (AGENTS, json!({})),
+        (TICKETS, json!({})),
+        (FLOW, json!({ "id": flow_id })),
+        (CREATE_FLOW, json!({ "name": "x" })),
+        (DELETE_FLOW, json!({ "id": flow_id })),
+        (
+            CREATE_RULE,
+            json!({ "tag": "*", "emails": ["a@example.com"] }),
+        ),
+        (
+            CREATE_AGENT,
+            json!({ "name": "a", "email": "a@example.com" }),
+        ),
+        (DELETE_STEP, json!({ "id": step_id })),
+    ] {
+        let body = app.gql(widget, query, variables).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{query}: {body:#}");
+    }
+    // What the widget may do.
+    let opened = open_ticket(&app, &app.widget_key, &step_id, "Merhaba").await;
+    assert_eq!(opened["confirmationMessage"], "Talep alındı");
+    // And nothing the refused calls would have changed did change.
+    let flows = app.admin(FLOWS, json!({})).await;
+    assert_eq!(flows["flows"].as_array().unwrap().len(), 1);
+    assert_eq!(flows["flows"][0]["steps"].as_array().unwrap().len(), 2);
+    assert!(
+        app.admin(RULES, json!({})).await["routingRules"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    app.stop().await;
+}
+
+async fn another_accounts_ids_behave_as_missing(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (flow_id, step_id) =
+        flow_with_ticket_step(&app, "Destek", "offline_message", &["fwd@example.com"]).await;
+    let rule = app
+        .admin(
+            CREATE_RULE,
+            json!({ "tag": "*", "emails": ["a@example.com"] }),
+        )
+        .await;
+    let rule_id = rule["createRoutingRule"]["id"].as_str().unwrap().to_owned();
+    let ticket = open_ticket(&app, &app.widget_key, &step_id, "hi").await;
+    let ticket_id = ticket["ticket"]["id"].as_str().unwrap().to_owned();
+
+    let (other_admin, other_widget) = app.other_account().await;
+    let other = Some(other_admin.as_str());
+    let missing = "00000000-0000-7000-8000-000000000000";
+
+    for id in [flow_id.as_str(), missing, "not-even-a-uuid"] {
+        let body = app.gql(other, FLOW, json!({ "id": id })).await;
+        assert!(
+            body["errors"].is_null() && body["data"]["flow"].is_null(),
+            "{body:#}"
+        );
+    }
+    let body = app.gql(other, TICKET, json!({ "id": ticket_id })).await;
+    assert!(
+        body["errors"].is_null() && body["data"]["ticket"].is_null(),
+        "{body:#}"
+    );
+
+    let step = json!({ "message": { "text": "hijack" } });
+    for (query, variables) in [
+        (DELETE_FLOW, json!({ "id": flow_id })),
+        (ADD_STEP, json!({ "flowId": flow_id, "step": step })),
+        (UPDATE_STEP, json!({ "id": step_id, "step": step })),
+        (DELETE_STEP, json!({ "id": step_id })),
+        (
+            UPDATE_RULE,
+            json!({ "id": rule_id, "tag": "*", "emails": ["evil@example.com"] }),
+        ),
+        (DELETE_RULE, json!({ "id": rule_id })),
+        (DELETE_FLOW, json!({ "id": missing })),
+    ] {
+        let body = app.gql(other, query, variables).await;
+        assert_eq!(error_code(&body), "NOT_FOUND", "{query}: {body:#}");
+    }
+    let body = app
+        .gql(
+            Some(&other_widget),
+            OPEN_TICKET,
+            json!({ "input": { "stepId": step_id, "message": "hi" } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
+
+    // The other account sees none of it, and ours is untouched.
+    let other_view = app.gql(other, FLOWS, json!({})).await;
+    assert_eq!(other_view["data"]["flows"], json!([]));
+    let other_tags = app.gql(other, TOPIC_TAGS, json!({})).await;
+    assert_eq!(other_tags["data"]["topicTags"], json!([]));
+    let ours = app.admin(FLOWS, json!({})).await;
+    assert_eq!(ours["flows"][0]["steps"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.admin(RULES, json!({})).await["routingRules"][0]["emails"],
+        json!(["a@example.com"])
+    );
+    app.stop().await;
+}

@@ -1,0 +1,101 @@
+//! Delivery outcomes against a real SMTP server: transient failures are retried with backoff
+//! until they succeed, permanent ones fail at once, and the row records every outcome.
+
+use std::time::Duration;
+
+use integration_tests::{Engine, Fault, TestApp, TestSmtp, on_both_engines};
+use serde_json::{Value, json};
+
+use crate::ops::*;
+use crate::ticket_path::{flow_with_ticket_step, open_ticket};
+
+on_both_engines!(
+    transient_smtp_failure_is_retried_to_success,
+    permanent_smtp_failure_is_not_retried,
+    delivery_fails_after_max_attempts
+);
+
+async fn setup(engine: Engine, smtp: &TestSmtp, recipient: &str) -> Option<(TestApp, String)> {
+    let app = TestApp::spawn(engine, smtp).await?;
+    let (_, step_id) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    app.admin(
+        CREATE_RULE,
+        json!({ "tag": "offline_message", "emails": [recipient] }),
+    )
+    .await;
+    let opened = open_ticket(&app, &app.widget_key, &step_id, "hi").await;
+    Some((app, opened["ticket"]["id"].as_str().unwrap().to_owned()))
+}
+
+async fn final_delivery(app: &TestApp, ticket_id: &str) -> Value {
+    let data = app
+        .wait_for(
+            Duration::from_secs(20),
+            TICKET,
+            json!({ "id": ticket_id }),
+            |d| {
+                d["ticket"]["deliveries"][0]["status"]
+                    .as_str()
+                    .is_some_and(|s| s == "SENT" || s == "FAILED")
+            },
+        )
+        .await;
+    data["ticket"]["deliveries"][0].clone()
+}
+
+async fn transient_smtp_failure_is_retried_to_success(engine: Engine) {
+    let smtp = TestSmtp::start();
+    smtp.fail_rcpt("flaky@example.com", Fault::Transient, 2);
+    let Some((app, ticket_id)) = setup(engine, &smtp, "flaky@example.com").await else {
+        return;
+    };
+    let delivery = final_delivery(&app, &ticket_id).await;
+    assert_eq!(delivery["status"], "SENT", "{delivery:#}");
+    assert_eq!(delivery["attempts"], 3);
+    assert!(delivery["lastError"].is_null());
+    assert_eq!(smtp.rcpt_attempts("flaky@example.com"), 3);
+    assert_eq!(smtp.received_by("flaky@example.com").len(), 1);
+    app.stop().await;
+}
+
+async fn permanent_smtp_failure_is_not_retried(engine: Engine) {
+    let smtp = TestSmtp::start();
+    smtp.fail_rcpt("gone@example.com", Fault::Permanent, usize::MAX);
+    let Some((app, ticket_id)) = setup(engine, &smtp, "gone@example.com").await else {
+        return;
+    };
+    let delivery = final_delivery(&app, &ticket_id).await;
+    assert_eq!(delivery["status"], "FAILED", "{delivery:#}");
+    assert_eq!(delivery["attempts"], 1);
+    assert!(
+        delivery["lastError"].as_str().unwrap().contains("550"),
+        "{delivery:#}"
+    );
+    // Longer than the whole backoff schedule of the test config: no second attempt comes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.rcpt_attempts("gone@example.com"), 1);
+    app.stop().await;
+}
+
+async fn delivery_fails_after_max_attempts(engine: Engine) {
+    let smtp = TestSmtp::start();
+    smtp.fail_rcpt("busy@example.com", Fault::Transient, usize::MAX);
+    let Some((app, ticket_id)) = setup(engine, &smtp, "busy@example.com").await else {
+        return;
+    };
+    let delivery = final_delivery(&app, &ticket_id).await;
+    assert_eq!(delivery["status"], "FAILED", "{delivery:#}");
+    assert_eq!(
+        delivery["attempts"], 4,
+        "MAX_DELIVERY_ATTEMPTS of the test config"
+    );
+    assert!(
+        delivery["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 4 attempts"),
+        "{delivery:#}"
+    );
+    assert_eq!(smtp.rcpt_attempts("busy@example.com"), 4);
+    app.stop().await;
+}

@@ -1,0 +1,57 @@
+//! GraphQL operations the tests send, written as a frontend would.
+
+pub const CREATE_FLOW: &str = "mutation($name: String!) { createFlow(input: { name: $name }) { id name createdAt steps { id } } }";
+
+pub const ADD_STEP: &str = "mutation($flowId: ID!, $step: StepInput!) {
+  addStep(flowId: $flowId, step: $step) {
+    __typename id position
+    ... on TicketStep { topic confirmationMessage forwardEmails }
+    ... on MessageStep { text }
+  }
+}";
+
+pub const UPDATE_STEP: &str = "mutation($id: ID!, $step: StepInput!) { updateStep(id: $id, step: $step) { __typename id position } }";
+
+pub const DELETE_STEP: &str = "mutation($id: ID!) { deleteStep(id: $id) }";
+
+pub const DELETE_FLOW: &str = "mutation($id: ID!) { deleteFlow(id: $id) }";
+
+pub const FLOWS: &str = "{ flows { id name steps { __typename id position flow { id } ... on TicketStep { topic } } } }";
+
+pub const FLOW: &str = "query($id: ID!) { flow(id: $id) { id name } }";
+
+pub const TOPIC_TAGS: &str = "{ topicTags { tag steps { id topic flow { name } } } }";
+
+pub const CREATE_AGENT: &str = "mutation($name: String!, $email: String!) { createAgent(input: { name: $name, email: $email }) { id name email } }";
+
+pub const AGENTS: &str = "{ agents { id name email } }";
+
+pub const CREATE_RULE: &str = "mutation($tag: String!, $emails: [String!]!) {
+  createRoutingRule(input: { tag: $tag, emails: $emails }) { id tag emails tagKnown createdAt }
+}";
+
+pub const UPDATE_RULE: &str = "mutation($id: ID!, $tag: String!, $emails: [String!]!) {
+  updateRoutingRule(id: $id, input: { tag: $tag, emails: $emails }) { id tag emails tagKnown }
+}";
+
+pub const DELETE_RULE: &str = "mutation($id: ID!) { deleteRoutingRule(id: $id) }";
+
+pub const RULES: &str = "{ routingRules { id tag emails tagKnown } }";
+
+pub const OPEN_TICKET: &str = "mutation($input: OpenTicketInput!) {
+  openTicket(input: $input) { confirmationMessage ticket { id number topic status message visitor { name email phone } flow { name } } }
+}";
+
+pub const TICKET: &str = "query($id: ID!) {
+  ticket(id: $id) {
+    id number topic
+    deliveries { id recipient status attempts lastError sentAt nextAttemptAt sources { kind ruleId tag } }
+  }
+}";
+
+pub const TICKETS: &str = "query($topic: String, $first: Int, $after: String) {
+  tickets(topic: $topic, first: $first, after: $after) {
+    edges { cursor node { number topic } }
+    pageInfo { hasNextPage endCursor }
+  }
+}";
