@@ -37,15 +37,15 @@ pub async fn connect(cfg: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> 
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
-    if let Some(dir) = options.get_filename().parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                DbErr::Custom(format!(
-                    "cannot create database folder {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
+    if let Some(dir) = options.get_filename().parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DbErr::Custom(format!(
+                "cannot create database folder {}: {e}",
+                dir.display()
+            ))
+        })?;
     }
     let pool = SqlitePoolOptions::new()
         .max_connections(cfg.max_connections)

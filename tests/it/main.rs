@@ -1,6 +1,12 @@
 //! Integration tests: the real API and worker over HTTP, SMTP over TCP, on SQLite and
 //! PostgreSQL.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic is how a test fails"
+)]
+
 mod access;
 mod delivery;
 mod ops;

@@ -5,6 +5,12 @@
 //! to create one database per test. When that server cannot be reached they print a line
 //! saying they did not run and pass - unless `CI=true`, where they fail.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "a failed set-up step is a failed test"
+)]
+
 pub mod smtp;
 
 use std::path::PathBuf;
