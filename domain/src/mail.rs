@@ -280,8 +280,12 @@ mod tests {
         assert!(headers.contains("Subject: [Ticket #42] TICKET_TOPIC_FOO_BAR"));
         assert!(headers.contains("Message-ID: <ticket-1.delivery-2@example.org>"));
         assert!(headers.contains("Reply-To:"));
-        assert!(!raw.contains("<script>"));
-        assert!(raw.contains("&lt;script&gt;"));
         assert!(raw.contains("text/plain") && raw.contains("text/html"));
+        // Undo quoted-printable soft line breaks before looking into the HTML part.
+        let decoded = raw.replace("=\r\n", "").replace("=3D", "=");
+        let html = decoded.split("Content-Type: text/html").nth(1).unwrap();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("Destek &lt;bot&gt;"), "{html}");
     }
 }

@@ -10,6 +10,7 @@
 mod access;
 mod delivery;
 mod ops;
+mod queue;
 mod schema;
 mod ticket_path;
 mod validation;

@@ -49,6 +49,19 @@ macro_rules! on_both_engines {
     )*};
 }
 
+/// Logs go to the test output only when `TEST_LOG` is set.
+fn init_test_log() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -162,9 +175,26 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
     }
 }
 
+/// Workers started by [`TestApp::start_workers`].
+pub struct Workers {
+    stop: tokio::sync::watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Stops them gracefully.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for h in self.handles {
+            h.await.expect("worker task");
+        }
+    }
+}
+
 /// A running API with its worker, one account and its keys.
 pub struct TestApp {
     pub engine: Engine,
+    pub config: ApiConfig,
     pub db: DatabaseConnection,
     pub url: String,
     pub admin_key: String,
@@ -188,6 +218,7 @@ impl TestApp {
         smtp: &TestSmtp,
         tweak: impl FnOnce(&mut ApiConfig),
     ) -> Option<TestApp> {
+        init_test_log();
         let test_db = TestDb::create(engine).await?;
         let mut config = test_config(&test_db.url, smtp);
         tweak(&mut config);
@@ -199,7 +230,7 @@ impl TestApp {
             .await
             .expect("account");
         let running = App {
-            config,
+            config: config.clone(),
             db: db.clone(),
         }
         .start()
@@ -207,6 +238,7 @@ impl TestApp {
         .expect("start");
         Some(TestApp {
             engine,
+            config,
             db,
             url: format!("http://{}/graphql", running.addr),
             admin_key: account.admin_key,
@@ -216,6 +248,28 @@ impl TestApp {
             running: Some(running),
             test_db: Some(test_db),
         })
+    }
+
+    /// Starts `n` workers on this app's database, each with its own connection pool, like
+    /// separate `worker` processes.
+    pub async fn start_workers(&self, n: usize) -> Workers {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut handles = Vec::new();
+        for _ in 0..n {
+            let db = domain::db::connect(&self.config.database)
+                .await
+                .expect("connect");
+            let ctx = worker::Context::new(db, &self.config.mail, self.config.delivery.clone())
+                .expect("worker context");
+            let mut stopped = stopped.clone();
+            handles.push(tokio::spawn(async move {
+                let signal = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                worker::run(ctx, signal).await.expect("worker run");
+            }));
+        }
+        Workers { stop, handles }
     }
 
     /// Another account on the same database, as `(admin key, widget key)`.

@@ -1,0 +1,107 @@
+//! The queue side of opening a ticket: the job is written in the ticket's transaction, and
+//! workers in other processes (here: other pools) share the work without sending twice.
+
+use std::time::Duration;
+
+use integration_tests::{Engine, TestApp, TestSmtp, error_code, on_both_engines};
+use sea_orm::{ConnectionTrait, DatabaseBackend};
+use serde_json::json;
+
+use crate::ops::*;
+use crate::ticket_path::{flow_with_ticket_step, open_ticket};
+
+on_both_engines!(
+    a_ticket_is_never_stored_without_its_job,
+    separate_workers_share_the_queue_and_send_once
+);
+
+async fn a_ticket_is_never_stored_without_its_job(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| c.embedded_worker = false).await else {
+        return;
+    };
+    let (_, step_id) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+
+    // Make the enqueue fail after the ticket row was written in the same transaction.
+    let (hide, restore) = match app.db.get_database_backend() {
+        DatabaseBackend::Postgres => (
+            "ALTER TABLE apalis.jobs RENAME TO jobs_hidden",
+            "ALTER TABLE apalis.jobs_hidden RENAME TO jobs",
+        ),
+        _ => (
+            "ALTER TABLE Jobs RENAME TO Jobs_hidden",
+            "ALTER TABLE Jobs_hidden RENAME TO Jobs",
+        ),
+    };
+    app.db.execute_unprepared(hide).await.unwrap();
+    let body = app
+        .gql(
+            Some(&app.widget_key),
+            OPEN_TICKET,
+            json!({ "input": { "stepId": step_id, "message": "hi" } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "INTERNAL_SERVER_ERROR", "{body:#}");
+    assert!(
+        !body.to_string().to_lowercase().contains("jobs"),
+        "internals stay in the log: {body:#}"
+    );
+    app.db.execute_unprepared(restore).await.unwrap();
+
+    let tickets = app.admin(TICKETS, json!({})).await;
+    assert_eq!(
+        tickets["tickets"]["edges"],
+        json!([]),
+        "the ticket was rolled back with its job"
+    );
+    // The rolled-back attempt did not use up a ticket number either.
+    let opened = open_ticket(&app, &app.widget_key, &step_id, "again").await;
+    assert_eq!(opened["ticket"]["number"], 1);
+    app.stop().await;
+}
+
+async fn separate_workers_share_the_queue_and_send_once(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| c.embedded_worker = false).await else {
+        return;
+    };
+    let (_, step_id) =
+        flow_with_ticket_step(&app, "Destek", "offline_message", &["fwd@example.com"]).await;
+    app.admin(
+        CREATE_RULE,
+        json!({ "tag": "*", "emails": ["all@example.com"] }),
+    )
+    .await;
+    const TICKETS_OPENED: usize = 20;
+    for i in 0..TICKETS_OPENED {
+        open_ticket(&app, &app.widget_key, &step_id, &format!("ticket {i}")).await;
+    }
+    assert!(smtp.received().is_empty(), "no worker runs yet");
+
+    // Two worker "processes": each with its own pool, as the `worker` binary would have.
+    let workers = app.start_workers(2).await;
+    assert!(
+        smtp.wait_until(Duration::from_secs(30), |m| m.len() >= 2 * TICKETS_OPENED)
+            .await,
+        "only {} mails arrived",
+        smtp.received().len()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.received_by("all@example.com").len(), TICKETS_OPENED);
+    assert_eq!(smtp.received_by("fwd@example.com").len(), TICKETS_OPENED);
+    let mut subjects: Vec<String> = smtp
+        .received_by("all@example.com")
+        .iter()
+        .filter_map(|m| {
+            m.data
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .map(str::to_owned)
+        })
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), TICKETS_OPENED, "every ticket exactly once");
+    workers.stop().await;
+    app.stop().await;
+}
