@@ -73,7 +73,7 @@ impl App {
         };
 
         let state = AppState {
-            schema: graphql::schema(self.db.clone()),
+            schema: graphql::schema(self.db.clone(), self.config.conversation_idle),
             db: self.db,
         };
         let router = http::router(state, self.config.max_body_bytes);

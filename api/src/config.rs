@@ -1,8 +1,11 @@
 //! The `api` binary's settings, read once from environment variables.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use domain::config::{ConfigError, DatabaseConfig, DeliveryConfig, MailConfig, flag, parse};
+use domain::config::{
+    ConfigError, DatabaseConfig, DeliveryConfig, MailConfig, flag, millis, parse,
+};
 
 /// Everything the API process reads from the environment.
 #[derive(Clone, Debug)]
@@ -17,6 +20,8 @@ pub struct ApiConfig {
     pub embedded_worker: bool,
     /// `MAX_BODY_BYTES`: largest accepted request body.
     pub max_body_bytes: usize,
+    /// `CONVERSATION_IDLE_TIMEOUT_MS`: a conversation idle this long expires.
+    pub conversation_idle: Duration,
 }
 
 impl ApiConfig {
@@ -30,6 +35,7 @@ impl ApiConfig {
             mail: MailConfig::from_env()?,
             delivery: DeliveryConfig::from_env()?,
             max_body_bytes: parse("MAX_BODY_BYTES", 256 * 1024)?,
+            conversation_idle: millis("CONVERSATION_IDLE_TIMEOUT_MS", 30 * 60 * 1000)?,
             database,
         })
     }

@@ -11,6 +11,9 @@ pub enum Error {
     /// The id does not exist, or belongs to another account (indistinguishable on purpose).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The conversation was idle too long; the visitor must start a new one.
+    #[error("the conversation has expired; start a new one")]
+    ConversationExpired,
     /// No key, an unknown key, or a revoked key.
     #[error("a valid API key is required")]
     Unauthenticated,

@@ -12,51 +12,130 @@ use uuid::Uuid;
 
 use crate::{Error, Result, now, validate};
 
-/// Step kinds as stored.
+/// A step that says a text and moves on.
 pub const KIND_MESSAGE: &str = "message";
-/// The kind of step that opens a ticket.
+/// A step that asks and waits for a free-text answer.
+pub const KIND_QUESTION: &str = "question";
+/// A step that offers buttons and waits for one.
+pub const KIND_CHOICE: &str = "choice";
+/// A step that opens a ticket.
 pub const KIND_TICKET: &str = "ticket";
+/// A step that ends the conversation.
+pub const KIND_END: &str = "end";
 
-/// A step as the design panel submits it, before validation.
+/// Most buttons on a choice step.
+pub const MAX_OPTIONS: usize = 20;
+
+/// A button of a choice step, as the design panel submits it.
+#[derive(Clone, Debug)]
+pub struct OptionInput {
+    pub label: String,
+    /// The step it leads to; may be set later.
+    pub next: Option<Uuid>,
+}
+
+/// A button of a choice step, as stored and published.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChoiceOption {
+    pub id: Uuid,
+    pub label: String,
+    pub next: Option<Uuid>,
+}
+
+/// A step as the design panel submits it, before validation. `next` is where the
+/// conversation goes afterwards; `None` means the step at the following position.
 #[derive(Clone, Debug)]
 pub enum StepInput {
     /// The bot says `text`.
-    Message { text: String },
+    Message { text: String, next: Option<Uuid> },
+    /// The bot asks `text` and stores the answer under `field`; `name`, `email` and `phone`
+    /// answers are validated and asked again when invalid.
+    Question {
+        text: String,
+        field: String,
+        next: Option<Uuid>,
+    },
+    /// The bot says `text` and offers buttons.
+    Choice {
+        text: String,
+        options: Vec<OptionInput>,
+    },
     /// The bot opens a ticket tagged `topic`, says `confirmation_message`, and forwards the
     /// ticket to `forward_emails` besides the routing rules.
     Ticket {
         topic: String,
         confirmation_message: String,
         forward_emails: Vec<String>,
+        next: Option<Uuid>,
     },
+    /// The conversation ends, optionally with a last text.
+    End { text: Option<String> },
 }
 
 /// The validated columns of a step.
+#[derive(Default)]
 struct StepColumns {
     kind: &'static str,
     text: Option<String>,
     topic: Option<String>,
     confirmation_message: Option<String>,
     forward_emails: Vec<String>,
+    next: Option<Uuid>,
+    field: Option<String>,
+    options: Option<Vec<ChoiceOption>>,
 }
 
 impl StepInput {
     fn validate(&self) -> Result<StepColumns> {
         Ok(match self {
-            StepInput::Message { text } => StepColumns {
+            StepInput::Message { text, next } => StepColumns {
                 kind: KIND_MESSAGE,
                 text: Some(validate::text("step.message.text", text)?),
-                topic: None,
-                confirmation_message: None,
-                forward_emails: Vec::new(),
+                next: *next,
+                ..Default::default()
             },
+            StepInput::Question { text, field, next } => StepColumns {
+                kind: KIND_QUESTION,
+                text: Some(validate::text("step.question.text", text)?),
+                field: Some(validate::field_key("step.question.field", field)?),
+                next: *next,
+                ..Default::default()
+            },
+            StepInput::Choice { text, options } => {
+                if options.is_empty() || options.len() > MAX_OPTIONS {
+                    return Err(Error::invalid(
+                        "step.choice.options",
+                        format!("needs 1 to {MAX_OPTIONS} options"),
+                    ));
+                }
+                let options = options
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        Ok(ChoiceOption {
+                            id: Uuid::now_v7(),
+                            label: validate::name(
+                                &format!("step.choice.options[{i}].label"),
+                                &o.label,
+                            )?,
+                            next: o.next,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                StepColumns {
+                    kind: KIND_CHOICE,
+                    text: Some(validate::text("step.choice.text", text)?),
+                    options: Some(options),
+                    ..Default::default()
+                }
+            }
             StepInput::Ticket {
                 topic,
                 confirmation_message,
                 forward_emails,
+                next,
             } => StepColumns {
                 kind: KIND_TICKET,
-                text: None,
                 topic: Some(validate::topic("step.ticket.topic", topic)?),
                 confirmation_message: Some(validate::text(
                     "step.ticket.confirmationMessage",
@@ -67,6 +146,13 @@ impl StepInput {
                     forward_emails,
                     false,
                 )?,
+                next: *next,
+                ..Default::default()
+            },
+            StepInput::End { text } => StepColumns {
+                kind: KIND_END,
+                text: validate::optional(text.as_deref(), |t| validate::text("step.end.text", t))?,
+                ..Default::default()
             },
         })
     }
@@ -80,7 +166,18 @@ impl StepColumns {
         model.topic = Set(self.topic);
         model.confirmation_message = Set(self.confirmation_message);
         model.forward_emails = Set(serde_json::json!(self.forward_emails));
+        model.next_step_id = Set(self.next);
+        model.field = Set(self.field);
+        model.options = Set(self.options.map(|o| serde_json::json!(o)));
     }
+}
+
+/// The buttons stored on a choice step.
+pub fn options(step: &step::Model) -> Vec<ChoiceOption> {
+    step.options
+        .clone()
+        .and_then(|o| serde_json::from_value(o).ok())
+        .unwrap_or_default()
 }
 
 /// The forward addresses stored on a ticket step.

@@ -6,7 +6,9 @@
 
 pub mod agents;
 pub mod config;
+pub mod conversations;
 pub mod db;
+pub mod design;
 pub mod error;
 pub mod flows;
 pub mod keys;

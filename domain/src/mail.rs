@@ -172,17 +172,87 @@ fn reasons(delivery: &delivery::Model) -> Vec<String> {
         .collect()
 }
 
+/// The conversation part of the mail: answers, then the transcript. Empty for tickets opened
+/// directly with `openTicket`.
+fn conversation_text(ticket: &ticket::Model) -> String {
+    let mut out = String::new();
+    if let Some(answers) = ticket
+        .answers
+        .as_ref()
+        .and_then(|a| a.as_object())
+        .filter(|a| !a.is_empty())
+    {
+        out.push_str("\nAnswers:\n");
+        for (field, value) in answers {
+            out.push_str(&format!(
+                "  {field}: {}\n",
+                value.as_str().unwrap_or_default()
+            ));
+        }
+    }
+    let transcript = crate::conversations::ticket_transcript(ticket);
+    if !transcript.is_empty() {
+        out.push_str("\nTranscript:\n");
+        for line in transcript {
+            let who = if line.sender == crate::conversations::BOT {
+                "Bot"
+            } else {
+                "Visitor"
+            };
+            out.push_str(&format!("  {who}: {}\n", line.text.replace('\n', "\n    ")));
+        }
+    }
+    out
+}
+
+fn conversation_html(ticket: &ticket::Model) -> String {
+    let mut out = String::new();
+    if let Some(answers) = ticket
+        .answers
+        .as_ref()
+        .and_then(|a| a.as_object())
+        .filter(|a| !a.is_empty())
+    {
+        out.push_str("<h3>Answers</h3><table>");
+        for (field, value) in answers {
+            out.push_str(&format!(
+                "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+                escape(field),
+                escape(value.as_str().unwrap_or_default())
+            ));
+        }
+        out.push_str("</table>");
+    }
+    let transcript = crate::conversations::ticket_transcript(ticket);
+    if !transcript.is_empty() {
+        out.push_str("<h3>Transcript</h3>");
+        for line in transcript {
+            let who = if line.sender == crate::conversations::BOT {
+                "Bot"
+            } else {
+                "Visitor"
+            };
+            out.push_str(&format!(
+                "<p style=\"white-space:pre-wrap\"><strong>{who}:</strong> {}</p>",
+                escape(&line.text)
+            ));
+        }
+    }
+    out
+}
+
 fn text_body(ticket: &ticket::Model, delivery: &delivery::Model) -> String {
     format!(
         "New ticket #{number} from the chatbot \"{flow}\".\n\n\
          Topic: {topic}\nVisitor: {visitor}\nOpened: {opened}\n\n\
-         Message:\n{message}\n\n--\nYou receive this because of {why}.\n",
+         Message:\n{message}\n{conversation}\n--\nYou receive this because of {why}.\n",
         number = ticket.number,
         flow = ticket.flow_name,
         topic = ticket.topic,
         visitor = visitor_line(ticket),
         opened = ticket.created_at.format("%Y-%m-%d %H:%M UTC"),
         message = ticket.message,
+        conversation = conversation_text(ticket),
         why = reasons(delivery).join(" and "),
     )
 }
@@ -194,7 +264,7 @@ fn html_body(ticket: &ticket::Model, delivery: &delivery::Model) -> String {
          <table><tr><th align=\"left\">Topic</th><td>{topic}</td></tr>\
          <tr><th align=\"left\">Visitor</th><td>{visitor}</td></tr>\
          <tr><th align=\"left\">Opened</th><td>{opened}</td></tr></table>\
-         <p style=\"white-space:pre-wrap\">{message}</p>\
+         <p style=\"white-space:pre-wrap\">{message}</p>{conversation}\
          <hr><p><small>You receive this because of {why}.</small></p>\
          </body></html>",
         number = ticket.number,
@@ -203,6 +273,7 @@ fn html_body(ticket: &ticket::Model, delivery: &delivery::Model) -> String {
         visitor = escape(&visitor_line(ticket)),
         opened = ticket.created_at.format("%Y-%m-%d %H:%M UTC"),
         message = escape(&ticket.message),
+        conversation = conversation_html(ticket),
         why = escape(&reasons(delivery).join(" and ")),
     )
 }
@@ -245,6 +316,11 @@ mod tests {
             visitor_email: Some("ayse@example.com".into()),
             visitor_phone: None,
             forward_emails: serde_json::json!([]),
+            conversation_id: None,
+            transcript: Some(
+                serde_json::json!([{"sender": "VISITOR", "text": "<img src=x>", "at": Utc::now()}]),
+            ),
+            answers: Some(serde_json::json!({"order_no": "<b>17</b>"})),
             created_at: Utc::now(),
         }
     }
@@ -287,5 +363,13 @@ mod tests {
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(html.contains("Destek &lt;bot&gt;"), "{html}");
+        assert!(
+            !html.contains("<img") && html.contains("&lt;img src=x&gt;"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<b>17") && html.contains("&lt;b&gt;17"),
+            "{html}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use entity::{routing_rule, step};
+use entity::{live_topic, routing_rule, step};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -17,11 +17,13 @@ use crate::{Error, Result, now, validate};
 pub struct TopicTag {
     /// The spelling of the first step that used the tag.
     pub tag: String,
+    /// Draft steps using the tag; empty when only a published version still does.
     pub steps: Vec<step::Model>,
 }
 
-/// Distinct topics of all ticket steps of all flows in the account, sorted ignoring case.
-/// `*` is not a topic and never appears.
+/// Distinct topics of all ticket steps of all flows in the account - the drafts and the live
+/// published versions alike, so a rule keeps its tag while a running chatbot still uses it -
+/// sorted ignoring case. `*` is not a topic and never appears.
 pub async fn topic_tags(db: &impl ConnectionTrait, account_id: Uuid) -> Result<Vec<TopicTag>> {
     let steps = step::Entity::find()
         .filter(step::Column::AccountId.eq(account_id))
@@ -43,6 +45,17 @@ pub async fn topic_tags(db: &impl ConnectionTrait, account_id: Uuid) -> Result<V
             })
             .steps
             .push(s);
+    }
+    let live = live_topic::Entity::find()
+        .filter(live_topic::Column::AccountId.eq(account_id))
+        .order_by_asc(live_topic::Column::Topic)
+        .all(db)
+        .await?;
+    for t in live {
+        by_key.entry(t.topic_key).or_insert_with(|| TopicTag {
+            tag: t.topic,
+            steps: Vec::new(),
+        });
     }
     Ok(by_key.into_values().collect())
 }

@@ -40,25 +40,30 @@ pub struct Opened {
     pub confirmation_message: String,
 }
 
-/// Opens a ticket from a ticket step and queues its routing job in the same transaction:
-/// either both exist afterwards or neither does.
-pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
-    account_id: Uuid,
-    input: &OpenTicket,
-) -> Result<Opened> {
-    let message = validate::message("message", &input.message)?;
-    let visitor_name = validate::optional(input.visitor.name.as_deref(), |v| {
-        validate::name("visitor.name", v)
-    })?;
-    let visitor_email = validate::optional(input.visitor.email.as_deref(), |v| {
-        validate::email("visitor.email", v)
-    })?;
-    let visitor_phone = validate::optional(input.visitor.phone.as_deref(), |v| {
-        validate::phone("visitor.phone", v)
-    })?;
+/// Everything a new ticket is made of, whichever way it was opened.
+#[derive(Clone, Debug)]
+pub struct NewTicket {
+    pub flow_id: Uuid,
+    pub flow_name: String,
+    pub step_id: Uuid,
+    pub topic: String,
+    pub forward_emails: Vec<String>,
+    /// Validated already.
+    pub message: String,
+    /// Validated already.
+    pub visitor: VisitorInput,
+    pub conversation_id: Option<Uuid>,
+    pub transcript: Option<serde_json::Value>,
+    pub answers: Option<serde_json::Value>,
+}
 
-    let txn = db.begin().await?;
+/// Stores a ticket and queues its routing job on `txn`, the caller's transaction: either both
+/// exist afterwards or neither does.
+pub async fn insert_ticket(
+    txn: &impl ConnectionTrait,
+    account_id: Uuid,
+    new: NewTicket,
+) -> Result<ticket::Model> {
     // The counter update comes first: it takes the write lock (SQLite) or the account row lock
     // (PostgreSQL) before anything is read, so concurrent openings queue instead of failing.
     let bumped = account::Entity::update_many()
@@ -67,54 +72,101 @@ pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
             Expr::col(account::Column::TicketSeq).add(1),
         )
         .filter(account::Column::Id.eq(account_id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if bumped.rows_affected == 0 {
         return Err(Error::NotFound("account"));
     }
-    let step = flows::find_step(&txn, account_id, input.step_id)
-        .await?
-        .ok_or(Error::NotFound("step"))?;
-    if step.kind != KIND_TICKET {
-        return Err(Error::invalid("stepId", "is not a ticket step"));
-    }
-    let flow = flows::find_flow(&txn, account_id, step.flow_id)
-        .await?
-        .ok_or(Error::NotFound("flow"))?;
     let number: i64 = account::Entity::find_by_id(account_id)
         .select_only()
         .column(account::Column::TicketSeq)
         .into_tuple()
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or(Error::NotFound("account"))?;
-    let topic = step.topic.clone().unwrap_or_default();
     let ticket = ticket::ActiveModel {
         id: Set(Uuid::now_v7()),
         account_id: Set(account_id),
         number: Set(number),
-        flow_id: Set(Some(flow.id)),
-        step_id: Set(Some(step.id)),
-        flow_name: Set(flow.name),
-        topic_key: Set(validate::tag_key(&topic)),
-        topic: Set(topic),
+        flow_id: Set(Some(new.flow_id)),
+        step_id: Set(Some(new.step_id)),
+        flow_name: Set(new.flow_name),
+        topic_key: Set(validate::tag_key(&new.topic)),
+        topic: Set(new.topic),
         status: Set(STATUS_OPEN.to_owned()),
-        message: Set(message),
-        visitor_name: Set(visitor_name),
-        visitor_email: Set(visitor_email),
-        visitor_phone: Set(visitor_phone),
-        forward_emails: Set(serde_json::json!(flows::forward_emails(&step))),
+        message: Set(new.message),
+        visitor_name: Set(new.visitor.name),
+        visitor_email: Set(new.visitor.email),
+        visitor_phone: Set(new.visitor.phone),
+        forward_emails: Set(serde_json::json!(new.forward_emails)),
+        conversation_id: Set(new.conversation_id),
+        transcript: Set(new.transcript),
+        answers: Set(new.answers),
         created_at: Set(now()),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
     queue::enqueue(
-        &txn,
+        txn,
         &Job::RouteTicket {
             ticket_id: ticket.id,
         },
         &format!("route:{}", ticket.id),
         ticket.created_at,
+    )
+    .await?;
+    Ok(ticket)
+}
+
+/// Validates a visitor's contact details.
+pub fn validate_visitor(visitor: &VisitorInput) -> Result<VisitorInput> {
+    Ok(VisitorInput {
+        name: validate::optional(visitor.name.as_deref(), |v| {
+            validate::name("visitor.name", v)
+        })?,
+        email: validate::optional(visitor.email.as_deref(), |v| {
+            validate::email("visitor.email", v)
+        })?,
+        phone: validate::optional(visitor.phone.as_deref(), |v| {
+            validate::phone("visitor.phone", v)
+        })?,
+    })
+}
+
+/// Opens a ticket from a ticket step of a flow's design (what `openTicket` does), with its
+/// routing job in the same transaction.
+pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    input: &OpenTicket,
+) -> Result<Opened> {
+    let message = validate::message("message", &input.message)?;
+    let visitor = validate_visitor(&input.visitor)?;
+    let step = flows::find_step(db, account_id, input.step_id)
+        .await?
+        .ok_or(Error::NotFound("step"))?;
+    if step.kind != KIND_TICKET {
+        return Err(Error::invalid("stepId", "is not a ticket step"));
+    }
+    let flow = flows::find_flow(db, account_id, step.flow_id)
+        .await?
+        .ok_or(Error::NotFound("flow"))?;
+    let txn = db.begin().await?;
+    let ticket = insert_ticket(
+        &txn,
+        account_id,
+        NewTicket {
+            flow_id: flow.id,
+            flow_name: flow.name,
+            step_id: step.id,
+            topic: step.topic.clone().unwrap_or_default(),
+            forward_emails: flows::forward_emails(&step),
+            message,
+            visitor,
+            conversation_id: None,
+            transcript: None,
+            answers: None,
+        },
     )
     .await?;
     txn.commit().await?;

@@ -155,6 +155,21 @@ pub fn emails(field: &str, values: &[String], require_one: bool) -> Result<Vec<S
     Ok(out)
 }
 
+/// The key a question stores its answer under: 1-64 ASCII letters, digits or `_`.
+pub fn field_key(field: &str, value: &str) -> Result<String> {
+    let value = value.trim();
+    if value.is_empty()
+        || value.len() > 64
+        || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(Error::invalid(
+            field,
+            "must be 1-64 letters, digits or '_' (like name, email, phone, order_no)",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
 /// A visitor's phone number: digits with the usual separators, 3-32 characters.
 pub fn phone(field: &str, value: &str) -> Result<String> {
     let value = value.trim();

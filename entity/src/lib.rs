@@ -5,8 +5,12 @@
 pub mod account;
 pub mod agent;
 pub mod api_key;
+pub mod conversation;
+pub mod conversation_message;
 pub mod delivery;
 pub mod flow;
+pub mod flow_version;
+pub mod live_topic;
 pub mod routing_rule;
 pub mod step;
 pub mod ticket;
@@ -16,8 +20,12 @@ pub mod prelude {
     pub use super::account::Entity as Account;
     pub use super::agent::Entity as Agent;
     pub use super::api_key::Entity as ApiKey;
+    pub use super::conversation::Entity as Conversation;
+    pub use super::conversation_message::Entity as ConversationMessage;
     pub use super::delivery::Entity as Delivery;
     pub use super::flow::Entity as Flow;
+    pub use super::flow_version::Entity as FlowVersion;
+    pub use super::live_topic::Entity as LiveTopic;
     pub use super::routing_rule::Entity as RoutingRule;
     pub use super::step::Entity as Step;
     pub use super::ticket::Entity as Ticket;

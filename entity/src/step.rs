@@ -12,9 +12,9 @@ pub struct Model {
     pub account_id: Uuid,
     /// 0-based order inside the flow, kept dense.
     pub position: i32,
-    /// `message` or `ticket`.
+    /// `message`, `question`, `choice`, `ticket` or `end`.
     pub kind: String,
-    /// What a message step says.
+    /// What the bot says at a message, question, choice or end step.
     pub text: Option<String>,
     /// Ticket steps: the topic tag as first typed.
     pub topic: Option<String>,
@@ -23,6 +23,12 @@ pub struct Model {
     pub confirmation_message: Option<String>,
     /// Ticket steps: JSON array of addresses that always get the ticket.
     pub forward_emails: Json,
+    /// Where the conversation goes next; null means the following position.
+    pub next_step_id: Option<Uuid>,
+    /// Question steps: the answer's key (`name`, `email`, `phone` or any other).
+    pub field: Option<String>,
+    /// Choice steps: JSON array of `{id, label, next}` buttons.
+    pub options: Option<Json>,
     pub created_at: DateTimeUtc,
 }
 

@@ -25,6 +25,12 @@ pub struct Model {
     pub visitor_phone: Option<String>,
     /// The step's forward addresses at opening (JSON array).
     pub forward_emails: Json,
+    /// The conversation that opened it, for tickets opened by a running chatbot.
+    pub conversation_id: Option<Uuid>,
+    /// The conversation's transcript up to the ticket step (JSON array).
+    pub transcript: Option<Json>,
+    /// The answers the conversation collected (JSON object).
+    pub answers: Option<Json>,
     pub created_at: DateTimeUtc,
 }
 

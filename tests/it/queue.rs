@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+use entity::delivery;
 use integration_tests::{Engine, TestApp, TestSmtp, error_code, on_both_engines};
-use sea_orm::{ConnectionTrait, DatabaseBackend};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Set,
+};
 use serde_json::json;
 
 use crate::ops::*;
@@ -12,7 +15,8 @@ use crate::ticket_path::{flow_with_ticket_step, open_ticket};
 
 on_both_engines!(
     a_ticket_is_never_stored_without_its_job,
-    separate_workers_share_the_queue_and_send_once
+    separate_workers_share_the_queue_and_send_once,
+    an_attempt_held_by_a_dead_worker_is_taken_over_after_its_lease
 );
 
 async fn a_ticket_is_never_stored_without_its_job(engine: Engine) {
@@ -102,6 +106,62 @@ async fn separate_workers_share_the_queue_and_send_once(engine: Engine) {
     subjects.sort();
     subjects.dedup();
     assert_eq!(subjects.len(), TICKETS_OPENED, "every ticket exactly once");
+    workers.stop().await;
+    app.stop().await;
+}
+
+async fn an_attempt_held_by_a_dead_worker_is_taken_over_after_its_lease(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| c.embedded_worker = false).await else {
+        return;
+    };
+    let (_, step_id) =
+        flow_with_ticket_step(&app, "Destek", "offline_message", &["fwd@example.com"]).await;
+    let opened = open_ticket(&app, &app.widget_key, &step_id, "hi").await;
+    let ticket_id: uuid::Uuid = opened["ticket"]["id"].as_str().unwrap().parse().unwrap();
+
+    // Route the ticket, then leave its delivery as a worker that died mid-send would: SENDING,
+    // first attempt counted, lease still running for two seconds.
+    domain::routing::plan_deliveries(&app.db, ticket_id)
+        .await
+        .unwrap();
+    let row = delivery::Entity::find()
+        .filter(delivery::Column::TicketId.eq(ticket_id))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let lease_end = domain::now() + chrono::Duration::seconds(2);
+    let mut held: delivery::ActiveModel = row.into();
+    held.status = Set("SENDING".into());
+    held.attempts = Set(1);
+    held.locked_until = Set(Some(lease_end));
+    held.update(&app.db).await.unwrap();
+
+    let workers = app.start_workers(1).await;
+    assert!(
+        smtp.wait_until(Duration::from_secs(20), |m| !m.is_empty())
+            .await,
+        "the held delivery was never taken over"
+    );
+    assert!(
+        domain::now() >= lease_end,
+        "taken over before the lease ran out"
+    );
+    let data = app
+        .wait_for(
+            Duration::from_secs(10),
+            TICKET,
+            json!({ "id": ticket_id.to_string() }),
+            |d| d["ticket"]["deliveries"][0]["status"] == "SENT",
+        )
+        .await;
+    assert_eq!(
+        data["ticket"]["deliveries"][0]["attempts"], 1,
+        "a takeover repeats the attempt, it does not add one"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.received().len(), 1);
     workers.stop().await;
     app.stop().await;
 }

@@ -172,6 +172,7 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
         },
         embedded_worker: true,
         max_body_bytes: 256 * 1024,
+        conversation_idle: Duration::from_secs(600),
     }
 }
 

@@ -52,6 +52,7 @@ fn to_graphql(e: &domain::Error) -> async_graphql::Error {
         E::NotFound(_) => e.extend_with(|_, ext| ext.set("code", "NOT_FOUND")),
         E::Unauthenticated => e.extend_with(|_, ext| ext.set("code", "UNAUTHENTICATED")),
         E::Forbidden => e.extend_with(|_, ext| ext.set("code", "FORBIDDEN")),
+        E::ConversationExpired => e.extend_with(|_, ext| ext.set("code", "CONVERSATION_EXPIRED")),
         E::Unavailable(source) => {
             tracing::warn!(error = %source, "database unavailable");
             async_graphql::Error::new("the service is temporarily unavailable, try again shortly")

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{delivery, flow, step};
+use entity::{delivery, flow, flow_version, step};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -15,6 +15,8 @@ pub struct Loaders {
     pub steps: DataLoader<StepsByFlow>,
     pub deliveries: DataLoader<DeliveriesByTicket>,
     pub known_tags: DataLoader<KnownTagsByAccount>,
+    pub versions: DataLoader<VersionsByFlow>,
+    pub transcripts: DataLoader<TranscriptByConversation>,
 }
 
 impl Loaders {
@@ -24,7 +26,9 @@ impl Loaders {
             flows: DataLoader::new(FlowById(db.clone()), tokio::spawn),
             steps: DataLoader::new(StepsByFlow(db.clone()), tokio::spawn),
             deliveries: DataLoader::new(DeliveriesByTicket(db.clone()), tokio::spawn),
-            known_tags: DataLoader::new(KnownTagsByAccount(db), tokio::spawn),
+            known_tags: DataLoader::new(KnownTagsByAccount(db.clone()), tokio::spawn),
+            versions: DataLoader::new(VersionsByFlow(db.clone()), tokio::spawn),
+            transcripts: DataLoader::new(TranscriptByConversation(db), tokio::spawn),
         }
     }
 }
@@ -89,5 +93,39 @@ impl Loader<Uuid> for KnownTagsByAccount {
             out.insert(*account, Arc::new(known));
         }
         Ok(out)
+    }
+}
+
+/// Published versions of flows, newest first.
+pub struct VersionsByFlow(DatabaseConnection);
+
+impl Loader<Uuid> for VersionsByFlow {
+    type Value = Vec<flow_version::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<flow_version::Model>>, LoadError> {
+        domain::design::versions_of_flows(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// Transcripts of conversations.
+pub struct TranscriptByConversation(DatabaseConnection);
+
+impl Loader<Uuid> for TranscriptByConversation {
+    type Value = Vec<domain::conversations::Line>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<domain::conversations::Line>>, LoadError> {
+        domain::conversations::transcripts(&self.0, keys)
+            .await
+            .map_err(Arc::new)
     }
 }

@@ -27,10 +27,18 @@ pub const MAX_DEPTH: usize = 12;
 /// Most expensive query accepted (each field costs 1).
 pub const MAX_COMPLEXITY: usize = 1_000;
 
+/// Settings resolvers need.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Conversations idle longer than this expire.
+    pub conversation_idle: std::time::Duration,
+}
+
 /// Builds the schema over a database.
-pub fn schema(db: DatabaseConnection) -> ApiSchema {
+pub fn schema(db: DatabaseConnection, conversation_idle: std::time::Duration) -> ApiSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .data(db)
+        .data(Settings { conversation_idle })
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -76,6 +84,10 @@ fn admin(ctx: &Context<'_>) -> Result<Uuid, ApiError> {
 
 fn db<'a>(ctx: &Context<'a>) -> Result<&'a DatabaseConnection, ApiError> {
     Ok(ctx.data::<DatabaseConnection>()?)
+}
+
+fn settings(ctx: &Context<'_>) -> Result<Settings, ApiError> {
+    Ok(*ctx.data::<Settings>()?)
 }
 
 /// Parses an `ID`; one that is not ours cannot exist, so it is reported like a missing row.

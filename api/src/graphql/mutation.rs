@@ -1,13 +1,17 @@
-//! Write operations. `openTicket` accepts admin and widget keys; everything else needs an
+//! Write operations. The visitor operations (`openTicket`, `startConversation`,
+//! `sendVisitorMessage`, `chooseOption`) accept admin and widget keys; everything else needs an
 //! admin key. Each one validates all input before writing anything.
 
 use async_graphql::{Context, ID, InputObject, Object, OneofObject};
-use domain::flows::StepInput as DomainStep;
+use domain::flows::{OptionInput, StepInput as DomainStep};
 use domain::rules::RuleInput;
 use domain::tickets::{OpenTicket, VisitorInput as DomainVisitor};
 
-use super::types::{Agent, Flow, OpenTicketPayload, RoutingRule, Step, Ticket};
-use super::{ApiResult, admin, db, parse_id, principal};
+use super::types::{
+    Agent, ConversationTurn, Flow, FlowProblem, FlowVersion, OpenTicketPayload, RoutingRule, Step,
+    Ticket,
+};
+use super::{ApiResult, admin, db, parse_id, principal, settings};
 
 /// Write operations.
 pub struct Mutation;
@@ -19,13 +23,22 @@ pub struct CreateFlowInput {
     pub name: String,
 }
 
-/// A step's content: exactly one of the kinds.
+/// A step's content: exactly one of the kinds. `next` links name the step the conversation
+/// goes to afterwards (a step of the same flow); without one it goes to the following
+/// position. Links are checked by `validateFlow`, not here, so steps can be linked in any
+/// order.
 #[derive(OneofObject)]
 pub enum StepInput {
     /// The bot says a text.
     Message(MessageStepInput),
+    /// The bot asks and waits for a typed answer.
+    Question(QuestionStepInput),
+    /// The bot offers buttons and waits for one.
+    Choice(ChoiceStepInput),
     /// The bot opens a ticket.
     Ticket(TicketStepInput),
+    /// The conversation ends.
+    End(EndStepInput),
 }
 
 /// A message step.
@@ -33,6 +46,40 @@ pub enum StepInput {
 pub struct MessageStepInput {
     /// What the bot says: 1-2000 characters.
     pub text: String,
+    /// The step after this one; default: the following position.
+    pub next: Option<ID>,
+}
+
+/// A question step.
+#[derive(InputObject)]
+pub struct QuestionStepInput {
+    /// What the bot asks: 1-2000 characters.
+    pub text: String,
+    /// The key the answer is stored under: `name`, `email` and `phone` answers are validated
+    /// (and asked again when invalid) and fill in the visitor's contact; any other key
+    /// (1-64 letters, digits, `_`) stores free text.
+    pub field: String,
+    /// The step after the answer; default: the following position.
+    pub next: Option<ID>,
+}
+
+/// A choice step.
+#[derive(InputObject)]
+pub struct ChoiceStepInput {
+    /// What the bot says above the buttons: 1-2000 characters.
+    pub text: String,
+    /// 1-20 buttons, in order.
+    pub options: Vec<ChoiceOptionInput>,
+}
+
+/// A button of a choice step.
+#[derive(InputObject)]
+pub struct ChoiceOptionInput {
+    /// The button's text: 1-200 characters, one line.
+    pub label: String,
+    /// The step the button leads to; may be set later with `updateStep` (until then
+    /// `validateFlow` reports `UNLINKED_OPTION`).
+    pub next: Option<ID>,
 }
 
 /// A ticket step.
@@ -47,18 +94,57 @@ pub struct TicketStepInput {
     /// duplicates ignoring case are dropped).
     #[graphql(default)]
     pub forward_emails: Vec<String>,
+    /// The step after the ticket is opened; default: the following position (none: the
+    /// conversation completes).
+    pub next: Option<ID>,
 }
 
-impl From<StepInput> for DomainStep {
-    fn from(input: StepInput) -> Self {
-        match input {
-            StepInput::Message(m) => DomainStep::Message { text: m.text },
+/// An end step.
+#[derive(InputObject)]
+pub struct EndStepInput {
+    /// A last text, e.g. "Görüşmek üzere"; optional.
+    pub text: Option<String>,
+}
+
+fn link(field: &str, id: Option<ID>) -> Result<Option<uuid::Uuid>, domain::Error> {
+    id.map(|id| parse_id(&id).ok_or_else(|| domain::Error::invalid(field, "is not a step id")))
+        .transpose()
+}
+
+impl StepInput {
+    fn into_domain(self) -> Result<DomainStep, domain::Error> {
+        Ok(match self {
+            StepInput::Message(m) => DomainStep::Message {
+                text: m.text,
+                next: link("step.message.next", m.next)?,
+            },
+            StepInput::Question(q) => DomainStep::Question {
+                text: q.text,
+                field: q.field,
+                next: link("step.question.next", q.next)?,
+            },
+            StepInput::Choice(c) => DomainStep::Choice {
+                text: c.text,
+                options: c
+                    .options
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        Ok(OptionInput {
+                            label: o.label,
+                            next: link(&format!("step.choice.options[{i}].next"), o.next)?,
+                        })
+                    })
+                    .collect::<Result<_, domain::Error>>()?,
+            },
             StepInput::Ticket(t) => DomainStep::Ticket {
                 topic: t.topic,
                 confirmation_message: t.confirmation_message,
                 forward_emails: t.forward_emails,
+                next: link("step.ticket.next", t.next)?,
             },
-        }
+            StepInput::End(e) => DomainStep::End { text: e.text },
+        })
     }
 }
 
@@ -112,6 +198,46 @@ pub struct VisitorInput {
     pub phone: Option<String>,
 }
 
+/// Starts a conversation.
+#[derive(InputObject)]
+pub struct StartConversationInput {
+    /// The flow to talk to; it must have been published.
+    pub flow_id: ID,
+    /// Whatever the widget knows about the visitor already.
+    pub visitor: Option<VisitorInput>,
+}
+
+/// A message the visitor typed.
+#[derive(InputObject)]
+pub struct VisitorMessageInput {
+    /// The conversation.
+    pub conversation_id: ID,
+    /// What the visitor typed: 1-10000 characters.
+    pub text: String,
+    /// The widget's own id for this message (at most 200 characters). A request retried with
+    /// the same id gets the first answer back and changes nothing.
+    pub client_message_id: Option<String>,
+}
+
+/// A button the visitor pressed.
+#[derive(InputObject)]
+pub struct ChooseOptionInput {
+    /// The conversation.
+    pub conversation_id: ID,
+    /// One of the `options` of the last turn.
+    pub option_id: ID,
+    /// As for `sendVisitorMessage`.
+    pub client_message_id: Option<String>,
+}
+
+fn visitor_input(v: Option<VisitorInput>) -> DomainVisitor {
+    v.map_or_else(DomainVisitor::default, |v| DomainVisitor {
+        name: v.name,
+        email: v.email,
+        phone: v.phone,
+    })
+}
+
 fn not_found_id(what: &'static str, id: &ID) -> ApiResult<uuid::Uuid> {
     parse_id(id).ok_or(domain::Error::NotFound(what).into())
 }
@@ -139,7 +265,8 @@ impl Mutation {
     async fn add_step(&self, ctx: &Context<'_>, flow_id: ID, step: StepInput) -> ApiResult<Step> {
         let account = admin(ctx)?;
         let flow_id = not_found_id("flow", &flow_id)?;
-        let step = domain::flows::add_step(db(ctx)?, account, flow_id, &step.into()).await?;
+        let step =
+            domain::flows::add_step(db(ctx)?, account, flow_id, &step.into_domain()?).await?;
         Ok(step.into())
     }
 
@@ -147,7 +274,7 @@ impl Mutation {
     async fn update_step(&self, ctx: &Context<'_>, id: ID, step: StepInput) -> ApiResult<Step> {
         let account = admin(ctx)?;
         let id = not_found_id("step", &id)?;
-        let step = domain::flows::update_step(db(ctx)?, account, id, &step.into()).await?;
+        let step = domain::flows::update_step(db(ctx)?, account, id, &step.into_domain()?).await?;
         Ok(step.into())
     }
 
@@ -232,5 +359,88 @@ impl Mutation {
             ticket: Ticket(opened.ticket),
             confirmation_message: opened.confirmation_message,
         })
+    }
+
+    /// Every problem that stops the flow's draft from being published; empty when it can be.
+    async fn validate_flow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Vec<FlowProblem>> {
+        let account = admin(ctx)?;
+        let id = not_found_id("flow", &id)?;
+        let problems = domain::design::validate_flow(db(ctx)?, account, id).await?;
+        Ok(problems.into_iter().map(FlowProblem::from).collect())
+    }
+
+    /// Publishes the flow's draft as its next immutable version; refused (`BAD_USER_INPUT`,
+    /// field `id`) while `validateFlow` reports problems. New conversations start on it;
+    /// conversations in progress keep the version they started on.
+    async fn publish_flow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<FlowVersion> {
+        let account = admin(ctx)?;
+        let id = not_found_id("flow", &id)?;
+        Ok(FlowVersion(
+            domain::design::publish_flow(db(ctx)?, account, id).await?,
+        ))
+    }
+
+    /// A visitor opens the chat: the bot's first messages and what it waits for. Widget and
+    /// admin keys.
+    async fn start_conversation(
+        &self,
+        ctx: &Context<'_>,
+        input: StartConversationInput,
+    ) -> ApiResult<ConversationTurn> {
+        let account = principal(ctx)?.account_id;
+        let flow_id = not_found_id("flow", &input.flow_id)?;
+        let visitor = visitor_input(input.visitor);
+        Ok(ConversationTurn(
+            domain::conversations::start(db(ctx)?, account, flow_id, &visitor).await?,
+        ))
+    }
+
+    /// The visitor answers a question. An invalid `name`, `email` or `phone` answer is asked
+    /// again. `BAD_USER_INPUT` when the bot waits for a button or the conversation has ended;
+    /// `CONVERSATION_EXPIRED` after the idle timeout. Widget and admin keys.
+    async fn send_visitor_message(
+        &self,
+        ctx: &Context<'_>,
+        input: VisitorMessageInput,
+    ) -> ApiResult<ConversationTurn> {
+        let account = principal(ctx)?.account_id;
+        let id = not_found_id("conversation", &input.conversation_id)?;
+        let idle = settings(ctx)?.conversation_idle;
+        let turn = domain::conversations::send_message(
+            db(ctx)?,
+            account,
+            id,
+            &input.text,
+            input.client_message_id.as_deref(),
+            idle,
+        )
+        .await?;
+        Ok(ConversationTurn(turn))
+    }
+
+    /// The visitor presses a button. `BAD_USER_INPUT` for an option not offered now, when the
+    /// bot waits for text, or when the conversation has ended; `CONVERSATION_EXPIRED` after the
+    /// idle timeout. Widget and admin keys.
+    async fn choose_option(
+        &self,
+        ctx: &Context<'_>,
+        input: ChooseOptionInput,
+    ) -> ApiResult<ConversationTurn> {
+        let account = principal(ctx)?.account_id;
+        let id = not_found_id("conversation", &input.conversation_id)?;
+        let option_id = parse_id(&input.option_id).ok_or_else(|| {
+            domain::Error::invalid("optionId", "is not one of the options offered")
+        })?;
+        let idle = settings(ctx)?.conversation_idle;
+        let turn = domain::conversations::choose_option(
+            db(ctx)?,
+            account,
+            id,
+            option_id,
+            input.client_message_id.as_deref(),
+            idle,
+        )
+        .await?;
+        Ok(ConversationTurn(turn))
     }
 }

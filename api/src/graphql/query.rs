@@ -1,13 +1,15 @@
-//! Read operations. All need an admin key and see only the key's account.
+//! Read operations. All but `conversation` need an admin key; every one sees only the key's
+//! account.
 
 use async_graphql::{Context, ID, Object};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::types::{
-    Agent, Flow, PageInfo, RoutingRule, Ticket, TicketConnection, TicketEdge, TopicTag,
+    Agent, Conversation, Flow, PageInfo, RoutingRule, Ticket, TicketConnection, TicketEdge,
+    TopicTag,
 };
-use super::{ApiResult, admin, db, parse_id};
+use super::{ApiResult, admin, db, parse_id, principal};
 
 /// Read operations.
 pub struct Query;
@@ -115,6 +117,18 @@ impl Query {
             },
             edges,
         })
+    }
+
+    /// One conversation (admin or widget key); null when no conversation of the account has
+    /// this id.
+    async fn conversation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Conversation>> {
+        let account = principal(ctx)?.account_id;
+        let Some(id) = parse_id(&id) else {
+            return Ok(None);
+        };
+        Ok(domain::conversations::find(db(ctx)?, account, id)
+            .await?
+            .map(Conversation))
     }
 
     /// One ticket; null when no ticket of the account has this id.

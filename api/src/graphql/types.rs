@@ -1,10 +1,10 @@
 //! GraphQL object types. They wrap SeaORM models but are separate from them: what the schema
 //! promises does not change when a column does.
 
-use async_graphql::{Context, Enum, ID, Interface, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Interface, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::routing::{self, Source};
-use entity::{agent, delivery, flow, routing_rule, step, ticket};
+use entity::{agent, conversation, delivery, flow, flow_version, routing_rule, step, ticket};
 
 use super::{ApiError, ApiResult, Loaders};
 
@@ -46,6 +46,73 @@ impl Flow {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Published versions, newest first. Empty until the flow is published.
+    async fn versions(&self, ctx: &Context<'_>) -> ApiResult<Vec<FlowVersion>> {
+        let versions = loaders(ctx)?
+            .versions
+            .load_one(self.0.id)
+            .await
+            .map_err(shared)?;
+        Ok(versions
+            .unwrap_or_default()
+            .into_iter()
+            .map(FlowVersion)
+            .collect())
+    }
+    /// The version new conversations start on (the latest published); null until published.
+    async fn live_version(&self, ctx: &Context<'_>) -> ApiResult<Option<FlowVersion>> {
+        let versions = loaders(ctx)?
+            .versions
+            .load_one(self.0.id)
+            .await
+            .map_err(shared)?;
+        Ok(versions
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(FlowVersion))
+    }
+}
+
+/// An immutable snapshot of a flow, published with `publishFlow`.
+pub struct FlowVersion(pub flow_version::Model);
+
+#[Object]
+impl FlowVersion {
+    /// Stable id of the version.
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// 1, 2, ... per flow.
+    async fn number(&self) -> i32 {
+        self.0.number
+    }
+    /// When it was published.
+    async fn published_at(&self) -> DateTime<Utc> {
+        self.0.published_at
+    }
+}
+
+/// Something that stops a flow from being published.
+#[derive(SimpleObject)]
+pub struct FlowProblem {
+    /// `EMPTY_FLOW`, `DANGLING_LINK`, `CROSS_FLOW_LINK`, `UNLINKED_OPTION`,
+    /// `UNREACHABLE_STEP`, `LOOP_WITHOUT_WAIT` or `NO_TICKET_OR_END`.
+    pub code: String,
+    /// The step concerned; null for problems of the whole flow (`EMPTY_FLOW`).
+    pub step_id: Option<ID>,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl From<domain::design::Problem> for FlowProblem {
+    fn from(p: domain::design::Problem) -> Self {
+        FlowProblem {
+            code: p.code.to_owned(),
+            step_id: p.step_id.map(Into::into),
+            message: p.message,
+        }
+    }
 }
 
 async fn flow_of(ctx: &Context<'_>, step: &step::Model) -> ApiResult<Flow> {
@@ -66,18 +133,28 @@ async fn flow_of(ctx: &Context<'_>, step: &step::Model) -> ApiResult<Flow> {
     field(name = "flow", ty = "Flow", desc = "The flow the step belongs to.")
 )]
 pub enum Step {
-    MessageStep(MessageStep),
-    TicketStep(TicketStep),
+    Message(MessageStep),
+    Question(QuestionStep),
+    Choice(ChoiceStep),
+    Ticket(TicketStep),
+    End(EndStep),
 }
 
 impl From<step::Model> for Step {
     fn from(model: step::Model) -> Self {
-        if model.kind == domain::flows::KIND_TICKET {
-            Step::TicketStep(TicketStep(model))
-        } else {
-            Step::MessageStep(MessageStep(model))
+        use domain::flows::{KIND_CHOICE, KIND_END, KIND_QUESTION, KIND_TICKET};
+        match model.kind.as_str() {
+            KIND_TICKET => Step::Ticket(TicketStep(model)),
+            KIND_QUESTION => Step::Question(QuestionStep(model)),
+            KIND_CHOICE => Step::Choice(ChoiceStep(model)),
+            KIND_END => Step::End(EndStep(model)),
+            _ => Step::Message(MessageStep(model)),
         }
     }
+}
+
+fn next_id(step: &step::Model) -> Option<ID> {
+    step.next_step_id.map(Into::into)
 }
 
 /// The bot says a text.
@@ -100,6 +177,113 @@ impl MessageStep {
     /// What the bot says.
     async fn text(&self) -> &str {
         self.0.text.as_deref().unwrap_or_default()
+    }
+    /// The step after this one; null means the following position.
+    async fn next(&self) -> Option<ID> {
+        next_id(&self.0)
+    }
+}
+
+/// The bot asks and waits for a typed answer.
+pub struct QuestionStep(pub step::Model);
+
+#[Object]
+impl QuestionStep {
+    /// Stable id of the step.
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// 0-based place in the flow.
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    /// The flow the step belongs to.
+    async fn flow(&self, ctx: &Context<'_>) -> Result<Flow, ApiError> {
+        flow_of(ctx, &self.0).await
+    }
+    /// What the bot asks.
+    async fn text(&self) -> &str {
+        self.0.text.as_deref().unwrap_or_default()
+    }
+    /// The key the answer is stored under (`name`, `email` and `phone` are validated).
+    async fn field(&self) -> &str {
+        self.0.field.as_deref().unwrap_or_default()
+    }
+    /// The step after the answer; null means the following position.
+    async fn next(&self) -> Option<ID> {
+        next_id(&self.0)
+    }
+}
+
+/// A button of a choice step.
+pub struct ChoiceOption(pub domain::flows::ChoiceOption);
+
+#[Object]
+impl ChoiceOption {
+    /// Pass to `chooseOption`. Changes when the step is updated.
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// The button's text.
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+    /// The step it leads to; null until linked (design only; visitors do not see it).
+    async fn next(&self) -> Option<ID> {
+        self.0.next.map(Into::into)
+    }
+}
+
+/// The bot offers buttons and waits for one.
+pub struct ChoiceStep(pub step::Model);
+
+#[Object]
+impl ChoiceStep {
+    /// Stable id of the step.
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// 0-based place in the flow.
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    /// The flow the step belongs to.
+    async fn flow(&self, ctx: &Context<'_>) -> Result<Flow, ApiError> {
+        flow_of(ctx, &self.0).await
+    }
+    /// What the bot says above the buttons.
+    async fn text(&self) -> &str {
+        self.0.text.as_deref().unwrap_or_default()
+    }
+    /// The buttons, in order.
+    async fn options(&self) -> Vec<ChoiceOption> {
+        domain::flows::options(&self.0)
+            .into_iter()
+            .map(ChoiceOption)
+            .collect()
+    }
+}
+
+/// The conversation ends here.
+pub struct EndStep(pub step::Model);
+
+#[Object]
+impl EndStep {
+    /// Stable id of the step.
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// 0-based place in the flow.
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    /// The flow the step belongs to.
+    async fn flow(&self, ctx: &Context<'_>) -> Result<Flow, ApiError> {
+        flow_of(ctx, &self.0).await
+    }
+    /// A last text; null when the bot says nothing more.
+    async fn text(&self) -> Option<&str> {
+        self.0.text.as_deref()
     }
 }
 
@@ -132,6 +316,10 @@ impl TicketStep {
     /// Addresses that receive every ticket opened here, besides the routing rules.
     async fn forward_emails(&self) -> Vec<String> {
         domain::flows::forward_emails(&self.0)
+    }
+    /// The step after the ticket is opened; null means the following position.
+    async fn next(&self) -> Option<ID> {
+        next_id(&self.0)
     }
 }
 
@@ -277,6 +465,28 @@ impl Ticket {
     /// When the ticket was opened.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+    /// The conversation that opened it; null for tickets opened with `openTicket`.
+    async fn conversation(&self, ctx: &Context<'_>) -> ApiResult<Option<Conversation>> {
+        let Some(id) = self.0.conversation_id else {
+            return Ok(None);
+        };
+        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
+        Ok(domain::conversations::find(db, self.0.account_id, id)
+            .await?
+            .map(Conversation))
+    }
+    /// The conversation up to the ticket step; empty for tickets opened with `openTicket`.
+    async fn transcript(&self) -> Vec<TranscriptEntry> {
+        domain::conversations::ticket_transcript(&self.0)
+            .into_iter()
+            .map(TranscriptEntry::from)
+            .collect()
+    }
+    /// The answers the conversation collected, by field (`{"email": "...", "order_no": "..."}`);
+    /// null for tickets opened with `openTicket`.
+    async fn answers(&self) -> Option<Json<serde_json::Value>> {
+        self.0.answers.clone().map(Json)
     }
     /// One e-mail per recipient. Empty until the worker has routed the ticket (usually well
     /// under a second), and for a ticket that no rule or forward address matches.
@@ -436,4 +646,174 @@ pub struct OpenTicketPayload {
     pub ticket: Ticket,
     /// The step's confirmation message, for the chat widget to show ("Talep alındı").
     pub confirmation_message: String,
+}
+
+/// Who said a line of a conversation.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum Sender {
+    /// The chatbot.
+    Bot,
+    /// The visitor.
+    Visitor,
+}
+
+/// One line of a conversation.
+#[derive(SimpleObject)]
+pub struct TranscriptEntry {
+    /// Who said it.
+    pub sender: Sender,
+    /// What was said (for a button press: its label).
+    pub text: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl From<domain::conversations::Line> for TranscriptEntry {
+    fn from(l: domain::conversations::Line) -> Self {
+        TranscriptEntry {
+            sender: if l.sender == domain::conversations::BOT {
+                Sender::Bot
+            } else {
+                Sender::Visitor
+            },
+            text: l.text,
+            at: l.at,
+        }
+    }
+}
+
+/// What the bot waits for.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum Awaiting {
+    /// A typed answer: call `sendVisitorMessage`.
+    Text,
+    /// One of `options`: call `chooseOption`.
+    Choice,
+    /// Nothing: the conversation is over.
+    Nothing,
+}
+
+impl From<domain::conversations::Awaiting> for Awaiting {
+    fn from(a: domain::conversations::Awaiting) -> Self {
+        match a {
+            domain::conversations::Awaiting::Text => Awaiting::Text,
+            domain::conversations::Awaiting::Choice => Awaiting::Choice,
+            domain::conversations::Awaiting::Nothing => Awaiting::Nothing,
+        }
+    }
+}
+
+/// The state of a conversation.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ConversationStatus {
+    /// Waiting for the visitor.
+    Active,
+    /// Reached an end step or the end of the flow.
+    Completed,
+    /// Idle too long; the visitor must start a new conversation.
+    Expired,
+}
+
+/// A visitor's conversation with a chatbot, on the flow version that was live when it began.
+pub struct Conversation(pub conversation::Model);
+
+#[Object]
+impl Conversation {
+    /// Stable id of the conversation.
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// Current state (an idle conversation shows `EXPIRED` once its time has passed).
+    async fn status(&self, ctx: &Context<'_>) -> ApiResult<ConversationStatus> {
+        use domain::conversations::status;
+        let idle = super::settings(ctx)?.conversation_idle;
+        let expired_by_time = self.0.status == status::ACTIVE
+            && chrono::Duration::from_std(idle)
+                .is_ok_and(|idle| self.0.last_activity_at + idle < domain::now());
+        Ok(match self.0.status.as_str() {
+            _ if expired_by_time => ConversationStatus::Expired,
+            status::COMPLETED => ConversationStatus::Completed,
+            status::EXPIRED => ConversationStatus::Expired,
+            _ => ConversationStatus::Active,
+        })
+    }
+    /// What the bot waits for now.
+    async fn awaiting(&self) -> Awaiting {
+        domain::conversations::Awaiting::parse(&self.0.awaiting).into()
+    }
+    /// The buttons offered now; empty unless `awaiting` is `CHOICE`.
+    async fn options(&self, ctx: &Context<'_>) -> ApiResult<Vec<ChoiceOption>> {
+        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
+        Ok(domain::conversations::current_options(db, &self.0)
+            .await?
+            .into_iter()
+            .map(ChoiceOption)
+            .collect())
+    }
+    /// Everything said so far, in order.
+    async fn transcript(&self, ctx: &Context<'_>) -> ApiResult<Vec<TranscriptEntry>> {
+        let lines = loaders(ctx)?
+            .transcripts
+            .load_one(self.0.id)
+            .await
+            .map_err(shared)?;
+        Ok(lines
+            .unwrap_or_default()
+            .into_iter()
+            .map(TranscriptEntry::from)
+            .collect())
+    }
+    /// The answers collected so far, by the questions' fields.
+    async fn answers(&self) -> Json<serde_json::Value> {
+        Json(self.0.answers.clone())
+    }
+    /// The ticket the conversation opened; null until it reaches a ticket step.
+    async fn ticket(&self, ctx: &Context<'_>) -> ApiResult<Option<Ticket>> {
+        let Some(id) = self.0.ticket_id else {
+            return Ok(None);
+        };
+        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
+        Ok(domain::tickets::find_ticket(db, self.0.account_id, id)
+            .await?
+            .map(Ticket))
+    }
+    /// The flow version it runs on.
+    async fn flow_version_id(&self) -> ID {
+        self.0.flow_version_id.into()
+    }
+    /// When it started.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the visitor last did something.
+    async fn last_activity_at(&self) -> DateTime<Utc> {
+        self.0.last_activity_at
+    }
+}
+
+/// The bot's reply to one visitor action.
+pub struct ConversationTurn(pub domain::conversations::Turn);
+
+#[Object]
+impl ConversationTurn {
+    /// The conversation after this turn.
+    async fn conversation(&self) -> Conversation {
+        Conversation(self.0.conversation.clone())
+    }
+    /// What the bot says now, in order (for an invalid answer: why, and the question again).
+    async fn bot_messages(&self) -> &[String] {
+        &self.0.bot_messages
+    }
+    /// What the bot waits for next.
+    async fn awaiting(&self) -> Awaiting {
+        self.0.awaiting.into()
+    }
+    /// The buttons to show; empty unless `awaiting` is `CHOICE`.
+    async fn options(&self) -> Vec<ChoiceOption> {
+        self.0.options.iter().cloned().map(ChoiceOption).collect()
+    }
+    /// The ticket this turn opened; null on every other turn.
+    async fn ticket(&self) -> Option<Ticket> {
+        self.0.ticket.clone().map(Ticket)
+    }
 }

@@ -1,0 +1,807 @@
+//! Running chatbots: a visitor's conversation walks a published flow version step by step.
+//! Reaching a ticket step opens the ticket exactly as `openTicket` does (same transaction
+//! with its job), carrying the transcript and the answers.
+//!
+//! A turn reads the conversation, works out the bot's reply with [`walk`] (pure), and commits
+//! only on the revision it read, so concurrent or retried requests never interleave. A visitor
+//! message sent again with the same `client_message_id` gets the earlier turn back.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::{conversation, conversation_message, flow, flow_version, ticket};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    SqlErr, TransactionSession, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::design::{self, SnapStep, successor};
+use crate::flows::{ChoiceOption, KIND_CHOICE, KIND_END, KIND_MESSAGE, KIND_QUESTION, KIND_TICKET};
+use crate::tickets::{self, NewTicket, VisitorInput};
+use crate::{Error, Result, now, validate};
+
+/// Conversation states as stored.
+pub mod status {
+    pub const ACTIVE: &str = "ACTIVE";
+    pub const COMPLETED: &str = "COMPLETED";
+    pub const EXPIRED: &str = "EXPIRED";
+}
+
+/// What the bot waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Awaiting {
+    Text,
+    Choice,
+    Nothing,
+}
+
+impl Awaiting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Awaiting::Text => "TEXT",
+            Awaiting::Choice => "CHOICE",
+            Awaiting::Nothing => "NOTHING",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "TEXT" => Awaiting::Text,
+            "CHOICE" => Awaiting::Choice,
+            _ => Awaiting::Nothing,
+        }
+    }
+}
+
+/// Who said a transcript line.
+pub const BOT: &str = "BOT";
+/// Who said a transcript line.
+pub const VISITOR: &str = "VISITOR";
+
+/// A transcript line as stored on a ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub sender: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The bot's reply to one visitor action.
+#[derive(Clone, Debug)]
+pub struct Turn {
+    pub conversation: conversation::Model,
+    pub bot_messages: Vec<String>,
+    pub awaiting: Awaiting,
+    pub options: Vec<ChoiceOption>,
+    /// Set on the turn that opened the ticket.
+    pub ticket: Option<ticket::Model>,
+}
+
+/// What a walk through the steps produced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Walk {
+    /// What the bot says, in order.
+    pub bot: Vec<String>,
+    /// The step now waiting for the visitor, if any.
+    pub waiting_at: Option<usize>,
+    /// The first ticket step passed, and how many bot lines came before it.
+    pub ticket_at: Option<(usize, usize)>,
+}
+
+/// Walks from step `from` until a step waits for the visitor or the flow ends. Published
+/// flows have no loop without a waiting step; the step budget guards anyway.
+pub fn walk(steps: &[SnapStep], from: Option<usize>) -> Walk {
+    let mut out = Walk::default();
+    let mut at = from;
+    let mut budget = steps.len() * 2 + 2;
+    while let Some(i) = at {
+        if budget == 0 {
+            break;
+        }
+        budget -= 1;
+        let step = &steps[i];
+        match step.kind.as_str() {
+            KIND_QUESTION | KIND_CHOICE => {
+                out.bot.extend(step.text.clone());
+                out.waiting_at = Some(i);
+                return out;
+            }
+            KIND_TICKET => {
+                if out.ticket_at.is_none() {
+                    out.ticket_at = Some((i, out.bot.len()));
+                }
+                out.bot.extend(step.confirmation_message.clone());
+                at = successor(steps, i, step.next);
+            }
+            KIND_END => {
+                out.bot.extend(step.text.clone());
+                return out;
+            }
+            _ => {
+                debug_assert_eq!(step.kind, KIND_MESSAGE);
+                out.bot.extend(step.text.clone());
+                at = successor(steps, i, step.next);
+            }
+        }
+    }
+    out
+}
+
+/// Checks a question's answer; `Err` carries what the bot says before asking again.
+fn check_answer(field: &str, text: &str) -> std::result::Result<String, String> {
+    let checked = match field {
+        "name" => validate::name("text", text),
+        "email" => validate::email("text", text),
+        "phone" => validate::phone("text", text),
+        _ => validate::message("text", text),
+    };
+    checked.map_err(|_| match field {
+        "name" => "Sorry, that does not look like a name.".to_owned(),
+        "email" => {
+            "Sorry, that does not look like an e-mail address (like name@example.com).".to_owned()
+        }
+        "phone" => "Sorry, that does not look like a phone number.".to_owned(),
+        _ => "Sorry, I could not take that answer.".to_owned(),
+    })
+}
+
+struct Loaded {
+    conversation: conversation::Model,
+    version: flow_version::Model,
+    steps: Vec<SnapStep>,
+}
+
+/// One conversation of the account, or `None`.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<conversation::Model>> {
+    Ok(conversation::Entity::find_by_id(id)
+        .filter(conversation::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?)
+}
+
+async fn load(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+    idle: Duration,
+) -> Result<Loaded> {
+    let conversation = find(db, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("conversation"))?;
+    if conversation.status == status::EXPIRED || is_idle(&conversation, idle) {
+        if conversation.status == status::ACTIVE {
+            conversation::Entity::update_many()
+                .col_expr(conversation::Column::Status, Expr::value(status::EXPIRED))
+                .col_expr(
+                    conversation::Column::Awaiting,
+                    Expr::value(Awaiting::Nothing.as_str()),
+                )
+                .filter(conversation::Column::Id.eq(id))
+                .filter(conversation::Column::Revision.eq(conversation.revision))
+                .exec(db)
+                .await?;
+        }
+        return Err(Error::ConversationExpired);
+    }
+    let version = flow_version::Entity::find_by_id(conversation.flow_version_id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("conversation"))?;
+    let steps = design::version_steps(&version);
+    Ok(Loaded {
+        conversation,
+        version,
+        steps,
+    })
+}
+
+fn is_idle(c: &conversation::Model, idle: Duration) -> bool {
+    c.status == status::ACTIVE
+        && chrono::Duration::from_std(idle).is_ok_and(|idle| c.last_activity_at + idle < now())
+}
+
+/// Starts a conversation on the flow's live (latest published) version.
+pub async fn start<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    flow_id: Uuid,
+    visitor: &VisitorInput,
+) -> Result<Turn> {
+    let visitor = tickets::validate_visitor(visitor)?;
+    let flow = crate::flows::find_flow(db, account_id, flow_id)
+        .await?
+        .ok_or(Error::NotFound("flow"))?;
+    let version = design::live_version(db, account_id, flow_id)
+        .await?
+        .ok_or_else(|| {
+            Error::invalid(
+                "flowId",
+                "the flow has no published version; publish it first",
+            )
+        })?;
+    let steps = design::version_steps(&version);
+    let started = now();
+    let conversation = conversation::Model {
+        id: Uuid::now_v7(),
+        account_id,
+        flow_id,
+        flow_version_id: version.id,
+        status: status::ACTIVE.into(),
+        current_step_id: None,
+        awaiting: Awaiting::Nothing.as_str().into(),
+        answers: serde_json::json!({}),
+        visitor_name: visitor.name,
+        visitor_email: visitor.email,
+        visitor_phone: visitor.phone,
+        ticket_id: None,
+        revision: 0,
+        created_at: started,
+        last_activity_at: started,
+    };
+    let loaded = Loaded {
+        conversation,
+        version,
+        steps,
+    };
+    let walked = walk(&loaded.steps, (!loaded.steps.is_empty()).then_some(0));
+    let txn = db.begin().await?;
+    let model: conversation::ActiveModel = loaded.conversation.clone().into();
+    let inserted = model.insert(&txn).await?;
+    let loaded = Loaded {
+        conversation: inserted,
+        ..loaded
+    };
+    let turn = commit_turn(&txn, &flow, loaded, None, walked, None)
+        .await?
+        .ok_or(Error::invalid(
+            "flowId",
+            "could not start the conversation; try again",
+        ))?;
+    txn.commit().await?;
+    Ok(turn)
+}
+
+/// What the visitor did this turn.
+struct VisitorLine {
+    text: String,
+    client_message_id: Option<String>,
+}
+
+/// The visitor types a message (an answer to a question).
+pub async fn send_message<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    id: Uuid,
+    text: &str,
+    client_message_id: Option<&str>,
+    idle: Duration,
+) -> Result<Turn> {
+    let client_message_id = client_id(client_message_id)?;
+    if let Some(turn) = replay(db, account_id, id, client_message_id.as_deref()).await? {
+        return Ok(turn);
+    }
+    let loaded = load(db, account_id, id, idle).await?;
+    let state = Awaiting::parse(&loaded.conversation.awaiting);
+    match state {
+        Awaiting::Text => {}
+        Awaiting::Choice => {
+            return Err(Error::invalid(
+                "text",
+                "the bot is waiting for one of the options (chooseOption)",
+            ));
+        }
+        Awaiting::Nothing => {
+            return Err(Error::invalid(
+                "conversationId",
+                "the conversation has ended",
+            ));
+        }
+    }
+    let text = validate::message("text", text)?;
+    let at = current_index(&loaded)?;
+    let step = &loaded.steps[at];
+    let field = step.field.clone().unwrap_or_default();
+    let (walked, answer) = match check_answer(&field, &text) {
+        Ok(answer) => (
+            walk(&loaded.steps, successor(&loaded.steps, at, step.next)),
+            Some((field, answer)),
+        ),
+        Err(sorry) => (
+            // Ask again: the conversation stays at the question.
+            Walk {
+                bot: [Some(sorry), step.text.clone()]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                waiting_at: Some(at),
+                ticket_at: None,
+            },
+            None,
+        ),
+    };
+    let flow = flow_of(db, &loaded).await?;
+    let line = VisitorLine {
+        text,
+        client_message_id: client_message_id.clone(),
+    };
+    let txn = db.begin().await?;
+    let turn = commit_turn(&txn, &flow, loaded, Some(line), walked, answer).await;
+    finish(db, txn, turn, account_id, id, client_message_id.as_deref()).await
+}
+
+/// The visitor presses one of the buttons of a choice step.
+pub async fn choose_option<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    id: Uuid,
+    option_id: Uuid,
+    client_message_id: Option<&str>,
+    idle: Duration,
+) -> Result<Turn> {
+    let client_message_id = client_id(client_message_id)?;
+    if let Some(turn) = replay(db, account_id, id, client_message_id.as_deref()).await? {
+        return Ok(turn);
+    }
+    let loaded = load(db, account_id, id, idle).await?;
+    match Awaiting::parse(&loaded.conversation.awaiting) {
+        Awaiting::Choice => {}
+        Awaiting::Text => {
+            return Err(Error::invalid(
+                "optionId",
+                "the bot is waiting for a text answer (sendVisitorMessage)",
+            ));
+        }
+        Awaiting::Nothing => {
+            return Err(Error::invalid(
+                "conversationId",
+                "the conversation has ended",
+            ));
+        }
+    }
+    let at = current_index(&loaded)?;
+    let option = loaded.steps[at]
+        .options
+        .iter()
+        .find(|o| o.id == option_id)
+        .cloned()
+        .ok_or_else(|| Error::invalid("optionId", "is not one of the options offered"))?;
+    let next = match option.next {
+        Some(target) => loaded.steps.iter().position(|s| s.id == target),
+        None => successor(&loaded.steps, at, None),
+    };
+    let walked = walk(&loaded.steps, next);
+    let flow = flow_of(db, &loaded).await?;
+    let line = VisitorLine {
+        text: option.label,
+        client_message_id: client_message_id.clone(),
+    };
+    let txn = db.begin().await?;
+    let turn = commit_turn(&txn, &flow, loaded, Some(line), walked, None).await;
+    finish(db, txn, turn, account_id, id, client_message_id.as_deref()).await
+}
+
+fn client_id(id: Option<&str>) -> Result<Option<String>> {
+    validate::optional(id, |v| {
+        if v.chars().count() > 200 || v.chars().any(char::is_control) {
+            Err(Error::invalid(
+                "clientMessageId",
+                "must be at most 200 characters on one line",
+            ))
+        } else {
+            Ok(v.to_owned())
+        }
+    })
+}
+
+/// Commits a turn, or explains a lost race: a request retried concurrently gets the turn its
+/// twin committed.
+async fn finish<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    txn: C::Transaction,
+    turn: Result<Option<Turn>>,
+    account_id: Uuid,
+    id: Uuid,
+    client_message_id: Option<&str>,
+) -> Result<Turn> {
+    match turn? {
+        Some(turn) => {
+            txn.commit().await?;
+            Ok(turn)
+        }
+        None => {
+            drop(txn);
+            if let Some(turn) = replay(db, account_id, id, client_message_id).await? {
+                return Ok(turn);
+            }
+            Err(Error::invalid(
+                "conversationId",
+                "the conversation moved on meanwhile; load it and try again",
+            ))
+        }
+    }
+}
+
+fn current_index(loaded: &Loaded) -> Result<usize> {
+    loaded
+        .conversation
+        .current_step_id
+        .and_then(|id| loaded.steps.iter().position(|s| s.id == id))
+        .ok_or(Error::invalid(
+            "conversationId",
+            "the conversation has ended",
+        ))
+}
+
+async fn flow_of(db: &impl ConnectionTrait, loaded: &Loaded) -> Result<flow::Model> {
+    flow::Entity::find_by_id(loaded.version.flow_id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("flow"))
+}
+
+/// Writes the visitor's line, the bot's lines, the new state and, at a ticket step, the
+/// ticket with its job - all on `txn`, and only if nobody else changed the conversation since
+/// it was read.
+async fn commit_turn(
+    txn: &impl ConnectionTrait,
+    flow: &flow::Model,
+    loaded: Loaded,
+    visitor_line: Option<VisitorLine>,
+    walked: Walk,
+    answer: Option<(String, String)>,
+) -> Result<Option<Turn>> {
+    let Loaded {
+        conversation: mut c,
+        steps,
+        ..
+    } = loaded;
+    let at = now();
+    let read_revision = c.revision;
+    // Written first: it takes the write lock and fails if another turn committed meanwhile.
+    let claimed = conversation::Entity::update_many()
+        .col_expr(
+            conversation::Column::Revision,
+            Expr::col(conversation::Column::Revision).add(1),
+        )
+        .col_expr(conversation::Column::LastActivityAt, Expr::value(at))
+        .filter(conversation::Column::Id.eq(c.id))
+        .filter(conversation::Column::Revision.eq(read_revision))
+        .exec(txn)
+        .await?;
+    if claimed.rows_affected == 0 {
+        return Ok(None);
+    }
+    c.revision = read_revision + 1;
+    c.last_activity_at = at;
+
+    if let Some((field, value)) = answer {
+        match field.as_str() {
+            "name" => c.visitor_name = Some(value.clone()),
+            "email" => c.visitor_email = Some(value.clone()),
+            "phone" => c.visitor_phone = Some(value.clone()),
+            _ => {}
+        }
+        if let Some(map) = c.answers.as_object_mut() {
+            map.insert(field, serde_json::Value::String(value));
+        }
+    }
+
+    let existing = conversation_message::Entity::find()
+        .filter(conversation_message::Column::ConversationId.eq(c.id))
+        .order_by_asc(conversation_message::Column::Seq)
+        .all(txn)
+        .await?;
+    let mut lines: Vec<Line> = existing
+        .iter()
+        .map(|m| Line {
+            sender: m.sender.clone(),
+            text: m.text.clone(),
+            at: m.created_at,
+        })
+        .collect();
+    let mut new_rows = Vec::new();
+    let mut push =
+        |lines: &mut Vec<Line>, sender: &str, text: String, client_id: Option<String>| {
+            new_rows.push(conversation_message::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                conversation_id: Set(c.id),
+                seq: Set(lines.len() as i32),
+                sender: Set(sender.to_owned()),
+                text: Set(text.clone()),
+                client_message_id: Set(client_id),
+                created_at: Set(at),
+            });
+            lines.push(Line {
+                sender: sender.to_owned(),
+                text,
+                at,
+            });
+        };
+    if let Some(line) = visitor_line {
+        push(&mut lines, VISITOR, line.text, line.client_message_id);
+    }
+    let mut opened = None;
+    for (i, text) in walked.bot.iter().enumerate() {
+        if let Some((step_index, before)) = walked.ticket_at
+            && before == i
+            && c.ticket_id.is_none()
+        {
+            opened = Some(open_from(txn, flow, &c, &steps[step_index], &lines).await?);
+        }
+        push(&mut lines, BOT, text.clone(), None);
+    }
+    if let Some((step_index, before)) = walked.ticket_at
+        && before == walked.bot.len()
+        && c.ticket_id.is_none()
+        && opened.is_none()
+    {
+        opened = Some(open_from(txn, flow, &c, &steps[step_index], &lines).await?);
+    }
+    if let Some(t) = &opened {
+        c.ticket_id = Some(t.id);
+    }
+    if !new_rows.is_empty() {
+        let inserted = conversation_message::Entity::insert_many(new_rows)
+            .exec(txn)
+            .await;
+        if let Err(e) = inserted {
+            // The same client message id committed by a concurrent twin of this request.
+            if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+                return Ok(None);
+            }
+            return Err(e.into());
+        }
+    }
+
+    let (awaiting, options) = match walked.waiting_at {
+        Some(i) if steps[i].kind == KIND_CHOICE => (Awaiting::Choice, steps[i].options.clone()),
+        Some(_) => (Awaiting::Text, Vec::new()),
+        None => (Awaiting::Nothing, Vec::new()),
+    };
+    c.awaiting = awaiting.as_str().to_owned();
+    c.current_step_id = walked.waiting_at.map(|i| steps[i].id);
+    if walked.waiting_at.is_none() {
+        c.status = status::COMPLETED.into();
+    }
+    let mut model: conversation::ActiveModel = c.clone().into();
+    model.revision = Set(c.revision);
+    for column in [
+        conversation::Column::Status,
+        conversation::Column::CurrentStepId,
+        conversation::Column::Awaiting,
+        conversation::Column::Answers,
+        conversation::Column::VisitorName,
+        conversation::Column::VisitorEmail,
+        conversation::Column::VisitorPhone,
+        conversation::Column::TicketId,
+    ] {
+        model.reset(column);
+    }
+    let c = model.update(txn).await?;
+    Ok(Some(Turn {
+        conversation: c,
+        bot_messages: walked.bot,
+        awaiting,
+        options,
+        ticket: opened,
+    }))
+}
+
+/// Opens the conversation's ticket at a ticket step of its version.
+async fn open_from(
+    txn: &impl ConnectionTrait,
+    flow: &flow::Model,
+    c: &conversation::Model,
+    step: &SnapStep,
+    lines: &[Line],
+) -> Result<ticket::Model> {
+    let visitor_text: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.sender == VISITOR)
+        .map(|l| l.text.as_str())
+        .collect();
+    let message = if visitor_text.is_empty() {
+        "(the visitor wrote nothing; see the transcript)".to_owned()
+    } else {
+        visitor_text.join("\n")
+    };
+    tickets::insert_ticket(
+        txn,
+        c.account_id,
+        NewTicket {
+            flow_id: flow.id,
+            flow_name: flow.name.clone(),
+            step_id: step.id,
+            topic: step.topic.clone().unwrap_or_default(),
+            forward_emails: step.forward_emails.clone(),
+            message,
+            visitor: VisitorInput {
+                name: c.visitor_name.clone(),
+                email: c.visitor_email.clone(),
+                phone: c.visitor_phone.clone(),
+            },
+            conversation_id: Some(c.id),
+            transcript: Some(serde_json::json!(lines)),
+            answers: Some(c.answers.clone()),
+        },
+    )
+    .await
+}
+
+/// The turn an earlier request with this client message id produced, if there was one.
+async fn replay(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+    client_message_id: Option<&str>,
+) -> Result<Option<Turn>> {
+    let Some(client_id) = client_message_id else {
+        return Ok(None);
+    };
+    let Some(conversation) = find(db, account_id, id).await? else {
+        return Err(Error::NotFound("conversation"));
+    };
+    let lines = conversation_message::Entity::find()
+        .filter(conversation_message::Column::ConversationId.eq(id))
+        .order_by_asc(conversation_message::Column::Seq)
+        .all(db)
+        .await?;
+    let Some(pos) = lines
+        .iter()
+        .position(|l| l.client_message_id.as_deref() == Some(client_id))
+    else {
+        return Ok(None);
+    };
+    let bot_messages: Vec<String> = lines[pos + 1..]
+        .iter()
+        .take_while(|l| l.sender == BOT)
+        .map(|l| l.text.clone())
+        .collect();
+    let sent_at = lines[pos].created_at;
+    let ticket = match conversation.ticket_id {
+        Some(tid) => ticket::Entity::find_by_id(tid).one(db).await?.filter(|t| {
+            t.created_at >= sent_at
+                && lines[pos + 1..]
+                    .iter()
+                    .all(|l| l.sender == BOT || l.created_at > t.created_at)
+        }),
+        None => None,
+    };
+    let awaiting = Awaiting::parse(&conversation.awaiting);
+    let options = match (awaiting, conversation.current_step_id) {
+        (Awaiting::Choice, Some(step_id)) => {
+            let version = flow_version::Entity::find_by_id(conversation.flow_version_id)
+                .one(db)
+                .await?;
+            version
+                .map(|v| design::version_steps(&v))
+                .and_then(|steps| steps.into_iter().find(|s| s.id == step_id))
+                .map(|s| s.options)
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Some(Turn {
+        conversation,
+        bot_messages,
+        awaiting,
+        options,
+        ticket,
+    }))
+}
+
+/// The options the conversation's current choice step offers (empty unless awaiting a choice).
+pub async fn current_options(
+    db: &impl ConnectionTrait,
+    c: &conversation::Model,
+) -> Result<Vec<ChoiceOption>> {
+    if Awaiting::parse(&c.awaiting) != Awaiting::Choice {
+        return Ok(Vec::new());
+    }
+    let Some(step_id) = c.current_step_id else {
+        return Ok(Vec::new());
+    };
+    let version = flow_version::Entity::find_by_id(c.flow_version_id)
+        .one(db)
+        .await?;
+    Ok(version
+        .map(|v| design::version_steps(&v))
+        .and_then(|steps| steps.into_iter().find(|s| s.id == step_id))
+        .map(|s| s.options)
+        .unwrap_or_default())
+}
+
+/// The transcripts of conversations, for batch loading.
+pub async fn transcripts(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Line>>> {
+    let rows = conversation_message::Entity::find()
+        .filter(conversation_message::Column::ConversationId.is_in(ids.iter().copied()))
+        .order_by_asc(conversation_message::Column::ConversationId)
+        .order_by_asc(conversation_message::Column::Seq)
+        .all(db)
+        .await?;
+    let mut out: HashMap<Uuid, Vec<Line>> = HashMap::new();
+    for m in rows {
+        out.entry(m.conversation_id).or_default().push(Line {
+            sender: m.sender,
+            text: m.text,
+            at: m.created_at,
+        });
+    }
+    Ok(out)
+}
+
+/// The transcript stored on a ticket.
+pub fn ticket_transcript(t: &ticket::Model) -> Vec<Line> {
+    t.transcript
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(n: u128, kind: &str, text: &str, next: Option<u128>) -> SnapStep {
+        SnapStep {
+            id: Uuid::from_u128(n),
+            position: n as i32,
+            kind: kind.into(),
+            text: Some(text.into()),
+            field: Some("email".into()),
+            topic: Some("offline_message".into()),
+            confirmation_message: Some("Talep alındı".into()),
+            forward_emails: vec![],
+            next: next.map(Uuid::from_u128),
+            options: vec![],
+        }
+    }
+
+    #[test]
+    fn a_walk_says_messages_until_a_step_waits() {
+        let steps = [
+            step(0, KIND_MESSAGE, "Merhaba", None),
+            step(1, KIND_QUESTION, "E-posta?", None),
+            step(2, KIND_TICKET, "", None),
+        ];
+        let w = walk(&steps, Some(0));
+        assert_eq!(w.bot, ["Merhaba", "E-posta?"]);
+        assert_eq!(w.waiting_at, Some(1));
+        assert_eq!(w.ticket_at, None);
+        let w = walk(&steps, Some(2));
+        assert_eq!(w.bot, ["Talep alındı"]);
+        assert_eq!(w.ticket_at, Some((2, 0)));
+        assert_eq!(w.waiting_at, None);
+    }
+
+    #[test]
+    fn a_loop_without_waiting_is_cut_short() {
+        let steps = [
+            step(0, KIND_MESSAGE, "a", Some(1)),
+            step(1, KIND_MESSAGE, "b", Some(0)),
+        ];
+        let w = walk(&steps, Some(0));
+        assert!(w.bot.len() <= 6, "{:?}", w.bot);
+        assert_eq!(w.waiting_at, None);
+    }
+
+    #[test]
+    fn answers_to_contact_fields_are_checked() {
+        assert!(check_answer("email", "ayse@example.com").is_ok());
+        assert!(check_answer("email", "ayse at example").is_err());
+        assert!(check_answer("phone", "+90 212 555 01 02").is_ok());
+        assert!(check_answer("phone", "yok").is_err());
+        assert!(check_answer("order_no", "A-17").is_ok());
+    }
+}

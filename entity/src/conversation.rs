@@ -1,0 +1,43 @@
+//! A visitor's conversation with a chatbot, running on one published flow version.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "conversations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub flow_id: Uuid,
+    pub flow_version_id: Uuid,
+    /// `ACTIVE`, `COMPLETED` or `EXPIRED`.
+    pub status: String,
+    /// The step waiting for the visitor (a question or choice step), if any.
+    pub current_step_id: Option<Uuid>,
+    /// `TEXT`, `CHOICE` or `NOTHING`.
+    pub awaiting: String,
+    /// JSON object of the answers collected so far, by field.
+    pub answers: Json,
+    pub visitor_name: Option<String>,
+    pub visitor_email: Option<String>,
+    pub visitor_phone: Option<String>,
+    pub ticket_id: Option<Uuid>,
+    /// Bumped by every turn; a turn only commits on the revision it read.
+    pub revision: i32,
+    pub created_at: DateTimeUtc,
+    pub last_activity_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::conversation_message::Entity")]
+    Message,
+}
+
+impl Related<super::conversation_message::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Message.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}
