@@ -252,7 +252,7 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
         steps,
     };
     let walked = walk(&loaded.steps, (!loaded.steps.is_empty()).then_some(0));
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let model: conversation::ActiveModel = loaded.conversation.clone().into();
     let inserted = model.insert(&txn).await?;
     let loaded = Loaded {
@@ -332,7 +332,7 @@ pub async fn send_message<C: ConnectionTrait + TransactionTrait>(
         text,
         client_message_id: client_message_id.clone(),
     };
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let turn = commit_turn(&txn, &flow, loaded, Some(line), walked, answer).await;
     finish(db, txn, turn, account_id, id, client_message_id.as_deref()).await
 }
@@ -383,7 +383,7 @@ pub async fn choose_option<C: ConnectionTrait + TransactionTrait>(
         text: option.label,
         client_message_id: client_message_id.clone(),
     };
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let turn = commit_turn(&txn, &flow, loaded, Some(line), walked, None).await;
     finish(db, txn, turn, account_id, id, client_message_id.as_deref()).await
 }

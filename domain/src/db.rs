@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, SqlxPostgresConnector,
-    SqlxSqliteConnector,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, SqliteTransactionMode,
+    SqlxPostgresConnector, SqlxSqliteConnector, TransactionOptions, TransactionTrait,
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -99,4 +99,16 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// Whether the database answers and our schema is fully migrated.
 pub async fn is_ready(db: &DatabaseConnection) -> bool {
     matches!(Migrator::get_pending_migrations(db).await, Ok(pending) if pending.is_empty())
+}
+
+/// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN`
+/// (IMMEDIATE), waiting up to the busy timeout: a deferred transaction that reads first and
+/// writes later fails at once with SQLITE_BUSY when another connection (the job poller, say)
+/// wrote in between. PostgreSQL ignores the mode.
+pub async fn begin<C: TransactionTrait>(db: &C) -> Result<C::Transaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }

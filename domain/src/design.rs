@@ -315,7 +315,7 @@ pub async fn publish_flow<C: ConnectionTrait + TransactionTrait>(
         .one(db)
         .await?
         .flatten();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let version = flow_version::ActiveModel {
         id: Set(Uuid::now_v7()),
         flow_id: Set(flow_id),

@@ -101,7 +101,7 @@ async fn insert_key(db: &impl ConnectionTrait, account_id: Uuid, kind: KeyKind) 
 /// Creates an account with one admin key and one widget key.
 pub async fn create_account(db: &impl TransactionTrait, name: &str) -> Result<NewAccount> {
     let name = validate::name("name", name)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let account = account::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),

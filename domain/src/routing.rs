@@ -146,7 +146,7 @@ pub async fn plan_deliveries<C: ConnectionTrait + TransactionTrait>(
             }
         })
         .collect();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     delivery::Entity::insert_many(rows)
         .on_conflict_do_nothing_on([delivery::Column::TicketId, delivery::Column::RecipientKey])
         .exec(&txn)

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use entity::{live_topic, routing_rule, step};
+use entity::{conversation, flow_version, live_topic, routing_rule, step};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -21,9 +22,10 @@ pub struct TopicTag {
     pub steps: Vec<step::Model>,
 }
 
-/// Distinct topics of all ticket steps of all flows in the account - the drafts and the live
-/// published versions alike, so a rule keeps its tag while a running chatbot still uses it -
-/// sorted ignoring case. `*` is not a topic and never appears.
+/// Distinct topics of all ticket steps of all flows in the account, sorted ignoring case: the
+/// drafts, each flow's live (latest published) version, and older versions that active
+/// conversations still run on - so a rule keeps its tag while any chatbot can still open a
+/// ticket with it. `*` is not a topic and never appears.
 pub async fn topic_tags(db: &impl ConnectionTrait, account_id: Uuid) -> Result<Vec<TopicTag>> {
     let steps = step::Entity::find()
         .filter(step::Column::AccountId.eq(account_id))
@@ -51,11 +53,35 @@ pub async fn topic_tags(db: &impl ConnectionTrait, account_id: Uuid) -> Result<V
         .order_by_asc(live_topic::Column::Topic)
         .all(db)
         .await?;
-    for t in live {
-        by_key.entry(t.topic_key).or_insert_with(|| TopicTag {
-            tag: t.topic,
-            steps: Vec::new(),
-        });
+    let in_use: Vec<Uuid> = conversation::Entity::find()
+        .select_only()
+        .column(conversation::Column::FlowVersionId)
+        .distinct()
+        .filter(conversation::Column::AccountId.eq(account_id))
+        .filter(conversation::Column::Status.eq(crate::conversations::status::ACTIVE))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let running = if in_use.is_empty() {
+        Vec::new()
+    } else {
+        flow_version::Entity::find()
+            .filter(flow_version::Column::Id.is_in(in_use))
+            .all(db)
+            .await?
+    };
+    let running_topics = running
+        .iter()
+        .flat_map(crate::design::version_steps)
+        .filter(|s| s.kind == KIND_TICKET)
+        .filter_map(|s| s.topic);
+    for topic in live.into_iter().map(|t| t.topic).chain(running_topics) {
+        by_key
+            .entry(validate::tag_key(&topic))
+            .or_insert_with(|| TopicTag {
+                tag: topic,
+                steps: Vec::new(),
+            });
     }
     Ok(by_key.into_values().collect())
 }

@@ -151,7 +151,7 @@ pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
     let flow = flows::find_flow(db, account_id, step.flow_id)
         .await?
         .ok_or(Error::NotFound("flow"))?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let ticket = insert_ticket(
         &txn,
         account_id,

@@ -8,6 +8,7 @@
 )]
 
 mod access;
+mod conversation;
 mod delivery;
 mod ops;
 mod queue;

@@ -55,3 +55,33 @@ pub const TICKETS: &str = "query($topic: String, $first: Int, $after: String) {
     pageInfo { hasNextPage endCursor }
   }
 }";
+
+pub const VALIDATE_FLOW: &str =
+    "mutation($id: ID!) { validateFlow(id: $id) { code stepId message } }";
+
+pub const PUBLISH_FLOW: &str =
+    "mutation($id: ID!) { publishFlow(id: $id) { id number publishedAt } }";
+
+pub const TURN_FIELDS: &str = "conversation { id status awaiting answers } botMessages awaiting options { id label } ticket { id number topic }";
+
+pub fn start_conversation() -> String {
+    format!(
+        "mutation($input: StartConversationInput!) {{ startConversation(input: $input) {{ {TURN_FIELDS} }} }}"
+    )
+}
+
+pub fn send_visitor_message() -> String {
+    format!(
+        "mutation($input: VisitorMessageInput!) {{ sendVisitorMessage(input: $input) {{ {TURN_FIELDS} }} }}"
+    )
+}
+
+pub fn choose_option() -> String {
+    format!(
+        "mutation($input: ChooseOptionInput!) {{ chooseOption(input: $input) {{ {TURN_FIELDS} }} }}"
+    )
+}
+
+pub const CONVERSATION: &str = "query($id: ID!) {
+  conversation(id: $id) { id status awaiting answers transcript { sender text } ticket { id number transcript { sender text } answers } }
+}";

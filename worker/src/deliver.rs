@@ -15,7 +15,7 @@ use domain::routing::{attempt_key, status};
 use entity::{delivery, ticket};
 use rand::Rng;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::Context;
@@ -181,7 +181,7 @@ async fn record(
             (Outcome::Failed, None)
         }
     };
-    let txn = ctx.db.begin().await?;
+    let txn = domain::db::begin(&ctx.db).await?;
     let written = update.exec(&txn).await?;
     if written.rows_affected == 0 {
         // Our lease ran out and another worker took the row over: its result stands.
