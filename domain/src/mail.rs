@@ -172,34 +172,53 @@ fn reasons(delivery: &delivery::Model) -> Vec<String> {
         .collect()
 }
 
-/// The conversation part of the mail: answers, then the transcript. Empty for tickets opened
-/// directly with `openTicket`.
-fn conversation_text(ticket: &ticket::Model) -> String {
-    let mut out = String::new();
-    if let Some(answers) = ticket
+/// The answers a conversation collected, by field, in stored order.
+fn answers(ticket: &ticket::Model) -> Vec<(String, String)> {
+    ticket
         .answers
         .as_ref()
         .and_then(|a| a.as_object())
-        .filter(|a| !a.is_empty())
-    {
-        out.push_str("\nAnswers:\n");
-        for (field, value) in answers {
-            out.push_str(&format!(
-                "  {field}: {}\n",
-                value.as_str().unwrap_or_default()
-            ));
-        }
-    }
-    let transcript = crate::conversations::ticket_transcript(ticket);
-    if !transcript.is_empty() {
-        out.push_str("\nTranscript:\n");
-        for line in transcript {
+        .map(|a| {
+            a.iter()
+                .map(|(field, value)| {
+                    (field.clone(), value.as_str().unwrap_or_default().to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The transcript as (who, text) lines.
+fn transcript(ticket: &ticket::Model) -> Vec<(&'static str, String)> {
+    crate::conversations::ticket_transcript(ticket)
+        .into_iter()
+        .map(|line| {
             let who = if line.sender == crate::conversations::BOT {
                 "Bot"
             } else {
                 "Visitor"
             };
-            out.push_str(&format!("  {who}: {}\n", line.text.replace('\n', "\n    ")));
+            (who, line.text)
+        })
+        .collect()
+}
+
+/// The conversation part of the mail: answers, then the transcript. Empty for tickets opened
+/// directly with `openTicket`.
+fn conversation_text(ticket: &ticket::Model) -> String {
+    let mut out = String::new();
+    let answers = answers(ticket);
+    if !answers.is_empty() {
+        out.push_str("\nAnswers:\n");
+        for (field, value) in answers {
+            out.push_str(&format!("  {field}: {value}\n"));
+        }
+    }
+    let transcript = transcript(ticket);
+    if !transcript.is_empty() {
+        out.push_str("\nTranscript:\n");
+        for (who, text) in transcript {
+            out.push_str(&format!("  {who}: {}\n", text.replace('\n', "\n    ")));
         }
     }
     out
@@ -207,34 +226,25 @@ fn conversation_text(ticket: &ticket::Model) -> String {
 
 fn conversation_html(ticket: &ticket::Model) -> String {
     let mut out = String::new();
-    if let Some(answers) = ticket
-        .answers
-        .as_ref()
-        .and_then(|a| a.as_object())
-        .filter(|a| !a.is_empty())
-    {
+    let answers = answers(ticket);
+    if !answers.is_empty() {
         out.push_str("<h3>Answers</h3><table>");
         for (field, value) in answers {
             out.push_str(&format!(
                 "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
-                escape(field),
-                escape(value.as_str().unwrap_or_default())
+                escape(&field),
+                escape(&value)
             ));
         }
         out.push_str("</table>");
     }
-    let transcript = crate::conversations::ticket_transcript(ticket);
+    let transcript = transcript(ticket);
     if !transcript.is_empty() {
         out.push_str("<h3>Transcript</h3>");
-        for line in transcript {
-            let who = if line.sender == crate::conversations::BOT {
-                "Bot"
-            } else {
-                "Visitor"
-            };
+        for (who, text) in transcript {
             out.push_str(&format!(
                 "<p style=\"white-space:pre-wrap\"><strong>{who}:</strong> {}</p>",
-                escape(&line.text)
+                escape(&text)
             ));
         }
     }
