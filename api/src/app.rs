@@ -75,6 +75,7 @@ impl App {
         let state = AppState {
             schema: graphql::schema(self.db.clone(), self.config.conversation_idle),
             db: self.db,
+            ops_token: self.config.ops_token.clone(),
         };
         let router = http::router(state, self.config.max_body_bytes);
         let server = tokio::spawn(async move {

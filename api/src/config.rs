@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use domain::config::{
-    ConfigError, DatabaseConfig, DeliveryConfig, MailConfig, flag, millis, parse,
+    ConfigError, DatabaseConfig, DeliveryConfig, MailConfig, Secret, flag, millis, parse, var,
 };
 
 /// Everything the API process reads from the environment.
@@ -22,6 +22,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// `CONVERSATION_IDLE_TIMEOUT_MS`: a conversation idle this long expires.
     pub conversation_idle: Duration,
+    /// `OPS_TOKEN`: the operator's bearer token (every account's queue and deliveries, the
+    /// `/ops` page). Unset: no operator access.
+    pub ops_token: Option<Secret<String>>,
 }
 
 impl ApiConfig {
@@ -36,6 +39,7 @@ impl ApiConfig {
             delivery: DeliveryConfig::from_env()?,
             max_body_bytes: parse("MAX_BODY_BYTES", 256 * 1024)?,
             conversation_idle: millis("CONVERSATION_IDLE_TIMEOUT_MS", 30 * 60 * 1000)?,
+            ops_token: var("OPS_TOKEN").map(Secret::new),
             database,
         })
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod flows;
 pub mod keys;
 pub mod mail;
+pub mod ops;
 pub mod queue;
 pub mod routing;
 pub mod rules;

@@ -16,6 +16,11 @@ use uuid::Uuid;
 /// orphans queued jobs.
 pub const QUEUE: &str = "ticket-mail";
 
+/// How often a worker tells the queue it is alive.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Heartbeats a worker may miss before its jobs go to others (and operators see it as gone).
+pub const MISSED_HEARTBEATS: u32 = 3;
+
 /// How often apalis itself re-runs a job whose handler returned an error (a database outage,
 /// say). Delivery retries with backoff are ours and do not count against this.
 const JOB_MAX_ATTEMPTS: i32 = 10;
@@ -59,8 +64,11 @@ pub async fn enqueue(
             ],
         ),
         _ => {
-            // apalis-sqlite keeps whole seconds; round up so a job never runs before it is due.
-            let secs = run_at.timestamp() + i64::from(run_at.timestamp_subsec_nanos() > 0);
+            // apalis-sqlite keeps whole seconds: a job due now is written as due at the start
+            // of this second (picked up at once), a later one rounded up so it never runs early.
+            let due_later = run_at > chrono::Utc::now();
+            let secs =
+                run_at.timestamp() + i64::from(due_later && run_at.timestamp_subsec_nanos() > 0);
             Statement::from_sql_and_values(
                 backend,
                 "INSERT INTO Jobs \

@@ -233,6 +233,20 @@ pub async fn find_ticket(
         .await?)
 }
 
+/// Tickets by id, for batch loading; the caller has checked the account.
+pub async fn tickets_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, ticket::Model>> {
+    Ok(ticket::Entity::find()
+        .filter(ticket::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect())
+}
+
 /// The deliveries of each ticket, for batch loading.
 pub async fn deliveries_of_tickets(
     db: &impl ConnectionTrait,

@@ -10,6 +10,7 @@
 mod access;
 mod conversation;
 mod delivery;
+mod operations;
 mod ops;
 mod queue;
 mod schema;

@@ -149,6 +149,9 @@ impl TestDb {
     }
 }
 
+/// The operator token of test apps.
+pub const OPS_TOKEN: &str = "test-operator-token";
+
 /// Settings for a test app: fast polling and short backoffs, mail to `smtp`.
 pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
     ApiConfig {
@@ -173,6 +176,7 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
         embedded_worker: true,
         max_body_bytes: 256 * 1024,
         conversation_idle: Duration::from_secs(600),
+        ops_token: Some(Secret::new(OPS_TOKEN.to_owned())),
     }
 }
 

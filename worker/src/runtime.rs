@@ -1,14 +1,13 @@
 //! The apalis side: one queue, one handler, workers supervised by a `Monitor`.
 
 use std::future::Future;
-use std::time::Duration;
 
 use apalis::prelude::{
     BackendExt, BoxDynError, Data, Monitor, Strategy, WorkerBuilder, WorkerBuilderExt,
 };
 use apalis_postgres::{PostgresStorage, Pubsub};
 use apalis_sqlite::SqliteStorage;
-use domain::queue::{Job, QUEUE};
+use domain::queue::{HEARTBEAT, Job, MISSED_HEARTBEATS, QUEUE};
 use sea_orm::DatabaseBackend;
 
 use crate::Context;
@@ -55,7 +54,11 @@ pub async fn handle(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
 /// A worker name unique per process and per restart: apalis refuses a name that is still
 /// registered, and a crashed worker's name stays registered for a while.
 fn worker_name() -> String {
-    format!("{QUEUE}-{}-{}", std::process::id(), ulid::Ulid::new())
+    let host = hostname::get().map_or_else(
+        |_| "unknown".to_owned(),
+        |h| h.to_string_lossy().into_owned(),
+    );
+    domain::ops::worker_name(&host, std::process::id())
 }
 
 /// Runs workers on the context's database until `shutdown` completes, then lets in-flight
@@ -79,8 +82,8 @@ pub async fn run(
             let pool = ctx.db.get_postgres_connection_pool().clone();
             let config = apalis_postgres::Config::default()
                 .queue(QUEUE)
-                .heartbeat_interval(Duration::from_secs(5))
-                .missed_heartbeats(3);
+                .heartbeat_interval(HEARTBEAT)
+                .missed_heartbeats(MISSED_HEARTBEATS as usize);
             monitor
                 .register(move |_| {
                     // LISTEN/NOTIFY wakes the worker for new jobs at once; the interval finds
@@ -104,8 +107,8 @@ pub async fn run(
             let pool = ctx.db.get_sqlite_connection_pool().clone();
             let config = apalis_sqlite::Config::default()
                 .queue(QUEUE)
-                .heartbeat_interval(Duration::from_secs(5))
-                .missed_heartbeats(3);
+                .heartbeat_interval(HEARTBEAT)
+                .missed_heartbeats(MISSED_HEARTBEATS as usize);
             monitor
                 .register(move |_| {
                     let storage = SqliteStorage::<Job>::new(&pool)

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{delivery, flow, flow_version, step};
+use entity::{delivery, flow, flow_version, step, ticket};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -17,6 +17,7 @@ pub struct Loaders {
     pub known_tags: DataLoader<KnownTagsByAccount>,
     pub versions: DataLoader<VersionsByFlow>,
     pub transcripts: DataLoader<TranscriptByConversation>,
+    pub tickets: DataLoader<TicketById>,
 }
 
 impl Loaders {
@@ -28,7 +29,8 @@ impl Loaders {
             deliveries: DataLoader::new(DeliveriesByTicket(db.clone()), tokio::spawn),
             known_tags: DataLoader::new(KnownTagsByAccount(db.clone()), tokio::spawn),
             versions: DataLoader::new(VersionsByFlow(db.clone()), tokio::spawn),
-            transcripts: DataLoader::new(TranscriptByConversation(db), tokio::spawn),
+            transcripts: DataLoader::new(TranscriptByConversation(db.clone()), tokio::spawn),
+            tickets: DataLoader::new(TicketById(db), tokio::spawn),
         }
     }
 }
@@ -125,6 +127,20 @@ impl Loader<Uuid> for TranscriptByConversation {
         keys: &[Uuid],
     ) -> Result<HashMap<Uuid, Vec<domain::conversations::Line>>, LoadError> {
         domain::conversations::transcripts(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// Tickets by id; the caller got the ids from rows it may see.
+pub struct TicketById(DatabaseConnection);
+
+impl Loader<Uuid> for TicketById {
+    type Value = ticket::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, ticket::Model>, LoadError> {
+        domain::tickets::tickets_by_ids(&self.0, keys)
             .await
             .map_err(Arc::new)
     }

@@ -4,6 +4,7 @@
 mod error;
 mod loaders;
 mod mutation;
+mod ops;
 mod query;
 mod types;
 
@@ -16,8 +17,15 @@ use uuid::Uuid;
 
 pub use error::{ApiError, ApiResult};
 pub use loaders::Loaders;
-pub use mutation::Mutation;
-pub use query::Query;
+/// All read operations.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct Query(query::Query, ops::OpsQuery);
+
+/// All write operations.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct Mutation(mutation::Mutation, ops::OpsMutation);
 
 /// The executable schema.
 pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -36,7 +44,7 @@ pub struct Settings {
 
 /// Builds the schema over a database.
 pub fn schema(db: DatabaseConnection, conversation_idle: std::time::Duration) -> ApiSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(db)
         .data(Settings { conversation_idle })
         .limit_depth(MAX_DEPTH)
@@ -46,7 +54,7 @@ pub fn schema(db: DatabaseConnection, conversation_idle: std::time::Duration) ->
 
 /// The SDL that `schema.graphql` must equal.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }
@@ -58,6 +66,8 @@ pub enum Caller {
     Anonymous,
     /// A valid key.
     Key(Principal),
+    /// The operator (`OPS_TOKEN`): queue and deliveries of every account, nothing else.
+    Operator,
     /// A key was sent but could not be accepted (unknown, revoked, or the database is down).
     Refused(Arc<domain::Error>),
 }
@@ -67,8 +77,20 @@ impl Caller {
         match self {
             Caller::Anonymous => Err(domain::Error::Unauthenticated.into()),
             Caller::Key(p) => Ok(*p),
+            Caller::Operator => Err(domain::Error::Forbidden.into()),
             Caller::Refused(e) => Err(ApiError::Domain(e.clone())),
         }
+    }
+}
+
+/// What an operations query may see: everything for the operator, its own account for an
+/// admin key; widget keys get `FORBIDDEN`.
+fn ops_scope(ctx: &Context<'_>) -> Result<domain::ops::Scope, ApiError> {
+    match ctx.data::<Caller>()? {
+        Caller::Operator => Ok(domain::ops::Scope::All),
+        caller => Ok(domain::ops::Scope::Account(
+            caller.principal()?.require_admin()?,
+        )),
     }
 }
 

@@ -14,6 +14,7 @@ use super::types::{
 use super::{ApiResult, admin, db, parse_id, principal, settings};
 
 /// Write operations.
+#[derive(Default)]
 pub struct Mutation;
 
 /// A new flow.
@@ -242,7 +243,7 @@ fn not_found_id(what: &'static str, id: &ID) -> ApiResult<uuid::Uuid> {
     parse_id(id).ok_or(domain::Error::NotFound(what).into())
 }
 
-#[Object]
+#[Object(name = "CoreMutation")]
 impl Mutation {
     /// Creates an empty flow.
     async fn create_flow(&self, ctx: &Context<'_>, input: CreateFlowInput) -> ApiResult<Flow> {

@@ -12,6 +12,7 @@ use super::types::{
 use super::{ApiResult, admin, db, parse_id, principal};
 
 /// Read operations.
+#[derive(Default)]
 pub struct Query;
 
 /// Cursors are opaque to clients; inside they carry the ticket number.
@@ -28,7 +29,7 @@ fn decode_cursor(cursor: &str) -> Option<i64> {
         .ok()
 }
 
-#[Object]
+#[Object(name = "CoreQuery")]
 impl Query {
     /// The account's chatbot flows, oldest first.
     async fn flows(&self, ctx: &Context<'_>) -> ApiResult<Vec<Flow>> {

@@ -582,6 +582,23 @@ impl Delivery {
     async fn sent_at(&self) -> Option<DateTime<Utc>> {
         self.0.sent_at
     }
+    /// When it was created (when the ticket was routed).
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When its state last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The ticket it notifies about.
+    async fn ticket(&self, ctx: &Context<'_>) -> ApiResult<Option<Ticket>> {
+        Ok(loaders(ctx)?
+            .tickets
+            .load_one(self.0.ticket_id)
+            .await
+            .map_err(shared)?
+            .map(Ticket))
+    }
     /// When the next attempt is due; null unless `RETRYING`.
     async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
         self.0.next_attempt_at

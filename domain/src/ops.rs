@@ -1,0 +1,421 @@
+//! What on-call operators see and do: queue and delivery counts, the worker processes, the
+//! deliveries with their errors, and putting failed deliveries back on the queue.
+//!
+//! Everything is scoped: the operator (`OPS_TOKEN`) sees every account, an account's admin key
+//! sees only that account's deliveries. Counts come from our deliveries table (the record of
+//! truth) and, for the operator, from apalis' job and worker tables.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
+use entity::{delivery, ticket};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+use uuid::Uuid;
+
+use crate::queue::{self, Job};
+use crate::routing::{attempt_key, status};
+use crate::{Error, Result, now};
+
+/// Whose data a caller may see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The operator: every account.
+    All,
+    /// An account's admin.
+    Account(Uuid),
+}
+
+impl Scope {
+    fn deliveries(self) -> Condition {
+        match self {
+            Scope::All => Condition::all(),
+            Scope::Account(id) => Condition::all().add(delivery::Column::AccountId.eq(id)),
+        }
+    }
+}
+
+/// Deliveries by state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub pending: i64,
+    pub sending: i64,
+    pub retrying: i64,
+    pub sent: i64,
+    pub failed: i64,
+}
+
+/// apalis jobs by state (operator only: jobs carry no account).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub pending: i64,
+    pub running: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub killed: i64,
+}
+
+/// The queue at a glance.
+#[derive(Clone, Debug)]
+pub struct QueueStats {
+    pub deliveries: DeliveryCounts,
+    pub jobs: Option<JobCounts>,
+    /// Age of the oldest delivery not yet attempted (`PENDING`), if any.
+    pub oldest_pending_age: Option<Duration>,
+    /// Deliveries sent and failed per minute over the last hour, oldest minute first, every
+    /// minute present (zero when nothing happened).
+    pub per_minute: Vec<MinuteCounts>,
+}
+
+/// One minute of the last hour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinuteCounts {
+    pub minute: DateTime<Utc>,
+    pub sent: i64,
+    pub failed: i64,
+}
+
+#[derive(FromQueryResult)]
+struct StatusCount {
+    status: String,
+    count: i64,
+}
+
+/// Counts, the oldest pending delivery and the last hour's throughput.
+pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<QueueStats> {
+    let rows = delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::Status)
+        .column_as(delivery::Column::Id.count(), "count")
+        .filter(scope.deliveries())
+        .group_by(delivery::Column::Status)
+        .into_model::<StatusCount>()
+        .all(db)
+        .await?;
+    let mut deliveries = DeliveryCounts::default();
+    for r in rows {
+        match r.status.as_str() {
+            status::PENDING => deliveries.pending = r.count,
+            status::SENDING => deliveries.sending = r.count,
+            status::RETRYING => deliveries.retrying = r.count,
+            status::SENT => deliveries.sent = r.count,
+            status::FAILED => deliveries.failed = r.count,
+            _ => {}
+        }
+    }
+    let oldest = delivery::Entity::find()
+        .filter(scope.deliveries())
+        .filter(delivery::Column::Status.eq(status::PENDING))
+        .order_by_asc(delivery::Column::CreatedAt)
+        .one(db)
+        .await?;
+    let current = now();
+    let since = current - Duration::hours(1);
+    let recent = delivery::Entity::find()
+        .filter(scope.deliveries())
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(delivery::Column::Status.eq(status::SENT))
+                        .add(delivery::Column::SentAt.gte(since)),
+                )
+                .add(
+                    Condition::all()
+                        .add(delivery::Column::Status.eq(status::FAILED))
+                        .add(delivery::Column::UpdatedAt.gte(since)),
+                ),
+        )
+        .all(db)
+        .await?;
+    let minute = |t: DateTime<Utc>| t.duration_trunc(Duration::minutes(1)).unwrap_or(t);
+    let mut buckets: BTreeMap<DateTime<Utc>, MinuteCounts> = BTreeMap::new();
+    let first = minute(since) + Duration::minutes(1);
+    for i in 0..60 {
+        let m = first + Duration::minutes(i);
+        buckets.insert(
+            m,
+            MinuteCounts {
+                minute: m,
+                sent: 0,
+                failed: 0,
+            },
+        );
+    }
+    for d in recent {
+        let (at, sent) = match d.status.as_str() {
+            status::SENT => (d.sent_at.unwrap_or(d.updated_at), true),
+            _ => (d.updated_at, false),
+        };
+        if let Some(b) = buckets.get_mut(&minute(at)) {
+            if sent {
+                b.sent += 1;
+            } else {
+                b.failed += 1;
+            }
+        }
+    }
+    let jobs = match scope {
+        Scope::All => Some(job_counts(db).await?),
+        Scope::Account(_) => None,
+    };
+    Ok(QueueStats {
+        deliveries,
+        jobs,
+        oldest_pending_age: oldest.map(|d| current - d.created_at),
+        per_minute: buckets.into_values().collect(),
+    })
+}
+
+async fn job_counts(db: &impl ConnectionTrait) -> Result<JobCounts> {
+    let backend = db.get_database_backend();
+    let table = match backend {
+        DatabaseBackend::Postgres => "apalis.jobs",
+        _ => "Jobs",
+    };
+    let placeholder = match backend {
+        DatabaseBackend::Postgres => "$1",
+        _ => "?",
+    };
+    let rows = StatusCount::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        format!("SELECT status, COUNT(*) AS count FROM {table} WHERE job_type = {placeholder} GROUP BY status"),
+        [queue::QUEUE.into()],
+    ))
+    .all(db)
+    .await?;
+    let mut out = JobCounts::default();
+    for r in rows {
+        match r.status.as_str() {
+            "Pending" => out.pending += r.count,
+            "Queued" | "Running" => out.running += r.count,
+            "Done" => out.done += r.count,
+            "Failed" => out.failed += r.count,
+            "Killed" => out.killed += r.count,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A worker process as its queue registration shows it.
+#[derive(Clone, Debug)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub host: String,
+    pub pid: Option<u32>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub last_seen: DateTime<Utc>,
+    pub jobs_in_flight: i64,
+    /// False once its heartbeat has stopped for longer than `gone_after`.
+    pub alive: bool,
+}
+
+/// The name a worker registers under: `ticket-mail/<host>/<pid>/<ulid>`; the ULID's time is
+/// the start time. Unique per process and per restart.
+pub fn worker_name(host: &str, pid: u32) -> String {
+    let host: String = host
+        .chars()
+        .map(|c| if c == '/' { '_' } else { c })
+        .collect();
+    format!("{}/{host}/{pid}/{}", queue::QUEUE, ulid::Ulid::new())
+}
+
+#[derive(FromQueryResult)]
+struct WorkerRow {
+    id: String,
+    last_seen: i64,
+    in_flight: i64,
+}
+
+/// The worker processes of the ticket queue, most recently seen first. A worker is alive
+/// while its last heartbeat is younger than `gone_after`.
+pub async fn workers(
+    db: &impl ConnectionTrait,
+    gone_after: std::time::Duration,
+) -> Result<Vec<WorkerInfo>> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "SELECT w.id, CAST(EXTRACT(EPOCH FROM w.last_seen) AS BIGINT) AS last_seen, \
+             (SELECT COUNT(*) FROM apalis.jobs j WHERE j.lock_by = w.id AND j.status IN ('Queued', 'Running')) AS in_flight \
+             FROM apalis.workers w WHERE w.worker_type = $1 ORDER BY w.last_seen DESC LIMIT 200"
+        }
+        _ => {
+            "SELECT w.id, w.last_seen AS last_seen, \
+             (SELECT COUNT(*) FROM Jobs j WHERE j.lock_by = w.id AND j.status IN ('Queued', 'Running')) AS in_flight \
+             FROM Workers w WHERE w.worker_type = ? ORDER BY w.last_seen DESC LIMIT 200"
+        }
+    };
+    let rows = WorkerRow::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [queue::QUEUE.into()],
+    ))
+    .all(db)
+    .await?;
+    let current = now();
+    let gone_after = Duration::from_std(gone_after).unwrap_or(Duration::seconds(15));
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let last_seen = Utc
+                .timestamp_opt(r.last_seen, 0)
+                .single()
+                .unwrap_or(current);
+            let mut parts = r.id.split('/');
+            let (_, host, pid, started) = (parts.next(), parts.next(), parts.next(), parts.next());
+            WorkerInfo {
+                host: host.unwrap_or("unknown").to_owned(),
+                pid: pid.and_then(|p| p.parse().ok()),
+                started_at: started
+                    .and_then(|u| ulid::Ulid::from_string(u).ok())
+                    .and_then(|u| Utc.timestamp_millis_opt(u.timestamp_ms() as i64).single()),
+                alive: current - last_seen < gone_after,
+                last_seen,
+                jobs_in_flight: r.in_flight,
+                id: r.id,
+            }
+        })
+        .collect())
+}
+
+/// What to list.
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<&'static str>,
+    pub topic: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// A page of deliveries, newest first, each with its ticket.
+#[derive(Clone, Debug)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<(delivery::Model, Option<ticket::Model>)>,
+    pub has_next_page: bool,
+}
+
+/// Deliveries, newest first (by creation, then id), after the given one.
+pub async fn list_deliveries(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    filter: &DeliveryFilter,
+    first: u64,
+    after: Option<Uuid>,
+) -> Result<DeliveryPage> {
+    if first == 0 || first > crate::tickets::MAX_PAGE {
+        return Err(Error::invalid(
+            "first",
+            format!("must be between 1 and {}", crate::tickets::MAX_PAGE),
+        ));
+    }
+    let mut query = delivery::Entity::find()
+        .find_also_related(ticket::Entity)
+        .filter(scope.deliveries());
+    if let Some(s) = filter.status {
+        query = query.filter(delivery::Column::Status.eq(s));
+    }
+    if let Some(topic) = &filter.topic {
+        query = query.filter(ticket::Column::TopicKey.eq(crate::validate::tag_key(topic.trim())));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(delivery::Column::UpdatedAt.gte(since));
+    }
+    // Delivery ids are UUIDv7: ordering by id is ordering by creation.
+    if let Some(after) = after {
+        query = query.filter(delivery::Column::Id.lt(after));
+    }
+    let mut rows = query
+        .order_by_desc(delivery::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok(DeliveryPage {
+        deliveries: rows,
+        has_next_page,
+    })
+}
+
+/// Puts a FAILED delivery back on the queue for one more attempt, now. A delivery in any
+/// other state is refused: a SENT one is never sent again.
+pub async fn retry_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
+    db: &C,
+    scope: Scope,
+    id: Uuid,
+) -> Result<delivery::Model> {
+    let txn = crate::db::begin(db).await?;
+    let found = delivery::Entity::find_by_id(id)
+        .filter(scope.deliveries())
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound("delivery"))?;
+    if found.status != status::FAILED {
+        return Err(Error::invalid(
+            "id",
+            format!(
+                "only FAILED deliveries can be retried; this one is {}",
+                found.status
+            ),
+        ));
+    }
+    let retried = requeue(&txn, &found).await?;
+    sea_orm::TransactionSession::commit(txn).await?;
+    Ok(retried)
+}
+
+/// Puts back every FAILED delivery (in scope) that failed since `since`; returns how many.
+pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
+    db: &C,
+    scope: Scope,
+    since: DateTime<Utc>,
+) -> Result<u64> {
+    let txn = crate::db::begin(db).await?;
+    let failed = delivery::Entity::find()
+        .filter(scope.deliveries())
+        .filter(delivery::Column::Status.eq(status::FAILED))
+        .filter(delivery::Column::UpdatedAt.gte(since))
+        .all(&txn)
+        .await?;
+    for d in &failed {
+        requeue(&txn, d).await?;
+    }
+    sea_orm::TransactionSession::commit(txn).await?;
+    Ok(failed.len() as u64)
+}
+
+async fn requeue(txn: &impl ConnectionTrait, d: &delivery::Model) -> Result<delivery::Model> {
+    let at = now();
+    let updated = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(status::PENDING))
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
+        .filter(delivery::Column::Id.eq(d.id))
+        .filter(delivery::Column::Status.eq(status::FAILED))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected == 1 {
+        let attempt = d.attempts + 1;
+        queue::enqueue(
+            txn,
+            &Job::SendDelivery {
+                delivery_id: d.id,
+                attempt,
+            },
+            &attempt_key(d.id, attempt),
+            at,
+        )
+        .await?;
+    }
+    delivery::Entity::find_by_id(d.id)
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound("delivery"))
+}

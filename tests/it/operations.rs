@@ -1,0 +1,176 @@
+//! What on-call operators see and do over GraphQL: queue counts, workers, deliveries with
+//! their errors, and retries of failed deliveries (never of sent ones).
+
+use std::time::Duration;
+
+use integration_tests::{Engine, Fault, OPS_TOKEN, TestApp, TestSmtp, error_code, on_both_engines};
+use serde_json::{Value, json};
+
+use crate::ops::*;
+use crate::ticket_path::{flow_with_ticket_step, open_ticket};
+
+on_both_engines!(operators_see_the_queue_and_put_failed_deliveries_back);
+
+const QUEUE_STATS: &str = "{ queueStats { deliveries { pending sending retrying sent failed } jobs { pending running done failed killed } oldestPendingAgeSeconds perMinute { minute sent failed } } }";
+const WORKERS: &str = "{ workers { id host pid startedAt lastSeenAt jobsInFlight status } }";
+const DELIVERIES: &str = "query($status: DeliveryStatus) { deliveries(status: $status) {
+  edges { cursor node { id recipient status attempts lastError ticket { number topic } } } pageInfo { hasNextPage } } }";
+const RETRY: &str = "mutation($id: ID!) { retryDelivery(id: $id) { id status } }";
+const RETRY_FAILED: &str = "mutation($since: DateTime!) { retryFailedDeliveries(since: $since) }";
+
+async fn as_operator(app: &TestApp, query: &str, variables: Value) -> Value {
+    let body = app.gql(Some(OPS_TOKEN), query, variables).await;
+    assert!(body.get("errors").is_none(), "{body:#}");
+    body["data"].clone()
+}
+
+async fn operators_see_the_queue_and_put_failed_deliveries_back(engine: Engine) {
+    let smtp = TestSmtp::start();
+    smtp.fail_rcpt("gone@example.com", Fault::Permanent, usize::MAX);
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (_, step) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    app.admin(
+        CREATE_RULE,
+        json!({ "tag": "*", "emails": ["ok@example.com", "gone@example.com"] }),
+    )
+    .await;
+    for i in 0..2 {
+        open_ticket(&app, &app.widget_key, &step, &format!("ticket {i}")).await;
+    }
+    let settled = |d: &Value| {
+        let c = &d["queueStats"]["deliveries"];
+        c["sent"] == 2 && c["failed"] == 2
+    };
+    let stats = app
+        .wait_for(Duration::from_secs(20), QUEUE_STATS, json!({}), settled)
+        .await;
+    assert!(
+        stats["queueStats"]["jobs"].is_null(),
+        "jobs are the operator's: {stats:#}"
+    );
+
+    let ops = as_operator(&app, QUEUE_STATS, json!({})).await["queueStats"].clone();
+    assert_eq!(
+        ops["deliveries"],
+        json!({ "pending": 0, "sending": 0, "retrying": 0, "sent": 2, "failed": 2 })
+    );
+    assert!(ops["jobs"]["done"].as_i64().unwrap() >= 4, "{ops:#}");
+    assert!(ops["oldestPendingAgeSeconds"].is_null());
+    let minutes = ops["perMinute"].as_array().unwrap();
+    assert_eq!(minutes.len(), 60);
+    let total = |k: &str| minutes.iter().map(|m| m[k].as_i64().unwrap()).sum::<i64>();
+    assert_eq!((total("sent"), total("failed")), (2, 2));
+
+    // Another account sees nothing of ours.
+    let (other_admin, other_widget) = app.other_account().await;
+    let theirs = app.gql(Some(&other_admin), QUEUE_STATS, json!({})).await;
+    assert_eq!(
+        theirs["data"]["queueStats"]["deliveries"]["failed"], 0,
+        "{theirs:#}"
+    );
+
+    let workers = as_operator(&app, WORKERS, json!({})).await["workers"].clone();
+    let alive: Vec<&Value> = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["status"] == "ALIVE")
+        .collect();
+    assert!(
+        !alive.is_empty(),
+        "the embedded worker is listed: {workers:#}"
+    );
+    assert!(alive[0]["host"].as_str().is_some_and(|h| !h.is_empty()));
+    assert_eq!(alive[0]["pid"], json!(std::process::id()));
+    assert!(alive[0]["startedAt"].is_string());
+    for key in [app.admin_key.as_str(), app.widget_key.as_str()] {
+        assert_eq!(
+            error_code(&app.gql(Some(key), WORKERS, json!({})).await),
+            "FORBIDDEN"
+        );
+    }
+    assert_eq!(
+        error_code(&app.gql(Some(&other_widget), QUEUE_STATS, json!({})).await),
+        "FORBIDDEN"
+    );
+    // The operator token is for operations only.
+    assert_eq!(
+        error_code(&app.gql(Some(OPS_TOKEN), FLOWS, json!({})).await),
+        "FORBIDDEN"
+    );
+
+    let failed =
+        app.admin(DELIVERIES, json!({ "status": "FAILED" })).await["deliveries"]["edges"].clone();
+    let failed = failed.as_array().unwrap();
+    assert_eq!(failed.len(), 2);
+    for edge in failed {
+        assert_eq!(edge["node"]["recipient"], "gone@example.com");
+        assert_eq!(edge["node"]["attempts"], 1);
+        assert!(
+            edge["node"]["lastError"].as_str().unwrap().contains("550"),
+            "{edge:#}"
+        );
+        assert_eq!(edge["node"]["ticket"]["topic"], "offline_message");
+    }
+    let sent =
+        app.admin(DELIVERIES, json!({ "status": "SENT" })).await["deliveries"]["edges"][0]["node"]
+            ["id"]
+            .clone();
+    let refused = app
+        .gql(Some(&app.admin_key), RETRY, json!({ "id": sent }))
+        .await;
+    assert_eq!(
+        error_code(&refused),
+        "BAD_USER_INPUT",
+        "a sent delivery is never sent again"
+    );
+    let foreign = app
+        .gql(
+            Some(&other_admin),
+            RETRY,
+            json!({ "id": failed[0]["node"]["id"] }),
+        )
+        .await;
+    assert_eq!(error_code(&foreign), "NOT_FOUND");
+
+    // The mailbox is fixed; the operator puts the failures back.
+    smtp.fail_rcpt("gone@example.com", Fault::Permanent, 0);
+    let one = app
+        .gql(
+            Some(OPS_TOKEN),
+            RETRY,
+            json!({ "id": failed[0]["node"]["id"] }),
+        )
+        .await;
+    assert_eq!(one["data"]["retryDelivery"]["status"], "PENDING", "{one:#}");
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let rest = as_operator(&app, RETRY_FAILED, json!({ "since": since })).await;
+    assert_eq!(rest["retryFailedDeliveries"], 1);
+    app.wait_for(Duration::from_secs(20), QUEUE_STATS, json!({}), |d| {
+        d["queueStats"]["deliveries"]["sent"] == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.received_by("gone@example.com").len(), 2);
+    assert_eq!(
+        smtp.received_by("ok@example.com").len(),
+        2,
+        "sent deliveries were not sent again"
+    );
+    let retried =
+        app.admin(DELIVERIES, json!({ "status": "SENT" })).await["deliveries"]["edges"].clone();
+    let attempts: Vec<i64> = retried
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["attempts"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        attempts.iter().filter(|&&a| a == 2).count(),
+        2,
+        "{retried:#}"
+    );
+    app.stop().await;
+}
