@@ -54,6 +54,7 @@ impl App {
             source,
         })?;
         let (stop, stopped) = watch::channel(false);
+        domain::telemetry::prometheus();
 
         let worker = if self.config.embedded_worker {
             let ctx = worker::Context::new(

@@ -1,4 +1,5 @@
-//! HTTP routes: `/graphql` (POST for operations, GET for GraphiQL), `/healthz`, `/readyz`.
+//! HTTP routes: `/graphql` (POST for operations, GET for GraphiQL), `/healthz`, `/readyz`,
+//! `/metrics` and the operators' page `/ops`.
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
@@ -32,6 +33,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/ops", get(crate::ops_page::page))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -69,7 +72,63 @@ async fn graphql(
         .into_inner()
         .data(caller)
         .data(Loaders::new(state.db.clone()));
-    state.schema.execute(request).await.into()
+    let operation = operation_label(
+        request
+            .operation_name
+            .clone()
+            .or_else(|| named_operation(&request.query))
+            .as_deref(),
+    );
+    let started = std::time::Instant::now();
+    let response = state.schema.execute(request).await;
+    metrics::histogram!("ticketing_graphql_request_duration_seconds", "operation" => operation.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("ticketing_graphql_requests_total", "operation" => operation.clone())
+        .increment(1);
+    for error in &response.errors {
+        let code = error
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("code"))
+            .map_or_else(
+                || "GRAPHQL_VALIDATION".to_owned(),
+                |c| c.to_string().trim_matches('"').to_owned(),
+            );
+        metrics::counter!("ticketing_graphql_errors_total", "operation" => operation.clone(), "code" => code)
+            .increment(1);
+    }
+    response.into()
+}
+
+/// The name of the document's operation when the client did not say which one to run.
+fn named_operation(query: &str) -> Option<String> {
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    match document.operations {
+        async_graphql::parser::types::DocumentOperations::Single(_) => None,
+        async_graphql::parser::types::DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+            ops.keys().next().map(|name| name.to_string())
+        }
+        async_graphql::parser::types::DocumentOperations::Multiple(_) => None,
+    }
+}
+
+/// The operation name as a metric label; clients choose names, so anything unusual is
+/// folded into `other` to keep the label set small.
+fn operation_label(name: Option<&str>) -> String {
+    match name {
+        None => "anonymous".to_owned(),
+        Some(n) if n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            n.to_owned()
+        }
+        Some(_) => "other".to_owned(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        domain::telemetry::render(&state.db).await,
+    )
 }
 
 async fn graphiql() -> impl IntoResponse {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod ops_page;
 
 pub use app::{App, RunningApp};
 pub use config::ApiConfig;

@@ -10,6 +10,7 @@
 mod access;
 mod conversation;
 mod delivery;
+mod monitoring;
 mod operations;
 mod ops;
 mod queue;

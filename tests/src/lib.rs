@@ -298,6 +298,23 @@ impl TestApp {
         response.json().await.expect("JSON response")
     }
 
+    /// `GET path` on the app, with a bearer token if given: (status, body).
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> (u16, String) {
+        let base = self.url.trim_end_matches("/graphql");
+        let mut request = self.client.get(format!("{base}{path}"));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// The app's base address, `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.url.trim_end_matches("/graphql").to_owned()
+    }
+
     /// Runs an operation with the admin key and returns `data`; panics on any error.
     pub async fn admin(&self, query: &str, variables: Value) -> Value {
         let body = self.gql(Some(&self.admin_key), query, variables).await;

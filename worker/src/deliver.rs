@@ -85,7 +85,15 @@ pub async fn attempt(
         Ok(message) => ctx.mailer.send(message, ctx.send_timeout).await,
         Err(e) => Err(e),
     };
-    record(ctx, &delivery, attempt, result).await
+    let outcome = record(ctx, &delivery, attempt, result).await?;
+    if outcome == Outcome::Sent {
+        let waited = (domain::now() - ticket.created_at)
+            .num_milliseconds()
+            .max(0) as f64
+            / 1000.0;
+        metrics::histogram!("ticketing_delivery_latency_seconds").record(waited);
+    }
+    Ok(outcome)
 }
 
 /// The claim failed: say why, and make sure a live lease is looked at again when it ends.

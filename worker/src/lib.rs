@@ -5,6 +5,7 @@
 //! the `api` process for the embedded setup.
 
 pub mod deliver;
+pub mod http;
 pub mod process;
 pub mod runtime;
 
@@ -19,6 +20,8 @@ pub use runtime::run;
 /// Everything the worker reads from the environment.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
+    /// `WORKER_LISTEN_ADDR`: `/healthz`, `/readyz` and `/metrics` of this process.
+    pub listen: std::net::SocketAddr,
     pub database: DatabaseConfig,
     pub mail: MailConfig,
     pub delivery: DeliveryConfig,
@@ -28,6 +31,10 @@ impl WorkerConfig {
     /// Reads the database, mail and delivery settings.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(WorkerConfig {
+            listen: domain::config::parse(
+                "WORKER_LISTEN_ADDR",
+                std::net::SocketAddr::from(([127, 0, 0, 1], 9091)),
+            )?,
             database: DatabaseConfig::from_env()?,
             mail: MailConfig::from_env()?,
             delivery: DeliveryConfig::from_env()?,

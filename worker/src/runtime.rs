@@ -26,29 +26,49 @@ pub enum RuntimeError {
 pub async fn handle(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
     match job {
         Job::RouteTicket { ticket_id } => {
-            let recipients = domain::routing::plan_deliveries(&ctx.db, ticket_id).await?;
+            let recipients = domain::routing::plan_deliveries(&ctx.db, ticket_id)
+                .await
+                .inspect_err(|_| count("route", "error"))?;
+            count("route", "routed");
             tracing::info!(%ticket_id, recipients, "ticket routed");
         }
         Job::SendDelivery {
             delivery_id,
             attempt,
         } => {
-            let outcome = deliver::attempt(&ctx, delivery_id, attempt).await?;
-            match &outcome {
-                Outcome::Sent => tracing::info!(%delivery_id, attempt, "delivery sent"),
+            let outcome = deliver::attempt(&ctx, delivery_id, attempt)
+                .await
+                .inspect_err(|_| count("send", "error"))?;
+            let label = match &outcome {
+                Outcome::Sent => {
+                    tracing::info!(%delivery_id, attempt, "delivery sent");
+                    "sent"
+                }
                 Outcome::Retrying(at) => {
-                    tracing::warn!(%delivery_id, attempt, next_attempt_at = %at, "delivery failed, will retry")
+                    tracing::warn!(%delivery_id, attempt, next_attempt_at = %at, "delivery failed, will retry");
+                    "retrying"
                 }
                 Outcome::Failed => {
-                    tracing::error!(%delivery_id, attempt, "delivery failed for good")
+                    tracing::error!(%delivery_id, attempt, "delivery failed for good");
+                    "failed"
                 }
-                Outcome::Deferred | Outcome::Skipped => {
-                    tracing::debug!(%delivery_id, attempt, ?outcome, "nothing to send")
+                Outcome::Deferred => {
+                    tracing::debug!(%delivery_id, attempt, "delivery held by another worker; looking again later");
+                    "deferred"
                 }
-            }
+                Outcome::Skipped => {
+                    tracing::debug!(%delivery_id, attempt, "nothing to send");
+                    "skipped"
+                }
+            };
+            count("send", label);
         }
     }
     Ok(())
+}
+
+fn count(kind: &'static str, outcome: &'static str) {
+    metrics::counter!("ticketing_jobs_total", "kind" => kind, "outcome" => outcome).increment(1);
 }
 
 /// A worker name unique per process and per restart: apalis refuses a name that is still

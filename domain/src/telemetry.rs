@@ -1,0 +1,103 @@
+//! Prometheus metrics, shared by the API and worker processes: one recorder per process, and
+//! the queue gauges refreshed from the database at each scrape.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sea_orm::ConnectionTrait;
+
+use crate::ops::{self, Scope};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Latency buckets in seconds: from a fast GraphQL call to a delivery that waited for retries.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 1800.0,
+];
+
+/// Installs the process's metrics recorder (once) and returns its handle; `None` if another
+/// recorder was installed first.
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "ticketing_graphql_requests_total",
+        "GraphQL requests by operation name"
+    );
+    metrics::describe_counter!(
+        "ticketing_graphql_errors_total",
+        "GraphQL requests that answered with errors, by operation and code"
+    );
+    metrics::describe_histogram!(
+        "ticketing_graphql_request_duration_seconds",
+        "GraphQL request latency by operation name"
+    );
+    metrics::describe_counter!(
+        "ticketing_jobs_total",
+        "Jobs handled by the worker, by kind and outcome"
+    );
+    metrics::describe_histogram!(
+        "ticketing_delivery_latency_seconds",
+        "From a ticket being opened to its e-mail being accepted by the SMTP server"
+    );
+    metrics::describe_gauge!(
+        "ticketing_deliveries",
+        "Deliveries by status (all accounts)"
+    );
+    metrics::describe_gauge!("ticketing_jobs", "Queue jobs by status");
+    metrics::describe_gauge!(
+        "ticketing_oldest_pending_delivery_age_seconds",
+        "Age of the oldest delivery waiting for its first attempt (0 when none waits)"
+    );
+}
+
+/// Refreshes the queue gauges from the database and renders every metric in the Prometheus
+/// text format. The gauges are skipped (not zeroed) when the database cannot be read.
+pub async fn render(db: &impl ConnectionTrait) -> String {
+    let Some(handle) = prometheus() else {
+        return String::new();
+    };
+    match ops::queue_stats(db, Scope::All).await {
+        Ok(stats) => {
+            let d = &stats.deliveries;
+            for (status, n) in [
+                ("PENDING", d.pending),
+                ("SENDING", d.sending),
+                ("RETRYING", d.retrying),
+                ("SENT", d.sent),
+                ("FAILED", d.failed),
+            ] {
+                metrics::gauge!("ticketing_deliveries", "status" => status).set(n as f64);
+            }
+            if let Some(j) = &stats.jobs {
+                for (status, n) in [
+                    ("pending", j.pending),
+                    ("running", j.running),
+                    ("done", j.done),
+                    ("failed", j.failed),
+                    ("killed", j.killed),
+                ] {
+                    metrics::gauge!("ticketing_jobs", "status" => status).set(n as f64);
+                }
+            }
+            let age = stats
+                .oldest_pending_age
+                .map_or(0.0, |a| a.num_milliseconds() as f64 / 1000.0);
+            metrics::gauge!("ticketing_oldest_pending_delivery_age_seconds").set(age);
+        }
+        Err(error) => tracing::warn!(%error, "cannot refresh queue gauges"),
+    }
+    handle.render()
+}

@@ -1,0 +1,194 @@
+//! What operators and their tools see: `/metrics`, `/healthz` and `/readyz` on the API and on
+//! a worker process, and the `/ops` page as a person sees it in a real browser.
+
+use std::time::Duration;
+
+use integration_tests::{Engine, Fault, OPS_TOKEN, TestApp, TestSmtp, on_both_engines};
+use serde_json::json;
+
+use crate::ticket_path::{flow_with_ticket_step, open_ticket};
+
+on_both_engines!(
+    metrics_and_health_endpoints_report_the_service,
+    the_ops_page_shows_queue_workers_and_failures
+);
+
+async fn metrics_and_health_endpoints_report_the_service(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (_, step) =
+        flow_with_ticket_step(&app, "Destek", "offline_message", &["fwd@example.com"]).await;
+    let named = app
+        .gql(
+            Some(&app.widget_key),
+            "mutation OpenFromWidget($s: ID!) { openTicket(input: { stepId: $s, message: \"hi\" }) { ticket { id } } }",
+            json!({ "s": step }),
+        )
+        .await;
+    assert!(named.get("errors").is_none(), "{named:#}");
+    let denied = app
+        .gql(
+            Some(&app.widget_key),
+            "query ListFlows { flows { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(denied.get("errors").is_some());
+    assert!(
+        smtp.wait_until(Duration::from_secs(15), |m| !m.is_empty())
+            .await
+    );
+
+    assert_eq!(app.get("/healthz", None).await.0, 200);
+    assert_eq!(app.get("/readyz", None).await.0, 200);
+    let (status, text) = app.get("/metrics", None).await;
+    assert_eq!(status, 200);
+    for expected in [
+        "ticketing_graphql_requests_total{operation=\"OpenFromWidget\"} 1",
+        "ticketing_graphql_errors_total{operation=\"ListFlows\",code=\"FORBIDDEN\"} 1",
+        "ticketing_graphql_request_duration_seconds_bucket{operation=\"OpenFromWidget\"",
+        "ticketing_jobs_total{kind=\"route\",outcome=\"routed\"} 1",
+        "ticketing_jobs_total{kind=\"send\",outcome=\"sent\"} 1",
+        "ticketing_delivery_latency_seconds_count 1",
+        "ticketing_deliveries{status=\"SENT\"} 1",
+        "ticketing_jobs{status=\"done\"}",
+        "ticketing_oldest_pending_delivery_age_seconds 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    // A worker process's own endpoints.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum_serve(listener, worker::http::router(app.db.clone())));
+    let client = reqwest::Client::new();
+    for (path, needle) in [
+        ("/healthz", "ok"),
+        ("/readyz", "ready"),
+        ("/metrics", "ticketing_deliveries{status=\"SENT\"} 1"),
+    ] {
+        let response = client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(needle), "{path}: {body}");
+    }
+    app.stop().await;
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
+    let _ = axum::serve(listener, router).await;
+}
+
+/// Chromium from Debian, headless, as `.ci/run` installs it.
+fn chromium() -> Option<std::path::PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+}
+
+async fn the_ops_page_shows_queue_workers_and_failures(engine: Engine) {
+    let Some(browser) = chromium() else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI=true and Chromium is not installed"
+        );
+        println!("SKIPPED (did not run): the /ops browser test needs Debian's chromium package");
+        return;
+    };
+    let smtp = TestSmtp::start();
+    smtp.fail_rcpt("bounce@example.com", Fault::Permanent, usize::MAX);
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (_, step) = flow_with_ticket_step(
+        &app,
+        "Destek",
+        "TICKET_TOPIC_FOO_BAR",
+        &["bounce@example.com", "ok@example.com"],
+    )
+    .await;
+    open_ticket(&app, &app.widget_key, &step, "<script>alert(1)</script>").await;
+    app.wait_for(
+        Duration::from_secs(20),
+        "{ queueStats { deliveries { sent failed } } }",
+        json!({}),
+        |d| {
+            d["queueStats"]["deliveries"]["failed"] == 1
+                && d["queueStats"]["deliveries"]["sent"] == 1
+        },
+    )
+    .await;
+
+    // Without the token there is nothing to see.
+    assert_eq!(app.get("/ops", None).await.0, 401);
+    assert_eq!(
+        app.get("/ops", Some(&app.admin_key)).await.0,
+        401,
+        "an account key is not the operator's"
+    );
+
+    let url = app
+        .base_url()
+        .replace("http://", &format!("http://ops:{OPS_TOKEN}@"))
+        + "/ops";
+    let mut command = std::process::Command::new(browser);
+    command.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        &format!(
+            "--user-data-dir={}",
+            std::env::temp_dir()
+                .join(format!("ops-chromium-{}", std::process::id()))
+                .display()
+        ),
+        "--dump-dom",
+        &url,
+    ]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "Ticket delivery",
+        "Workers",
+        "alive",
+        "Latest failures",
+        "bounce@example.com",
+        "TICKET_TOPIC_FOO_BAR",
+        "550",
+    ] {
+        assert!(
+            dom.contains(expected),
+            "the page lacks {expected:?}:\n{dom}"
+        );
+    }
+    assert!(
+        dom.contains("<th>Failed</th><td class=\"n\">1</td>"),
+        "{dom}"
+    );
+    assert!(dom.contains("<th>Sent</th><td class=\"n\">1</td>"), "{dom}");
+    assert!(
+        !dom.contains("<script>alert"),
+        "nothing from visitors is rendered as HTML"
+    );
+    app.stop().await;
+}

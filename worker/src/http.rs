@@ -1,0 +1,41 @@
+//! The worker process's own HTTP endpoints, for orchestrators and Prometheus: `/healthz`
+//! (the process is up), `/readyz` (database reachable, migrated, job tables readable) and
+//! `/metrics`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection};
+
+/// The routes.
+pub fn router(db: DatabaseConnection) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(db)
+}
+
+async fn readyz(State(db): State<DatabaseConnection>) -> impl IntoResponse {
+    let jobs = match db.get_database_backend() {
+        DatabaseBackend::Postgres => "SELECT 1 FROM apalis.jobs LIMIT 1",
+        _ => "SELECT 1 FROM Jobs LIMIT 1",
+    };
+    if domain::db::is_ready(&db).await && db.execute_unprepared(jobs).await.is_ok() {
+        (StatusCode::OK, "ready")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database or job storage unavailable",
+        )
+    }
+}
+
+async fn metrics(State(db): State<DatabaseConnection>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        domain::telemetry::render(&db).await,
+    )
+}
