@@ -150,6 +150,8 @@ pub struct DeliveryConfig {
     /// `POLL_INTERVAL_MS`: how often an idle worker looks for due jobs (PostgreSQL is also
     /// woken at once by LISTEN/NOTIFY).
     pub poll_interval: Duration,
+    /// `SHUTDOWN_GRACE_MS`: how long a stopping worker waits for jobs in flight.
+    pub shutdown_grace: Duration,
 }
 
 impl DeliveryConfig {
@@ -161,6 +163,7 @@ impl DeliveryConfig {
             max_attempts: parse("MAX_DELIVERY_ATTEMPTS", 8)?,
             concurrency: parse("WORKER_CONCURRENCY", 8)?,
             poll_interval: millis("POLL_INTERVAL_MS", 200)?,
+            shutdown_grace: millis("SHUTDOWN_GRACE_MS", 30_000)?,
         };
         if cfg.max_attempts == 0 {
             return Err(ConfigError {

@@ -10,6 +10,7 @@
 mod access;
 mod conversation;
 mod delivery;
+mod faults;
 mod monitoring;
 mod operations;
 mod ops;

@@ -172,6 +172,7 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
             max_attempts: 4,
             concurrency: 4,
             poll_interval: Duration::from_millis(50),
+            shutdown_grace: Duration::from_secs(10),
         },
         embedded_worker: true,
         max_body_bytes: 256 * 1024,

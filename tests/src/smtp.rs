@@ -138,7 +138,19 @@ impl TestSmtp {
     pub fn try_start() -> io::Result<TestSmtp> {
         // Binding ourselves (instead of `Server::with_addr`) is what lets us
         // learn the ephemeral port before `serve` takes over the listener.
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        Self::serve(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?)
+    }
+
+    /// Starts on a given address: a test can point the app at a port where no server runs
+    /// yet (connections refused), then bring the server up there.
+    pub fn start_at(addr: SocketAddr) -> TestSmtp {
+        match TcpListener::bind(addr).and_then(Self::serve) {
+            Ok(server) => server,
+            Err(err) => panic!("TestSmtp: cannot start the SMTP server on {addr}: {err}"),
+        }
+    }
+
+    fn serve(listener: TcpListener) -> io::Result<TestSmtp> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared::default()));
 

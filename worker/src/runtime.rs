@@ -89,60 +89,81 @@ pub async fn run(
 ) -> Result<(), RuntimeError> {
     let concurrency = ctx.delivery.concurrency;
     let poll = ctx.delivery.poll_interval;
+    let grace = ctx.delivery.shutdown_grace;
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
+        tracing::info!("stopping: no new jobs; waiting for the ones in flight");
+        let _ = stopping.send(());
         Ok(())
     };
     let monitor = Monitor::new().should_restart(|_, error| {
         tracing::error!(%error, "worker stopped; restarting it");
         true
     });
-    let result = match ctx.db.get_database_backend() {
-        DatabaseBackend::Postgres => {
-            let pool = ctx.db.get_postgres_connection_pool().clone();
-            let config = apalis_postgres::Config::default()
-                .queue(QUEUE)
-                .heartbeat_interval(HEARTBEAT)
-                .missed_heartbeats(MISSED_HEARTBEATS as usize);
-            monitor
-                .register(move |_| {
-                    // LISTEN/NOTIFY wakes the worker for new jobs at once; the interval finds
-                    // jobs that were scheduled for later (retries) when they fall due.
-                    let strategy = Strategy::new()
-                        .stream(Pubsub::new(pool.clone(), QUEUE.to_owned()))
-                        .interval(poll);
-                    let storage = PostgresStorage::<Job>::new(&pool)
-                        .with_config(config.clone())
-                        .poll_with_strategy(strategy);
-                    WorkerBuilder::new(worker_name())
-                        .backend(storage)
-                        .concurrency(concurrency)
-                        .data(ctx.clone())
-                        .build(handle)
-                })
-                .run_with_signal(signal)
-                .await
-        }
-        _ => {
-            let pool = ctx.db.get_sqlite_connection_pool().clone();
-            let config = apalis_sqlite::Config::default()
-                .queue(QUEUE)
-                .heartbeat_interval(HEARTBEAT)
-                .missed_heartbeats(MISSED_HEARTBEATS as usize);
-            monitor
-                .register(move |_| {
-                    let storage = SqliteStorage::<Job>::new(&pool)
-                        .with_config(config.clone())
-                        .poll_with_interval(poll);
-                    WorkerBuilder::new(worker_name())
-                        .backend(storage)
-                        .concurrency(concurrency)
-                        .data(ctx.clone())
-                        .build(handle)
-                })
-                .run_with_signal(signal)
-                .await
+    let monitor = async move {
+        match ctx.db.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                let pool = ctx.db.get_postgres_connection_pool().clone();
+                let config = apalis_postgres::Config::default()
+                    .queue(QUEUE)
+                    .heartbeat_interval(HEARTBEAT)
+                    .missed_heartbeats(MISSED_HEARTBEATS as usize);
+                monitor
+                    .register(move |_| {
+                        // LISTEN/NOTIFY wakes the worker for new jobs at once; the interval finds
+                        // jobs that were scheduled for later (retries) when they fall due.
+                        let strategy = Strategy::new()
+                            .stream(Pubsub::new(pool.clone(), QUEUE.to_owned()))
+                            .interval(poll);
+                        let storage = PostgresStorage::<Job>::new(&pool)
+                            .with_config(config.clone())
+                            .poll_with_strategy(strategy);
+                        WorkerBuilder::new(worker_name())
+                            .backend(storage)
+                            .concurrency(concurrency)
+                            .data(ctx.clone())
+                            .build(handle)
+                    })
+                    .run_with_signal(signal)
+                    .await
+            }
+            _ => {
+                let pool = ctx.db.get_sqlite_connection_pool().clone();
+                let config = apalis_sqlite::Config::default()
+                    .queue(QUEUE)
+                    .heartbeat_interval(HEARTBEAT)
+                    .missed_heartbeats(MISSED_HEARTBEATS as usize);
+                monitor
+                    .register(move |_| {
+                        let storage = SqliteStorage::<Job>::new(&pool)
+                            .with_config(config.clone())
+                            .poll_with_interval(poll);
+                        WorkerBuilder::new(worker_name())
+                            .backend(storage)
+                            .concurrency(concurrency)
+                            .data(ctx.clone())
+                            .build(handle)
+                    })
+                    .run_with_signal(signal)
+                    .await
+            }
         }
     };
-    result.map_err(|e| RuntimeError::Monitor(e.to_string()))
+    // In-flight sends get `grace` to finish after the signal; whatever is still running then
+    // is left to the queue, which hands it to another worker once this one's heartbeat stops.
+    let deadline = async move {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = monitor => result.map_err(|e| RuntimeError::Monitor(e.to_string())),
+        () = deadline => {
+            tracing::warn!(?grace, "jobs still in flight after the shutdown grace period; leaving them to other workers");
+            Ok(())
+        }
+    }
 }
