@@ -9,6 +9,7 @@
 
 mod access;
 mod conversation;
+mod crash;
 mod delivery;
 mod faults;
 mod monitoring;

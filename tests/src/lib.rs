@@ -372,3 +372,20 @@ pub fn error_field(body: &Value) -> String {
         .unwrap_or_else(|| panic!("expected an error with a field, got {body:#}"))
         .to_owned()
 }
+
+/// The `worker` binary next to this test binary (cargo builds it with the workspace's tests).
+pub fn worker_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/debug/deps/it-<hash> -> target/debug/worker
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target directory");
+    let path = dir.join("worker");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build)",
+        path.display()
+    );
+    path
+}

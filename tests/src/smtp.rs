@@ -100,6 +100,8 @@ struct Shared {
     faults: HashMap<String, PlannedFault>,
     /// `RCPT TO` commands seen, keyed by lower-cased address.
     rcpt_attempts: HashMap<String, usize>,
+    /// How long the server thinks before accepting a message's data.
+    accept_delay: Duration,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,11 @@ impl TestSmtp {
         // Binding ourselves (instead of `Server::with_addr`) is what lets us
         // learn the ephemeral port before `serve` takes over the listener.
         Self::serve(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?)
+    }
+
+    /// Makes the server wait this long before accepting each message's data.
+    pub fn set_accept_delay(&self, delay: Duration) {
+        lock(&self.shared).accept_delay = delay;
     }
 
     /// Starts on a given address: a test can point the app at a port where no server runs
@@ -327,6 +334,11 @@ impl Handler for SessionHandler {
     }
 
     fn data_end(&mut self) -> Response {
+        let delay = lock(&self.shared).accept_delay;
+        if !delay.is_zero() {
+            // A slow server keeps many sends in flight at once, as a busy relay does.
+            thread::sleep(delay);
+        }
         if let Some(transaction) = self.transaction.take() {
             lock(&self.shared).received.push(ReceivedMail {
                 from: transaction.from,

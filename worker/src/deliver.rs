@@ -50,7 +50,9 @@ pub async fn attempt(
     attempt: i32,
 ) -> Result<Outcome, domain::Error> {
     let now = domain::now();
-    let lease = chrono::Duration::from_std(ctx.send_timeout + Duration::from_secs(30))
+    // Longer than any send can take (it is bounded by the send timeout), so a live worker never
+    // loses its lease mid-send; short enough that a dead worker's delivery is taken over soon.
+    let lease = chrono::Duration::from_std(ctx.send_timeout * 2 + Duration::from_secs(5))
         .unwrap_or(chrono::Duration::seconds(90));
     // Fresh claim: the previous attempt has ended. Takeover: a worker died mid-attempt and
     // its lease ran out, so this job (re-queued by apalis) makes the same attempt again.
