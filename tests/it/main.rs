@@ -15,6 +15,7 @@ mod faults;
 mod monitoring;
 mod operations;
 mod ops;
+mod outage;
 mod queue;
 mod schema;
 mod ticket_path;
