@@ -3,40 +3,15 @@
 //! duplicates as there were sends in flight at the kill.
 
 use std::collections::HashMap;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use domain::tickets::{OpenTicket, VisitorInput};
-use integration_tests::{Engine, TestApp, TestSmtp, worker_binary};
+use integration_tests::{Engine, OPS_TOKEN, TestApp, TestSmtp};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
 use crate::ops::*;
 use crate::ticket_path::flow_with_ticket_step;
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_worker(app: &TestApp, smtp: &TestSmtp) -> Process {
-    let child = Command::new(worker_binary())
-        .env("DATABASE_URL", app.config.database.url.expose())
-        .env("SMTP_URL", smtp.url())
-        .env("WORKER_LISTEN_ADDR", "127.0.0.1:0")
-        .env("WORKER_CONCURRENCY", "40")
-        .env("SMTP_TIMEOUT_MS", "3000")
-        .env("RETRY_BASE_MS", "200")
-        .env("POLL_INTERVAL_MS", "50")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("start the worker binary");
-    Process(child)
-}
 
 mod a_killed_worker_loses_no_delivery {
     /// Separate worker processes are the PostgreSQL setup.
@@ -74,12 +49,13 @@ async fn a_killed_worker_loses_no_delivery() {
             .unwrap();
     }
 
-    let mut first = start_worker(&app, &smtp);
+    let mut first = app.start_worker_process(&smtp, 40);
     assert!(
         smtp.wait_until(Duration::from_secs(60), |m| m.len() >= 40)
             .await,
         "the first worker sent nothing"
     );
+    let killed_pid = first.0.id();
     first.0.kill().expect("SIGKILL the worker");
     first.0.wait().unwrap();
     let killed_at = Instant::now();
@@ -91,7 +67,7 @@ async fn a_killed_worker_loses_no_delivery() {
     let received_at_kill = smtp.received().len();
     println!("killed with {received_at_kill} mails received and {sending} deliveries in flight");
 
-    let mut second = start_worker(&app, &smtp);
+    let second = app.start_worker_process(&smtp, 40);
     let done = smtp
         .wait_until(Duration::from_secs(120), |m| m.len() >= TICKETS)
         .await;
@@ -136,26 +112,32 @@ async fn a_killed_worker_loses_no_delivery() {
         "took {recovered_in:?}"
     );
 
-    // SIGTERM: the idle worker stops taking jobs and exits cleanly.
-    let pid = second.0.id().to_string();
+    // Operators see the killed worker as gone once its heartbeats have stopped.
+    let gone = app
+        .wait_for_as(
+            OPS_TOKEN,
+            Duration::from_secs(40),
+            "{ workers { pid status } }",
+            json!({}),
+            |d| {
+                d["workers"].as_array().is_some_and(|ws| {
+                    ws.iter()
+                        .any(|w| w["pid"] == killed_pid && w["status"] == "GONE")
+                })
+            },
+        )
+        .await;
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
+        gone["workers"]
+            .as_array()
             .unwrap()
-            .success()
+            .iter()
+            .any(|w| w["status"] == "ALIVE"),
+        "{gone:#}"
     );
-    let stopping = Instant::now();
-    let status = loop {
-        if let Some(status) = second.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(40),
-            "the worker did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+
+    // SIGTERM: the idle worker stops taking jobs and exits cleanly.
+    let status = second.terminate(Duration::from_secs(40)).await;
     assert!(status.success(), "exit status {status}");
     app.stop().await;
 }

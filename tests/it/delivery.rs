@@ -54,6 +54,12 @@ async fn transient_smtp_failure_is_retried_to_success(engine: Engine) {
     assert_eq!(delivery["attempts"], 3);
     assert!(delivery["lastError"].is_null());
     assert_eq!(smtp.rcpt_attempts("flaky@example.com"), 3);
+    // Attempts are spaced by the backoff: at least half (the jitter floor) of 300 ms, then of
+    // 600 ms (RETRY_BASE_MS of the test config, doubling).
+    let times = smtp.rcpt_times("flaky@example.com");
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[0] >= Duration::from_millis(150), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(300), "{gaps:?}");
     assert_eq!(smtp.received_by("flaky@example.com").len(), 1);
     app.stop().await;
 }

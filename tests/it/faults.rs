@@ -24,7 +24,7 @@ mod three_workers_send_a_thousand_tickets_exactly_once {
     }
 }
 
-/// Three worker processes' worth of workers (own pools) on one PostgreSQL database.
+/// Three `worker` processes on one PostgreSQL database.
 async fn three_workers_send_a_thousand_tickets_exactly_once() {
     const TICKETS: usize = 1_000;
     let smtp = TestSmtp::start();
@@ -63,7 +63,7 @@ async fn three_workers_send_a_thousand_tickets_exactly_once() {
     opening.join_all().await;
 
     let started = Instant::now();
-    let workers = app.start_workers(3).await;
+    let workers: Vec<_> = (0..3).map(|_| app.start_worker_process(&smtp, 8)).collect();
     let all_arrived = smtp
         .wait_until(Duration::from_secs(180), |m| m.len() >= TICKETS)
         .await;
@@ -92,7 +92,9 @@ async fn three_workers_send_a_thousand_tickets_exactly_once() {
     assert_eq!(subjects.len(), TICKETS, "every ticket exactly once");
     let stats = app.admin(QUEUE_STATS, json!({})).await;
     assert_eq!(stats["queueStats"]["deliveries"]["sent"], TICKETS);
-    workers.stop().await;
+    for worker in workers {
+        assert!(worker.terminate(Duration::from_secs(40)).await.success());
+    }
     app.stop().await;
 }
 

@@ -331,9 +331,25 @@ impl TestApp {
         variables: Value,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
+        let key = self.admin_key.clone();
+        self.wait_for_as(&key, timeout, query, variables, done)
+            .await
+    }
+
+    /// Like [`TestApp::wait_for`], with another key (the operator token, say).
+    pub async fn wait_for_as(
+        &self,
+        key: &str,
+        timeout: Duration,
+        query: &str,
+        variables: Value,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let start = std::time::Instant::now();
         loop {
-            let data = self.admin(query, variables.clone()).await;
+            let body = self.gql(Some(key), query, variables.clone()).await;
+            assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+            let data = body["data"].clone();
             if done(&data) {
                 return data;
             }
@@ -388,4 +404,55 @@ pub fn worker_binary() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A `worker` process started by a test; killed when dropped.
+pub struct WorkerProcess(pub std::process::Child);
+
+impl WorkerProcess {
+    /// Sends SIGTERM and waits (at most `within`) for the exit status.
+    pub async fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait for the worker") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < within,
+                "the worker did not stop within {within:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl TestApp {
+    /// Starts the real `worker` binary on this app's database, sending to `smtp`.
+    pub fn start_worker_process(&self, smtp: &TestSmtp, concurrency: usize) -> WorkerProcess {
+        let child = std::process::Command::new(worker_binary())
+            .env("DATABASE_URL", self.config.database.url.expose())
+            .env("SMTP_URL", smtp.url())
+            .env("WORKER_LISTEN_ADDR", "127.0.0.1:0")
+            .env("WORKER_CONCURRENCY", concurrency.to_string())
+            .env("SMTP_TIMEOUT_MS", "3000")
+            .env("RETRY_BASE_MS", "200")
+            .env("POLL_INTERVAL_MS", "50")
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("start the worker binary");
+        WorkerProcess(child)
+    }
 }

@@ -100,6 +100,8 @@ struct Shared {
     faults: HashMap<String, PlannedFault>,
     /// `RCPT TO` commands seen, keyed by lower-cased address.
     rcpt_attempts: HashMap<String, usize>,
+    /// When each `RCPT TO` came, keyed by lower-cased address.
+    rcpt_times: HashMap<String, Vec<std::time::Instant>>,
     /// How long the server thinks before accepting a message's data.
     accept_delay: Duration,
 }
@@ -249,6 +251,15 @@ impl TestSmtp {
             .unwrap_or(0)
     }
 
+    /// When each `RCPT TO` for this address came (case-insensitive), in order.
+    pub fn rcpt_times(&self, rcpt: &str) -> Vec<std::time::Instant> {
+        lock(&self.shared)
+            .rcpt_times
+            .get(&key(rcpt))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Waits (polling every 20 ms) until `pred(&self.received())` is true or
     /// the timeout passes; returns whether it became true.
     ///
@@ -298,6 +309,11 @@ impl Handler for SessionHandler {
         let address = key(to);
         let mut shared = lock(&self.shared);
         *shared.rcpt_attempts.entry(address.clone()).or_insert(0) += 1;
+        shared
+            .rcpt_times
+            .entry(address.clone())
+            .or_default()
+            .push(std::time::Instant::now());
 
         let Some(planned) = shared.faults.get_mut(&address) else {
             return response::OK;

@@ -9,6 +9,7 @@ use apalis_postgres::{PostgresStorage, Pubsub};
 use apalis_sqlite::SqliteStorage;
 use domain::queue::{HEARTBEAT, Job, MISSED_HEARTBEATS, QUEUE};
 use sea_orm::DatabaseBackend;
+use tracing::Instrument;
 
 use crate::Context;
 use crate::deliver::{self, Outcome};
@@ -24,6 +25,18 @@ pub enum RuntimeError {
 /// and end the job; an `Err` means the database could not be used, and apalis runs the job
 /// again.
 pub async fn handle(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
+    // Every log line of the job, ours and the libraries', carries the ids it is about.
+    let span = match &job {
+        Job::RouteTicket { ticket_id } => tracing::info_span!("route_ticket", %ticket_id),
+        Job::SendDelivery {
+            delivery_id,
+            attempt,
+        } => tracing::info_span!("send_delivery", %delivery_id, attempt),
+    };
+    run_job(job, ctx).instrument(span).await
+}
+
+async fn run_job(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
     match job {
         Job::RouteTicket { ticket_id } => {
             let recipients = domain::routing::plan_deliveries(&ctx.db, ticket_id)
