@@ -30,7 +30,6 @@ async fn three_workers_send_a_thousand_tickets_exactly_once() {
     let smtp = TestSmtp::start();
     let Some(app) = TestApp::spawn_with(Engine::Postgres, &smtp, |c| {
         c.embedded_worker = false;
-        c.database.max_connections = 16;
     })
     .await
     else {

@@ -447,6 +447,8 @@ impl TestApp {
             .env("SMTP_URL", smtp.url())
             .env("WORKER_LISTEN_ADDR", "127.0.0.1:0")
             .env("WORKER_CONCURRENCY", concurrency.to_string())
+            // Several tests share the machine's PostgreSQL and its connection limit.
+            .env("DATABASE_MAX_CONNECTIONS", "5")
             .env("SMTP_TIMEOUT_MS", "3000")
             .env("RETRY_BASE_MS", "200")
             .env("POLL_INTERVAL_MS", "50")
