@@ -141,3 +141,84 @@ async fn a_killed_worker_loses_no_delivery() {
     assert!(status.success(), "exit status {status}");
     app.stop().await;
 }
+
+mod sigterm_lets_sends_in_flight_finish {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::sigterm_lets_sends_in_flight_finish().await
+    }
+}
+
+/// SIGTERM while mail is being sent: the sends in flight finish, no new job is taken, the
+/// process exits 0, and what it left is done by the next worker without a duplicate.
+async fn sigterm_lets_sends_in_flight_finish() {
+    const TICKETS: usize = 40;
+    let smtp = TestSmtp::start();
+    smtp.set_accept_delay(Duration::from_millis(700));
+    let Some(app) =
+        TestApp::spawn_with(Engine::Postgres, &smtp, |c| c.embedded_worker = false).await
+    else {
+        return;
+    };
+    let (_, step) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    app.admin(
+        CREATE_RULE,
+        json!({ "tag": "*", "emails": ["all@example.com"] }),
+    )
+    .await;
+    let account: uuid::Uuid = app.account_id.parse().unwrap();
+    let step: uuid::Uuid = step.parse().unwrap();
+    for i in 0..TICKETS {
+        let input = OpenTicket {
+            step_id: step,
+            message: format!("ticket {i}"),
+            visitor: VisitorInput::default(),
+        };
+        domain::tickets::open_ticket(&app.db, account, &input)
+            .await
+            .unwrap();
+    }
+    let sending = || async {
+        entity::delivery::Entity::find()
+            .filter(entity::delivery::Column::Status.eq("SENDING"))
+            .count(&app.db)
+            .await
+            .unwrap() as usize
+    };
+    let first = app.start_worker_process(&smtp, 4);
+    let start = Instant::now();
+    while sending().await == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "nothing was being sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = first.terminate(Duration::from_secs(40)).await;
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(
+        sending().await,
+        0,
+        "every send in flight finished before the exit"
+    );
+    let sent_by_first = smtp.received().len();
+    assert!(
+        sent_by_first < TICKETS,
+        "the stopping worker kept taking jobs"
+    );
+    println!("the stopping worker finished its sends: {sent_by_first} sent, exit 0");
+
+    let second = app.start_worker_process(&smtp, 8);
+    assert!(
+        smtp.wait_until(Duration::from_secs(120), |m| m.len() >= TICKETS)
+            .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        smtp.received().len(),
+        TICKETS,
+        "no duplicates after a graceful stop"
+    );
+    assert!(second.terminate(Duration::from_secs(40)).await.success());
+    app.stop().await;
+}
