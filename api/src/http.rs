@@ -2,11 +2,12 @@
 //! `/metrics` and the operators' page `/ops`.
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use domain::config::Secret;
 use sea_orm::DatabaseConnection;
@@ -47,11 +48,32 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-async fn graphql(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
+/// A request refused before GraphQL sees it, shaped as a GraphQL error.
+fn refused(status: StatusCode, code: &str, message: &str) -> Response {
+    let body =
+        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    // Reading the body as bytes puts it under the body limit (413 above MAX_BODY_BYTES).
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(_) if body.trim_ascii_start().starts_with(b"[") => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "BATCH_NOT_SUPPORTED",
+                "send one operation per request",
+            );
+        }
+        Err(_) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "GRAPHQL_PARSE_FAILED",
+                "the body must be a JSON object with a `query` (and optional `variables`, `operationName`)",
+            );
+        }
+    };
     // The key is resolved once per request; resolvers only look at the outcome.
     let caller = match bearer(&headers) {
         None => Caller::Anonymous,
@@ -68,10 +90,7 @@ async fn graphql(
             Err(error) => Caller::Refused(std::sync::Arc::new(error)),
         },
     };
-    let request = request
-        .into_inner()
-        .data(caller)
-        .data(Loaders::new(state.db.clone()));
+    let request = request.data(caller).data(Loaders::new(state.db.clone()));
     let operation = operation_label(
         request
             .operation_name
@@ -91,13 +110,13 @@ async fn graphql(
             .as_ref()
             .and_then(|e| e.get("code"))
             .map_or_else(
-                || "GRAPHQL_VALIDATION".to_owned(),
+                || "UNKNOWN".to_owned(),
                 |c| c.to_string().trim_matches('"').to_owned(),
             );
         metrics::counter!("ticketing_graphql_errors_total", "operation" => operation.clone(), "code" => code)
             .increment(1);
     }
-    response.into()
+    GraphQLResponse::from(response).into_response()
 }
 
 /// The name of the document's operation when the client did not say which one to run.

@@ -2,6 +2,7 @@
 //! errors become GraphQL errors.
 
 mod error;
+mod limits;
 mod loaders;
 mod mutation;
 mod ops;
@@ -34,6 +35,8 @@ pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
 pub const MAX_DEPTH: usize = 12;
 /// Most expensive query accepted (each field costs 1).
 pub const MAX_COMPLEXITY: usize = 1_000;
+/// Most aliases in one request.
+pub const MAX_ALIASES: usize = 30;
 
 /// Settings resolvers need.
 #[derive(Clone, Copy, Debug)]
@@ -47,8 +50,11 @@ pub fn schema(db: DatabaseConnection, conversation_idle: std::time::Duration) ->
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(db)
         .data(Settings { conversation_idle })
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
+        .extension(limits::Limits {
+            max_depth: MAX_DEPTH,
+            max_complexity: MAX_COMPLEXITY,
+            max_aliases: MAX_ALIASES,
+        })
         .finish()
 }
 
