@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::config::ApiConfig;
 use crate::graphql;
 use crate::http::{self, AppState};
+use crate::rate_limit::RateLimiter;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -77,12 +78,17 @@ impl App {
             schema: graphql::schema(self.db.clone(), self.config.conversation_idle),
             db: self.db,
             ops_token: self.config.ops_token.clone(),
+            widget_limit: std::sync::Arc::new(RateLimiter::new(self.config.widget_rate_per_minute)),
+            client_limit: std::sync::Arc::new(RateLimiter::new(self.config.client_rate_per_minute)),
         };
         let router = http::router(state, self.config.max_body_bytes);
         let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(wait_for(stopped))
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(wait_for(stopped))
+            .await
         });
         Ok(RunningApp {
             addr,

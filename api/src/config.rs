@@ -25,6 +25,11 @@ pub struct ApiConfig {
     /// `OPS_TOKEN`: the operator's bearer token (every account's queue and deliveries, the
     /// `/ops` page). Unset: no operator access.
     pub ops_token: Option<Secret<String>>,
+    /// `WIDGET_RATE_LIMIT_PER_MINUTE`: requests one widget key may make per minute (0: off).
+    pub widget_rate_per_minute: u32,
+    /// `CLIENT_RATE_LIMIT_PER_MINUTE`: widget requests one client address may make per minute
+    /// (0: off).
+    pub client_rate_per_minute: u32,
 }
 
 impl ApiConfig {
@@ -40,6 +45,8 @@ impl ApiConfig {
             max_body_bytes: parse("MAX_BODY_BYTES", 256 * 1024)?,
             conversation_idle: millis("CONVERSATION_IDLE_TIMEOUT_MS", 30 * 60 * 1000)?,
             ops_token: var("OPS_TOKEN").map(Secret::new),
+            widget_rate_per_minute: parse("WIDGET_RATE_LIMIT_PER_MINUTE", 600)?,
+            client_rate_per_minute: parse("CLIENT_RATE_LIMIT_PER_MINUTE", 60)?,
             database,
         })
     }

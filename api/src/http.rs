@@ -1,11 +1,14 @@
 //! HTTP routes: `/graphql` (POST for operations, GET for GraphiQL), `/healthz`, `/readyz`,
 //! `/metrics` and the operators' page `/ops`.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLResponse;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -13,6 +16,7 @@ use domain::config::Secret;
 use sea_orm::DatabaseConnection;
 
 use crate::graphql::{ApiSchema, Caller, Loaders};
+use crate::rate_limit::RateLimiter;
 
 /// Shared by every request.
 #[derive(Clone)]
@@ -20,6 +24,10 @@ pub struct AppState {
     pub schema: ApiSchema,
     pub db: DatabaseConnection,
     pub ops_token: Option<Secret<String>>,
+    /// Per widget key.
+    pub widget_limit: Arc<RateLimiter>,
+    /// Per client address, for widget requests.
+    pub client_limit: Arc<RateLimiter>,
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal how much of
@@ -55,7 +63,12 @@ fn refused(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     // Reading the body as bytes puts it under the body limit (413 above MAX_BODY_BYTES).
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -90,6 +103,27 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             Err(error) => Caller::Refused(std::sync::Arc::new(error)),
         },
     };
+    if let Caller::Key(principal) = &caller
+        && principal.kind == domain::keys::KeyKind::Widget
+    {
+        let limited = state
+            .widget_limit
+            .check(&format!("key:{}", principal.account_id))
+            .and_then(|()| state.client_limit.check(&format!("ip:{}", client.ip())));
+        if let Err(wait) = limited {
+            let seconds = wait.as_secs() + 1;
+            let body = serde_json::json!({ "errors": [{
+                "message": format!("too many requests; try again in {seconds} s"),
+                "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": seconds },
+            }] });
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, seconds.to_string())],
+                axum::Json(body),
+            )
+                .into_response();
+        }
+    }
     let request = request.data(caller).data(Loaders::new(state.db.clone()));
     let operation = operation_label(
         request

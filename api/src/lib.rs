@@ -6,6 +6,7 @@ pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod ops_page;
+pub mod rate_limit;
 
 pub use app::{App, RunningApp};
 pub use config::ApiConfig;

@@ -79,3 +79,71 @@ async fn hostile_queries_are_refused_with_their_code() {
     assert_eq!(error_code(&body), "BATCH_NOT_SUPPORTED");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widget_requests_are_rate_limited_per_key_and_per_address() {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(Engine::Sqlite, &smtp, |c| {
+        c.widget_rate_per_minute = 5;
+        c.client_rate_per_minute = 0;
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, step) =
+        crate::ticket_path::flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    for i in 0..5 {
+        crate::ticket_path::open_ticket(&app, &app.widget_key, &step, &format!("m{i}")).await;
+    }
+    let response = reqwest::Client::new()
+        .post(&app.url)
+        .bearer_auth(&app.widget_key)
+        .json(&json!({ "query": crate::ops::OPEN_TICKET, "variables": { "input": { "stepId": step, "message": "one too many" } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=13).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "RATE_LIMITED");
+    assert_eq!(
+        body["errors"][0]["extensions"]["retryAfterSeconds"],
+        retry_after
+    );
+    // Admin work is not limited, and nothing was written for the refused request.
+    let tickets = app.admin(crate::ops::TICKETS, json!({})).await;
+    assert_eq!(tickets["tickets"]["edges"].as_array().unwrap().len(), 5);
+    app.stop().await;
+
+    let Some(app) = TestApp::spawn_with(Engine::Sqlite, &smtp, |c| {
+        c.widget_rate_per_minute = 0;
+        c.client_rate_per_minute = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, other_widget) = app.other_account().await;
+    let query = "{ conversation(id: \"00000000-0000-7000-8000-000000000000\") { id } }";
+    for key in [&app.widget_key, &other_widget, &app.widget_key] {
+        assert!(
+            app.gql(Some(key), query, json!({}))
+                .await
+                .get("errors")
+                .is_none()
+        );
+    }
+    let limited = app.gql(Some(&other_widget), query, json!({})).await;
+    assert_eq!(
+        error_code(&limited),
+        "RATE_LIMITED",
+        "one address, whatever the key"
+    );
+    app.stop().await;
+}

@@ -178,6 +178,8 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
         max_body_bytes: 256 * 1024,
         conversation_idle: Duration::from_secs(600),
         ops_token: Some(Secret::new(OPS_TOKEN.to_owned())),
+        widget_rate_per_minute: 0,
+        client_rate_per_minute: 0,
     }
 }
 
