@@ -5,8 +5,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use entity::{account, api_key};
 use rand::RngCore;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionSession, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
@@ -32,7 +33,8 @@ impl KeyKind {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The kind named by its stored name.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "admin" => Some(KeyKind::Admin),
             "widget" => Some(KeyKind::Widget),
@@ -92,10 +94,55 @@ async fn insert_key(db: &impl ConnectionTrait, account_id: Uuid, kind: KeyKind) 
         key_hash: Set(hash(&key)),
         created_at: Set(now()),
         revoked_at: Set(None),
+        last_used_at: Set(None),
     }
     .insert(db)
     .await?;
     Ok(key)
+}
+
+/// A new key of the account, with its secret in clear text this one time.
+pub async fn create_key(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    kind: KeyKind,
+) -> Result<(api_key::Model, String)> {
+    let secret = insert_key(db, account_id, kind).await?;
+    let model = api_key::Entity::find()
+        .filter(api_key::Column::KeyHash.eq(hash(&secret)))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("api key"))?;
+    Ok((model, secret))
+}
+
+/// The account's keys, newest first (revoked ones included, marked).
+pub async fn list_keys(db: &impl ConnectionTrait, account_id: Uuid) -> Result<Vec<api_key::Model>> {
+    Ok(api_key::Entity::find()
+        .filter(api_key::Column::AccountId.eq(account_id))
+        .order_by_desc(api_key::Column::CreatedAt)
+        .order_by_desc(api_key::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Revokes a key of the account; it fails from the next request on. Revoking twice is fine.
+pub async fn revoke_key(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<api_key::Model> {
+    let key = api_key::Entity::find_by_id(id)
+        .filter(api_key::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("api key"))?;
+    if key.revoked_at.is_some() {
+        return Ok(key);
+    }
+    let mut active: api_key::ActiveModel = key.into();
+    active.revoked_at = Set(Some(now()));
+    Ok(active.update(db).await?)
 }
 
 /// Creates an account with one admin key and one widget key.
@@ -130,6 +177,17 @@ pub async fn authenticate(db: &impl ConnectionTrait, key: &str) -> Result<Princi
         .await?
         .ok_or(Error::Unauthenticated)?;
     let kind = KeyKind::parse(&found.kind).ok_or(Error::Unauthenticated)?;
+    let current = now();
+    if found
+        .last_used_at
+        .is_none_or(|t| current - t > chrono::Duration::minutes(1))
+    {
+        api_key::Entity::update_many()
+            .col_expr(api_key::Column::LastUsedAt, Expr::value(current))
+            .filter(api_key::Column::Id.eq(found.id))
+            .exec(db)
+            .await?;
+    }
     Ok(Principal {
         account_id: found.account_id,
         kind,

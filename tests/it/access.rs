@@ -151,3 +151,64 @@ async fn another_accounts_ids_behave_as_missing(engine: Engine) {
     );
     app.stop().await;
 }
+
+on_both_engines!(keys_are_created_listed_and_revoked);
+
+const CREATE_KEY: &str = "mutation($kind: ApiKeyKind!) { createApiKey(kind: $kind) { secret key { id kind prefix createdAt lastUsedAt revokedAt } } }";
+const KEYS: &str = "{ apiKeys { id kind prefix lastUsedAt revokedAt } }";
+const REVOKE_KEY: &str = "mutation($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }";
+
+async fn keys_are_created_listed_and_revoked(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (_, step_id) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+
+    let created = app.admin(CREATE_KEY, json!({ "kind": "WIDGET" })).await["createApiKey"].clone();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let key_id = created["key"]["id"].clone();
+    assert!(
+        secret.starts_with("tk_widget_") && secret.len() == "tk_widget_".len() + 43,
+        "256 random bits"
+    );
+    assert!(secret.starts_with(created["key"]["prefix"].as_str().unwrap()));
+    assert!(created["key"]["lastUsedAt"].is_null());
+
+    open_ticket(&app, &secret, &step_id, "from the new key").await;
+    let keys = app.admin(KEYS, json!({})).await["apiKeys"].clone();
+    let listed = keys.as_array().unwrap();
+    assert_eq!(
+        listed.len(),
+        3,
+        "the first admin and widget keys and the new one"
+    );
+    let new = listed.iter().find(|k| k["id"] == key_id).unwrap();
+    assert!(new["lastUsedAt"].is_string(), "{new:#}");
+    assert!(
+        !keys.to_string().contains(&secret[10..]),
+        "secrets are never listed"
+    );
+
+    // Another account cannot revoke it; its own admin can, and it fails at once.
+    let (other_admin, _) = app.other_account().await;
+    let body = app
+        .gql(Some(&other_admin), REVOKE_KEY, json!({ "id": key_id }))
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    let body = app
+        .gql(Some(&app.widget_key), REVOKE_KEY, json!({ "id": key_id }))
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    let revoked = app.admin(REVOKE_KEY, json!({ "id": key_id })).await;
+    assert!(revoked["revokeApiKey"]["revokedAt"].is_string());
+    let refused = app
+        .gql(
+            Some(&secret),
+            OPEN_TICKET,
+            json!({ "input": { "stepId": step_id, "message": "again" } }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED");
+    app.stop().await;
+}

@@ -8,8 +8,8 @@ use domain::rules::RuleInput;
 use domain::tickets::{OpenTicket, VisitorInput as DomainVisitor};
 
 use super::types::{
-    Agent, ConversationTurn, Flow, FlowProblem, FlowVersion, OpenTicketPayload, RoutingRule, Step,
-    Ticket,
+    Agent, ApiKey, ApiKeyKind, ConversationTurn, CreatedApiKey, Flow, FlowProblem, FlowVersion,
+    OpenTicketPayload, RoutingRule, Step, Ticket,
 };
 use super::{ApiResult, admin, db, parse_id, principal, settings};
 
@@ -360,6 +360,29 @@ impl Mutation {
             ticket: Ticket(opened.ticket),
             confirmation_message: opened.confirmation_message,
         })
+    }
+
+    /// Creates an API key; its secret is in the answer and nowhere else, ever.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        kind: ApiKeyKind,
+    ) -> ApiResult<CreatedApiKey> {
+        let account = admin(ctx)?;
+        let (key, secret) = domain::keys::create_key(db(ctx)?, account, kind.into()).await?;
+        Ok(CreatedApiKey {
+            key: ApiKey(key),
+            secret,
+        })
+    }
+
+    /// Revokes an API key: from the next request on it is refused (`UNAUTHENTICATED`).
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ApiKey> {
+        let account = admin(ctx)?;
+        let id = not_found_id("api key", &id)?;
+        Ok(ApiKey(
+            domain::keys::revoke_key(db(ctx)?, account, id).await?,
+        ))
     }
 
     /// Every problem that stops the flow's draft from being published; empty when it can be.

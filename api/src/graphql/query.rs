@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::types::{
-    Agent, Conversation, Flow, PageInfo, RoutingRule, Ticket, TicketConnection, TicketEdge,
+    Agent, ApiKey, Conversation, Flow, PageInfo, RoutingRule, Ticket, TicketConnection, TicketEdge,
     TopicTag,
 };
 use super::{ApiResult, admin, db, parse_id, principal};
@@ -70,6 +70,16 @@ impl Query {
             .await?
             .into_iter()
             .map(Agent)
+            .collect())
+    }
+
+    /// The account's API keys, newest first, revoked ones included.
+    async fn api_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiKey>> {
+        let account = admin(ctx)?;
+        Ok(domain::keys::list_keys(db(ctx)?, account)
+            .await?
+            .into_iter()
+            .map(ApiKey)
             .collect())
     }
 

@@ -834,3 +834,66 @@ impl ConversationTurn {
         self.0.ticket.clone().map(Ticket)
     }
 }
+
+/// What a key may do.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ApiKeyKind {
+    /// Everything in the account. Keep it on servers.
+    Admin,
+    /// Only the visitor operations; meant for public web pages.
+    Widget,
+}
+
+impl From<ApiKeyKind> for domain::keys::KeyKind {
+    fn from(k: ApiKeyKind) -> Self {
+        match k {
+            ApiKeyKind::Admin => domain::keys::KeyKind::Admin,
+            ApiKeyKind::Widget => domain::keys::KeyKind::Widget,
+        }
+    }
+}
+
+/// An API key of the account. The secret itself is shown once, by `createApiKey`, and never
+/// stored.
+pub struct ApiKey(pub entity::api_key::Model);
+
+#[Object]
+impl ApiKey {
+    /// Stable id of the key (not the key).
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// What it may do.
+    async fn kind(&self) -> ApiKeyKind {
+        match domain::keys::KeyKind::parse(&self.0.kind) {
+            Some(domain::keys::KeyKind::Widget) => ApiKeyKind::Widget,
+            _ => ApiKeyKind::Admin,
+        }
+    }
+    /// The key's first characters (`tk_widget_AbCdEf`), to tell keys apart.
+    async fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it was last used (to the minute); null if never.
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+    /// When it was revoked; null while it works.
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+}
+
+/// A new key and its secret, shown this one time.
+#[derive(SimpleObject)]
+pub struct CreatedApiKey {
+    /// The key's details.
+    pub key: ApiKey,
+    /// The secret to send as `Authorization: Bearer <secret>`. Store it now: it cannot be shown
+    /// again.
+    pub secret: String,
+}
