@@ -676,19 +676,7 @@ async fn replay(
         None => None,
     };
     let awaiting = Awaiting::parse(&conversation.awaiting);
-    let options = match (awaiting, conversation.current_step_id) {
-        (Awaiting::Choice, Some(step_id)) => {
-            let version = flow_version::Entity::find_by_id(conversation.flow_version_id)
-                .one(db)
-                .await?;
-            version
-                .map(|v| design::version_steps(&v))
-                .and_then(|steps| steps.into_iter().find(|s| s.id == step_id))
-                .map(|s| s.options)
-                .unwrap_or_default()
-        }
-        _ => Vec::new(),
-    };
+    let options = current_options(db, &conversation).await?;
     Ok(Some(Turn {
         conversation,
         bot_messages,

@@ -5,13 +5,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use domain::tickets::{OpenTicket, VisitorInput};
 use integration_tests::{Engine, OPS_TOKEN, TestApp, TestSmtp};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
 use crate::ops::*;
-use crate::ticket_path::flow_with_ticket_step;
+use crate::ticket_path::{flow_with_ticket_step, open_tickets_directly};
 
 mod a_killed_worker_loses_no_delivery {
     /// Separate worker processes are the PostgreSQL setup.
@@ -36,18 +35,7 @@ async fn a_killed_worker_loses_no_delivery() {
         json!({ "tag": "*", "emails": ["all@example.com"] }),
     )
     .await;
-    let account: uuid::Uuid = app.account_id.parse().unwrap();
-    let step: uuid::Uuid = step.parse().unwrap();
-    for i in 0..TICKETS {
-        let input = OpenTicket {
-            step_id: step,
-            message: format!("ticket {i}"),
-            visitor: VisitorInput::default(),
-        };
-        domain::tickets::open_ticket(&app.db, account, &input)
-            .await
-            .unwrap();
-    }
+    open_tickets_directly(&app, &step, TICKETS).await;
 
     let mut first = app.start_worker_process(&smtp, 40);
     assert!(
@@ -166,18 +154,7 @@ async fn sigterm_lets_sends_in_flight_finish() {
         json!({ "tag": "*", "emails": ["all@example.com"] }),
     )
     .await;
-    let account: uuid::Uuid = app.account_id.parse().unwrap();
-    let step: uuid::Uuid = step.parse().unwrap();
-    for i in 0..TICKETS {
-        let input = OpenTicket {
-            step_id: step,
-            message: format!("ticket {i}"),
-            visitor: VisitorInput::default(),
-        };
-        domain::tickets::open_ticket(&app.db, account, &input)
-            .await
-            .unwrap();
-    }
+    open_tickets_directly(&app, &step, TICKETS).await;
     let sending = || async {
         entity::delivery::Entity::find()
             .filter(entity::delivery::Column::Status.eq("SENDING"))

@@ -4,13 +4,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use domain::tickets::{OpenTicket, VisitorInput};
 use integration_tests::{Engine, TestApp, TestSmtp, on_both_engines};
 use sea_orm::EntityTrait;
 use serde_json::json;
 
 use crate::ops::*;
-use crate::ticket_path::flow_with_ticket_step;
+use crate::ticket_path::{flow_with_ticket_step, open_tickets_directly};
 
 on_both_engines!(an_smtp_outage_delays_mail_but_loses_none);
 
@@ -41,25 +40,7 @@ async fn three_workers_send_a_thousand_tickets_exactly_once() {
         json!({ "tag": "*", "emails": ["all@example.com"] }),
     )
     .await;
-    let account: uuid::Uuid = app.account_id.parse().unwrap();
-    let step: uuid::Uuid = step.parse().unwrap();
-    let mut opening = tokio::task::JoinSet::new();
-    for batch in 0..10 {
-        let db = app.db.clone();
-        opening.spawn(async move {
-            for i in 0..TICKETS / 10 {
-                let input = OpenTicket {
-                    step_id: step,
-                    message: format!("ticket {batch}-{i}"),
-                    visitor: VisitorInput::default(),
-                };
-                domain::tickets::open_ticket(&db, account, &input)
-                    .await
-                    .unwrap();
-            }
-        });
-    }
-    opening.join_all().await;
+    open_tickets_directly(&app, &step, TICKETS).await;
 
     let started = Instant::now();
     let workers: Vec<_> = (0..3).map(|_| app.start_worker_process(&smtp, 8)).collect();

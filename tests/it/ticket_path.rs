@@ -33,6 +33,31 @@ pub async fn flow_with_ticket_step(
     (flow_id, step["addStep"]["id"].as_str().unwrap().to_owned())
 }
 
+/// Opens `count` tickets at a ticket step through the domain (as `openTicket` does, without
+/// HTTP), ten at a time: the bulk set-up of the fault tests.
+pub async fn open_tickets_directly(app: &TestApp, step_id: &str, count: usize) {
+    let account: uuid::Uuid = app.account_id.parse().unwrap();
+    let step: uuid::Uuid = step_id.parse().unwrap();
+    let mut opening = tokio::task::JoinSet::new();
+    for batch in 0..10 {
+        let db = app.db.clone();
+        let share = count / 10 + usize::from(batch < count % 10);
+        opening.spawn(async move {
+            for i in 0..share {
+                let input = domain::tickets::OpenTicket {
+                    step_id: step,
+                    message: format!("ticket {batch}-{i}"),
+                    visitor: domain::tickets::VisitorInput::default(),
+                };
+                domain::tickets::open_ticket(&db, account, &input)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    opening.join_all().await;
+}
+
 pub async fn open_ticket(app: &TestApp, key: &str, step_id: &str, message: &str) -> Value {
     let body = app
         .gql(
