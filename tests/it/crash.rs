@@ -5,12 +5,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use integration_tests::{Engine, OPS_TOKEN, TestApp, TestSmtp};
+use integration_tests::{OPS_TOKEN, TestSmtp};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
-use crate::ops::*;
-use crate::ticket_path::{flow_with_ticket_step, open_tickets_directly};
+use crate::ticket_path::queued_tickets_on_postgres;
 
 mod a_killed_worker_loses_no_delivery {
     /// Separate worker processes are the PostgreSQL setup.
@@ -24,18 +23,9 @@ async fn a_killed_worker_loses_no_delivery() {
     const TICKETS: usize = 300;
     let smtp = TestSmtp::start();
     smtp.set_accept_delay(Duration::from_millis(150));
-    let Some(app) =
-        TestApp::spawn_with(Engine::Postgres, &smtp, |c| c.embedded_worker = false).await
-    else {
+    let Some(app) = queued_tickets_on_postgres(&smtp, TICKETS).await else {
         return;
     };
-    let (_, step) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
-    app.admin(
-        CREATE_RULE,
-        json!({ "tag": "*", "emails": ["all@example.com"] }),
-    )
-    .await;
-    open_tickets_directly(&app, &step, TICKETS).await;
 
     let mut first = app.start_worker_process(&smtp, 40);
     assert!(
@@ -143,18 +133,9 @@ async fn sigterm_lets_sends_in_flight_finish() {
     const TICKETS: usize = 40;
     let smtp = TestSmtp::start();
     smtp.set_accept_delay(Duration::from_millis(700));
-    let Some(app) =
-        TestApp::spawn_with(Engine::Postgres, &smtp, |c| c.embedded_worker = false).await
-    else {
+    let Some(app) = queued_tickets_on_postgres(&smtp, TICKETS).await else {
         return;
     };
-    let (_, step) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
-    app.admin(
-        CREATE_RULE,
-        json!({ "tag": "*", "emails": ["all@example.com"] }),
-    )
-    .await;
-    open_tickets_directly(&app, &step, TICKETS).await;
     let sending = || async {
         entity::delivery::Entity::find()
             .filter(entity::delivery::Column::Status.eq("SENDING"))

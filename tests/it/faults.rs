@@ -9,7 +9,7 @@ use sea_orm::EntityTrait;
 use serde_json::json;
 
 use crate::ops::*;
-use crate::ticket_path::{flow_with_ticket_step, open_tickets_directly};
+use crate::ticket_path::{flow_with_ticket_step, queued_tickets_on_postgres};
 
 on_both_engines!(an_smtp_outage_delays_mail_but_loses_none);
 
@@ -27,20 +27,9 @@ mod three_workers_send_a_thousand_tickets_exactly_once {
 async fn three_workers_send_a_thousand_tickets_exactly_once() {
     const TICKETS: usize = 1_000;
     let smtp = TestSmtp::start();
-    let Some(app) = TestApp::spawn_with(Engine::Postgres, &smtp, |c| {
-        c.embedded_worker = false;
-    })
-    .await
-    else {
+    let Some(app) = queued_tickets_on_postgres(&smtp, TICKETS).await else {
         return;
     };
-    let (_, step) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
-    app.admin(
-        CREATE_RULE,
-        json!({ "tag": "*", "emails": ["all@example.com"] }),
-    )
-    .await;
-    open_tickets_directly(&app, &step, TICKETS).await;
 
     let started = Instant::now();
     let workers: Vec<_> = (0..3).map(|_| app.start_worker_process(&smtp, 8)).collect();

@@ -33,6 +33,21 @@ pub async fn flow_with_ticket_step(
     (flow_id, step["addStep"]["id"].as_str().unwrap().to_owned())
 }
 
+/// The set-up of the worker-process tests: an app on PostgreSQL with no embedded worker, a
+/// ticket step, a `*` rule to all@example.com, and `count` tickets waiting in the queue.
+/// `None` where PostgreSQL is not available (see the harness).
+pub async fn queued_tickets_on_postgres(smtp: &TestSmtp, count: usize) -> Option<TestApp> {
+    let app = TestApp::spawn_with(Engine::Postgres, smtp, |c| c.embedded_worker = false).await?;
+    let (_, step) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    app.admin(
+        CREATE_RULE,
+        json!({ "tag": "*", "emails": ["all@example.com"] }),
+    )
+    .await;
+    open_tickets_directly(&app, &step, count).await;
+    Some(app)
+}
+
 /// Opens `count` tickets at a ticket step through the domain (as `openTicket` does, without
 /// HTTP), ten at a time: the bulk set-up of the fault tests.
 pub async fn open_tickets_directly(app: &TestApp, step_id: &str, count: usize) {
