@@ -1,6 +1,7 @@
 //! The GraphQL schema: types, queries, mutations, batch loaders and the one place where domain
 //! errors become GraphQL errors.
 
+mod cursor;
 mod error;
 mod limits;
 mod loaders;

@@ -3,14 +3,12 @@
 //! admin key sees its own account's deliveries (and no job or worker internals).
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use domain::ops::{self, DeliveryFilter};
 use domain::routing::status;
 
 use super::types::{Delivery, DeliveryStatus, PageInfo};
-use super::{ApiResult, db, ops_scope, parse_id};
+use super::{ApiResult, cursor, db, ops_scope, parse_id};
 
 /// Deliveries by state.
 #[derive(SimpleObject)]
@@ -113,19 +111,6 @@ pub struct DeliveryConnection {
     pub page_info: PageInfo,
 }
 
-fn cursor(id: uuid::Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("delivery:{id}"))
-}
-
-fn decode(cursor: &str) -> Option<uuid::Uuid> {
-    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&raw)
-        .ok()?
-        .strip_prefix("delivery:")?
-        .parse()
-        .ok()
-}
-
 fn db_status(s: DeliveryStatus) -> &'static str {
     match s {
         DeliveryStatus::Pending => status::PENDING,
@@ -216,13 +201,7 @@ impl OpsQuery {
         after: Option<String>,
     ) -> ApiResult<DeliveryConnection> {
         let scope = ops_scope(ctx)?;
-        let after =
-            match after.as_deref() {
-                None => None,
-                Some(c) => Some(decode(c).ok_or_else(|| {
-                    domain::Error::invalid("after", "is not a cursor from this API")
-                })?),
-            };
+        let after = cursor::after("delivery", after.as_deref())?;
         let filter = DeliveryFilter {
             status: status.map(db_status),
             topic,
@@ -234,7 +213,7 @@ impl OpsQuery {
             .deliveries
             .into_iter()
             .map(|(d, _)| DeliveryEdge {
-                cursor: cursor(d.id),
+                cursor: cursor::encode("delivery", d.id),
                 node: Delivery(d),
             })
             .collect();

@@ -2,32 +2,16 @@
 //! account.
 
 use async_graphql::{Context, ID, Object};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::types::{
     Agent, ApiKey, Conversation, Flow, PageInfo, RoutingRule, Ticket, TicketConnection, TicketEdge,
     TopicTag,
 };
-use super::{ApiResult, admin, db, parse_id, principal};
+use super::{ApiResult, admin, cursor, db, parse_id, principal};
 
 /// Read operations.
 #[derive(Default)]
 pub struct Query;
-
-/// Cursors are opaque to clients; inside they carry the ticket number.
-pub(crate) fn encode_cursor(number: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("ticket:{number}"))
-}
-
-fn decode_cursor(cursor: &str) -> Option<i64> {
-    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&raw)
-        .ok()?
-        .strip_prefix("ticket:")?
-        .parse()
-        .ok()
-}
 
 #[Object(name = "CoreQuery")]
 impl Query {
@@ -103,13 +87,7 @@ impl Query {
         after: Option<String>,
     ) -> ApiResult<TicketConnection> {
         let account = admin(ctx)?;
-        let after =
-            match after.as_deref() {
-                None => None,
-                Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-                    domain::Error::invalid("after", "is not a cursor from this API")
-                })?),
-            };
+        let after = cursor::after("ticket", after.as_deref())?;
         let first = u64::try_from(first.unwrap_or(50)).unwrap_or(0);
         let page = domain::tickets::list_tickets(db(ctx)?, account, topic.as_deref(), first, after)
             .await?;
@@ -117,7 +95,7 @@ impl Query {
             .tickets
             .into_iter()
             .map(|t| TicketEdge {
-                cursor: encode_cursor(t.number),
+                cursor: cursor::encode("ticket", t.number),
                 node: Ticket(t),
             })
             .collect();
@@ -151,16 +129,5 @@ impl Query {
         Ok(domain::tickets::find_ticket(db(ctx)?, account, id)
             .await?
             .map(Ticket))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
-        assert_eq!(decode_cursor("not-a-cursor"), None);
     }
 }
