@@ -159,6 +159,34 @@ impl StepInput {
 }
 
 impl StepColumns {
+    /// Every step this one can lead to.
+    fn targets(&self) -> Vec<Uuid> {
+        let mut targets: Vec<Uuid> = self.next.into_iter().collect();
+        targets.extend(self.options.iter().flatten().filter_map(|o| o.next));
+        targets.sort_unstable();
+        targets.dedup();
+        targets
+    }
+
+    /// A link may dangle later (its target deleted, which `validateFlow` reports), but it can
+    /// only be made to a step of the same account: another account's step id is `NOT_FOUND`,
+    /// exactly like an id that never existed.
+    async fn check_targets(&self, db: &impl ConnectionTrait, account_id: Uuid) -> Result<()> {
+        let targets = self.targets();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let found = step::Entity::find()
+            .filter(step::Column::Id.is_in(targets.iter().copied()))
+            .filter(step::Column::AccountId.eq(account_id))
+            .count(db)
+            .await?;
+        if found != targets.len() as u64 {
+            return Err(Error::NotFound("step"));
+        }
+        Ok(())
+    }
+
     fn apply(self, model: &mut step::ActiveModel) {
         model.kind = Set(self.kind.to_owned());
         model.text = Set(self.text);
@@ -293,6 +321,7 @@ pub async fn add_step<C: ConnectionTrait + TransactionTrait>(
     let flow = find_flow(&txn, account_id, flow_id)
         .await?
         .ok_or(Error::NotFound("flow"))?;
+    columns.check_targets(&txn, account_id).await?;
     let position = step::Entity::find()
         .filter(step::Column::FlowId.eq(flow.id))
         .count(&txn)
@@ -324,6 +353,7 @@ pub async fn update_step(
     let existing = find_step(db, account_id, id)
         .await?
         .ok_or(Error::NotFound("step"))?;
+    columns.check_targets(db, account_id).await?;
     let mut model: step::ActiveModel = existing.into();
     columns.apply(&mut model);
     Ok(model.update(db).await?)

@@ -345,11 +345,11 @@ async fn validate_flow_reports_every_problem_kind(engine: Engine) {
     let empty = new_flow("empty").await;
     assert_eq!(problems(empty).await, [("EMPTY_FLOW".to_owned(), None)]);
 
-    // A dangling link: to a step that was deleted.
+    // A dangling link: to a step deleted after the link was made (a link to a step that does
+    // not exist when it is made is refused outright).
     let other = new_flow("other").await;
     let foreign = add(&app, &other, json!({ "end": {} })).await;
     let gone = add(&app, &other, json!({ "end": {} })).await;
-    app.admin(DELETE_STEP, json!({ "id": gone })).await;
     let f = new_flow("links").await;
     let dangling = add(
         &app,
@@ -357,6 +357,15 @@ async fn validate_flow_reports_every_problem_kind(engine: Engine) {
         json!({ "message": { "text": "a", "next": gone } }),
     )
     .await;
+    app.admin(DELETE_STEP, json!({ "id": gone })).await;
+    let refused = app
+        .gql(
+            Some(&app.admin_key),
+            ADD_STEP,
+            json!({ "flowId": f, "step": { "message": { "text": "x", "next": gone } } }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "NOT_FOUND", "{refused:#}");
     let cross = add(
         &app,
         &f,

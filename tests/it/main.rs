@@ -12,6 +12,7 @@ mod conversation;
 mod crash;
 mod delivery;
 mod faults;
+mod isolation;
 mod limits;
 mod monitoring;
 mod operations;
