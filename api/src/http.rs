@@ -39,7 +39,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The service's routes.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphiql).post(graphql).options(preflight))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -61,6 +61,82 @@ fn refused(status: StatusCode, code: &str, message: &str) -> Response {
     let body =
         serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     (status, axum::Json(body)).into_response()
+}
+
+/// The `Origin` of a browser request from another site; `None` for calls without one
+/// (servers, scripts) and for the service's own pages (GraphiQL), whose origin is the `Host`
+/// they were served from.
+fn cross_origin(headers: &HeaderMap) -> Option<String> {
+    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let own = host.is_some_and(|host| {
+        origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+    });
+    (!own).then(|| origin.to_owned())
+}
+
+/// Lets the page at `origin` read the response (and the rate limiter's retry hint).
+fn allow_origin(mut response: Response, origin: &str) -> Response {
+    if let Ok(value) = header::HeaderValue::from_str(origin) {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            header::HeaderValue::from_static("retry-after"),
+        );
+        headers.append(header::VARY, header::HeaderValue::from_static("origin"));
+    }
+    response
+}
+
+fn origin_refused(origin: &str) -> Response {
+    refused(
+        StatusCode::FORBIDDEN,
+        "ORIGIN_NOT_ALLOWED",
+        &format!(
+            "this key may not be used from pages on {origin}; add the origin with setApiKeyOrigins"
+        ),
+    )
+}
+
+/// A CORS preflight carries no key, so it can only be told whether some working key allows
+/// the origin; the request that follows is checked against its own key.
+async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(origin) = cross_origin(&headers) else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    match domain::keys::any_key_allows_origin(&state.db, &origin).await {
+        Ok(true) => {
+            let mut response = allow_origin(StatusCode::NO_CONTENT.into_response(), &origin);
+            let headers = response.headers_mut();
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                header::HeaderValue::from_static("POST, GET, OPTIONS"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                header::HeaderValue::from_static("authorization, content-type"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                header::HeaderValue::from_static("600"),
+            );
+            response
+        }
+        Ok(false) => origin_refused(&origin),
+        Err(error) => unavailable(&error),
+    }
+}
+
+fn unavailable(error: &domain::Error) -> Response {
+    tracing::warn!(%error, "could not check the request's origin");
+    refused(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        "the service is temporarily unavailable; retry shortly",
+    )
 }
 
 async fn graphql(
@@ -103,6 +179,27 @@ async fn graphql(
             Err(error) => Caller::Refused(std::sync::Arc::new(error)),
         },
     };
+    // A key works in browsers only on the origins configured on it. Other callers get no CORS
+    // headers: the operator token is not for web pages, and refusals need none.
+    let Some(origin) = cross_origin(&headers) else {
+        return execute(&state, client, caller, request).await;
+    };
+    let Caller::Key(principal) = &caller else {
+        return execute(&state, client, caller, request).await;
+    };
+    match domain::keys::key_allows_origin(&state.db, principal.key_id, &origin).await {
+        Ok(true) => allow_origin(execute(&state, client, caller, request).await, &origin),
+        Ok(false) => origin_refused(&origin),
+        Err(error) => unavailable(&error),
+    }
+}
+
+async fn execute(
+    state: &AppState,
+    client: SocketAddr,
+    caller: Caller,
+    request: async_graphql::Request,
+) -> Response {
     if let Caller::Key(principal) = &caller
         && principal.kind == domain::keys::KeyKind::Widget
     {

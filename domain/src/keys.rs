@@ -3,7 +3,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use entity::{account, api_key};
+use std::collections::HashMap;
+
+use entity::{account, api_key, api_key_origin};
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -47,6 +49,7 @@ impl KeyKind {
 #[derive(Clone, Copy, Debug)]
 pub struct Principal {
     pub account_id: Uuid,
+    pub key_id: Uuid,
     pub kind: KeyKind,
 }
 
@@ -101,19 +104,104 @@ async fn insert_key(db: &impl ConnectionTrait, account_id: Uuid, kind: KeyKind) 
     Ok(key)
 }
 
-/// A new key of the account, with its secret in clear text this one time.
+/// A new key of the account, usable from browsers on `origins`, with its secret in clear
+/// text this one time.
 pub async fn create_key(
-    db: &impl ConnectionTrait,
+    db: &impl TransactionTrait,
     account_id: Uuid,
     kind: KeyKind,
+    origins: &[String],
 ) -> Result<(api_key::Model, String)> {
-    let secret = insert_key(db, account_id, kind).await?;
+    let origins = validate::origins("allowedOrigins", origins)?;
+    let txn = crate::db::begin(db).await?;
+    let secret = insert_key(&txn, account_id, kind).await?;
     let model = api_key::Entity::find()
         .filter(api_key::Column::KeyHash.eq(hash(&secret)))
-        .one(db)
+        .one(&txn)
         .await?
         .ok_or(Error::NotFound("api key"))?;
+    insert_origins(&txn, model.id, &origins).await?;
+    txn.commit().await?;
     Ok((model, secret))
+}
+
+async fn insert_origins(db: &impl ConnectionTrait, key_id: Uuid, origins: &[String]) -> Result<()> {
+    if origins.is_empty() {
+        return Ok(());
+    }
+    api_key_origin::Entity::insert_many(origins.iter().map(|origin| api_key_origin::ActiveModel {
+        api_key_id: Set(key_id),
+        origin: Set(origin.clone()),
+    }))
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the origins a key of the account may be used from in a browser.
+pub async fn set_origins(
+    db: &impl TransactionTrait,
+    account_id: Uuid,
+    key_id: Uuid,
+    origins: &[String],
+) -> Result<api_key::Model> {
+    let origins = validate::origins("origins", origins)?;
+    let txn = crate::db::begin(db).await?;
+    let key = api_key::Entity::find_by_id(key_id)
+        .filter(api_key::Column::AccountId.eq(account_id))
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound("api key"))?;
+    api_key_origin::Entity::delete_many()
+        .filter(api_key_origin::Column::ApiKeyId.eq(key.id))
+        .exec(&txn)
+        .await?;
+    insert_origins(&txn, key.id, &origins).await?;
+    txn.commit().await?;
+    Ok(key)
+}
+
+/// The origins of each key, sorted, for batch loading.
+pub async fn origins_of(
+    db: &impl ConnectionTrait,
+    key_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<String>>> {
+    let rows = api_key_origin::Entity::find()
+        .filter(api_key_origin::Column::ApiKeyId.is_in(key_ids.iter().copied()))
+        .order_by_asc(api_key_origin::Column::Origin)
+        .all(db)
+        .await?;
+    let mut out: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for row in rows {
+        out.entry(row.api_key_id).or_default().push(row.origin);
+    }
+    Ok(out)
+}
+
+/// Whether the key may be used from a page on `origin` (as the browser sent it).
+pub async fn key_allows_origin(
+    db: &impl ConnectionTrait,
+    key_id: Uuid,
+    origin: &str,
+) -> Result<bool> {
+    Ok(
+        api_key_origin::Entity::find_by_id((key_id, origin.to_ascii_lowercase()))
+            .one(db)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Whether any working key may be used from `origin`: what a CORS preflight, which carries
+/// no key, can be told.
+pub async fn any_key_allows_origin(db: &impl ConnectionTrait, origin: &str) -> Result<bool> {
+    Ok(api_key_origin::Entity::find()
+        .inner_join(api_key::Entity)
+        .filter(api_key_origin::Column::Origin.eq(origin.to_ascii_lowercase()))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+        .is_some())
 }
 
 /// The account's keys, newest first (revoked ones included, marked).
@@ -190,6 +278,7 @@ pub async fn authenticate(db: &impl ConnectionTrait, key: &str) -> Result<Princi
     }
     Ok(Principal {
         account_id: found.account_id,
+        key_id: found.id,
         kind,
     })
 }

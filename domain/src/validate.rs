@@ -188,6 +188,75 @@ pub fn phone(field: &str, value: &str) -> Result<String> {
     Ok(value.to_owned())
 }
 
+/// Most browser origins on one key.
+pub const MAX_ORIGINS: usize = 20;
+
+/// A web origin as browsers send it in `Origin`: `http(s)://host[:port]`, lower case, without
+/// a path and without the scheme's default port, so a stored origin compares equal to the
+/// header byte for byte. Wildcards are refused: a key names the sites it belongs to.
+pub fn origin(field: &str, value: &str) -> Result<String> {
+    let bad = || {
+        Error::invalid(
+            field,
+            "must be a web origin like https://shop.example or http://localhost:3000",
+        )
+    };
+    let value = value.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = value.split_once("://").ok_or_else(bad)?;
+    let default_port = match scheme {
+        "https" => "443",
+        "http" => "80",
+        _ => return Err(bad()),
+    };
+    // An IPv6 literal keeps its brackets; the port, if any, follows the last colon.
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (rest, None),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        !v6.is_empty()
+            && v6
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && !host.starts_with(['.', '-'])
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    };
+    if !host_ok {
+        return Err(bad());
+    }
+    match port {
+        None => Ok(format!("{scheme}://{host}")),
+        Some(p) if p == default_port => Ok(format!("{scheme}://{host}")),
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok_and(|n| n > 0) => {
+            Ok(format!("{scheme}://{host}:{p}"))
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
+/// A key's origins: each validated, duplicates dropped.
+pub fn origins(field: &str, values: &[String]) -> Result<Vec<String>> {
+    if values.len() > MAX_ORIGINS {
+        return Err(Error::invalid(
+            field,
+            format!("may hold at most {MAX_ORIGINS} origins"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for (i, value) in values.iter().enumerate() {
+        let origin = origin(&format!("{field}[{i}]"), value)?;
+        if !out.contains(&origin) {
+            out.push(origin);
+        }
+    }
+    Ok(out)
+}
+
 /// An optional field: `None` and blank strings are both "not given".
 pub fn optional<T>(
     value: Option<&str>,
@@ -227,6 +296,47 @@ mod tests {
         assert_eq!(field_of(topic("t", "")), "t");
         assert!(topic("t", &"x".repeat(64)).is_ok());
         assert!(topic("t", &"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn origins_are_normalised_to_what_browsers_send() {
+        for (typed, stored) in [
+            ("https://Shop.Example/", "https://shop.example"),
+            ("https://shop.example:443", "https://shop.example"),
+            ("http://localhost:3000", "http://localhost:3000"),
+            ("http://127.0.0.1:80", "http://127.0.0.1"),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+        ] {
+            assert_eq!(origin("o", typed).unwrap(), stored, "{typed}");
+        }
+        for bad in [
+            "*",
+            "shop.example",
+            "ftp://shop.example",
+            "javascript:alert(1)",
+            "https://shop.example/path",
+            "https://user@shop.example",
+            "https://shop.example:0",
+            "https://shop.example:99999",
+            "https://shop.example?q",
+            "https://",
+            "https://sh op.example",
+            "https://shop.example\r\nX-Evil: 1",
+        ] {
+            assert_eq!(field_of(origin("o", bad)), "o", "{bad}");
+        }
+        assert_eq!(
+            origins(
+                "os",
+                &["https://a.example".into(), "https://A.example/".into()]
+            )
+            .unwrap(),
+            ["https://a.example"]
+        );
+        assert_eq!(
+            field_of(origins("os", &["https://a.example".into(), "x".into()])),
+            "os[1]"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod agent;
 pub mod api_key;
+pub mod api_key_origin;
 pub mod conversation;
 pub mod conversation_message;
 pub mod delivery;
@@ -20,6 +21,7 @@ pub mod prelude {
     pub use super::account::Entity as Account;
     pub use super::agent::Entity as Agent;
     pub use super::api_key::Entity as ApiKey;
+    pub use super::api_key_origin::Entity as ApiKeyOrigin;
     pub use super::conversation::Entity as Conversation;
     pub use super::conversation_message::Entity as ConversationMessage;
     pub use super::delivery::Entity as Delivery;

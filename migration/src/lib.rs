@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_tables;
 mod m20261125_000002_add_conversations;
 mod m20261125_000003_add_api_key_last_used;
+mod m20261125_000004_add_api_key_origins;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261125_000002_add_conversations::Migration),
             Box::new(m20261125_000003_add_api_key_last_used::Migration),
+            Box::new(m20261125_000004_add_api_key_origins::Migration),
         ]
     }
 }

@@ -293,6 +293,8 @@ impl Schema {
                 let lower = name.to_lowercase();
                 if lower.contains("email") {
                     json!("probe@example.com")
+                } else if lower.contains("origin") {
+                    json!("https://probe.example")
                 } else if lower.contains("tag") || lower.contains("topic") {
                     json!("probe_topic")
                 } else {

@@ -9,6 +9,7 @@
 
 mod access;
 mod conversation;
+mod cors;
 mod crash;
 mod delivery;
 mod faults;

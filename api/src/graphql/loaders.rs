@@ -18,6 +18,7 @@ pub struct Loaders {
     pub versions: DataLoader<VersionsByFlow>,
     pub transcripts: DataLoader<TranscriptByConversation>,
     pub tickets: DataLoader<TicketById>,
+    pub origins: DataLoader<OriginsByKey>,
 }
 
 impl Loaders {
@@ -30,7 +31,8 @@ impl Loaders {
             known_tags: DataLoader::new(KnownTagsByAccount(db.clone()), tokio::spawn),
             versions: DataLoader::new(VersionsByFlow(db.clone()), tokio::spawn),
             transcripts: DataLoader::new(TranscriptByConversation(db.clone()), tokio::spawn),
-            tickets: DataLoader::new(TicketById(db), tokio::spawn),
+            tickets: DataLoader::new(TicketById(db.clone()), tokio::spawn),
+            origins: DataLoader::new(OriginsByKey(db), tokio::spawn),
         }
     }
 }
@@ -46,6 +48,20 @@ impl Loader<Uuid> for FlowById {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, flow::Model>, LoadError> {
         domain::flows::flows_by_ids(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// The browser origins of API keys.
+pub struct OriginsByKey(DatabaseConnection);
+
+impl Loader<Uuid> for OriginsByKey {
+    type Value = Vec<String>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<String>>, LoadError> {
+        domain::keys::origins_of(&self.0, keys)
             .await
             .map_err(Arc::new)
     }

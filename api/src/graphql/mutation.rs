@@ -363,13 +363,17 @@ impl Mutation {
     }
 
     /// Creates an API key; its secret is in the answer and nowhere else, ever.
+    /// `allowedOrigins` are the sites whose pages may use it (see `ApiKey.allowedOrigins`);
+    /// a widget key needs its site's origin here to work in visitors' browsers.
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
         kind: ApiKeyKind,
+        #[graphql(default)] allowed_origins: Vec<String>,
     ) -> ApiResult<CreatedApiKey> {
         let account = admin(ctx)?;
-        let (key, secret) = domain::keys::create_key(db(ctx)?, account, kind.into()).await?;
+        let (key, secret) =
+            domain::keys::create_key(db(ctx)?, account, kind.into(), &allowed_origins).await?;
         Ok(CreatedApiKey {
             key: ApiKey(key),
             secret,
@@ -382,6 +386,21 @@ impl Mutation {
         let id = not_found_id("api key", &id)?;
         Ok(ApiKey(
             domain::keys::revoke_key(db(ctx)?, account, id).await?,
+        ))
+    }
+
+    /// Replaces the web origins whose pages may use the key (`https://shop.example`, at most
+    /// 20; lower-cased, without path or default port). An empty list means no browser page.
+    async fn set_api_key_origins(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        origins: Vec<String>,
+    ) -> ApiResult<ApiKey> {
+        let account = admin(ctx)?;
+        let id = not_found_id("api key", &id)?;
+        Ok(ApiKey(
+            domain::keys::set_origins(db(ctx)?, account, id, &origins).await?,
         ))
     }
 

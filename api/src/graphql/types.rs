@@ -886,6 +886,17 @@ impl ApiKey {
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }
+    /// The web origins (`https://shop.example`) whose pages may use this key; a browser
+    /// request from any other origin is refused (`ORIGIN_NOT_ALLOWED`). Calls without an
+    /// `Origin` header (servers, scripts) are not affected.
+    async fn allowed_origins(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
+        let origins = loaders(ctx)?
+            .origins
+            .load_one(self.0.id)
+            .await
+            .map_err(shared)?;
+        Ok(origins.unwrap_or_default())
+    }
 }
 
 /// A new key and its secret, shown this one time.
