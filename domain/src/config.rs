@@ -110,6 +110,12 @@ pub struct MailConfig {
     /// `SMTP_URL`: `smtp://host:port`, `smtp://user:pass@host:587?tls=required` (STARTTLS) or
     /// `smtps://host:465`. Unset: mails are written as `.eml` files to `outbox_dir`.
     pub smtp_url: Option<Secret<String>>,
+    /// `SMTP_USERNAME` and `SMTP_PASSWORD`: credentials for the SMTP server, so a password
+    /// needs no URL escaping. Sent only over TLS (`smtps://` or `?tls=required`).
+    pub smtp_credentials: Option<(String, Secret<String>)>,
+    /// `SMTP_CA_FILE`: a PEM certificate to trust for the SMTP server besides the public
+    /// roots, for a relay with a private CA.
+    pub smtp_ca_file: Option<PathBuf>,
     /// `MAIL_FROM`: the sender, `Name <address>` or a bare address.
     pub from: Mailbox,
     /// `OUTBOX_DIR`: where `.eml` files go without SMTP.
@@ -119,11 +125,30 @@ pub struct MailConfig {
 }
 
 impl MailConfig {
-    /// Reads `SMTP_URL`, `MAIL_FROM`, `OUTBOX_DIR` and `SMTP_TIMEOUT_MS`.
+    /// Reads `SMTP_URL`, `SMTP_USERNAME`, `SMTP_PASSWORD`, `SMTP_CA_FILE`, `MAIL_FROM`,
+    /// `OUTBOX_DIR` and `SMTP_TIMEOUT_MS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let from = var("MAIL_FROM").unwrap_or_else(|| "Tickets <tickets@localhost>".into());
+        let smtp_credentials = match (var("SMTP_USERNAME"), var("SMTP_PASSWORD")) {
+            (Some(user), Some(password)) => Some((user, Secret::new(password))),
+            (None, None) => None,
+            (_, None) => {
+                return Err(ConfigError {
+                    var: "SMTP_PASSWORD",
+                    message: "SMTP_USERNAME is set, so the password is needed too".into(),
+                });
+            }
+            (None, _) => {
+                return Err(ConfigError {
+                    var: "SMTP_USERNAME",
+                    message: "SMTP_PASSWORD is set, so the user name is needed too".into(),
+                });
+            }
+        };
         Ok(MailConfig {
             smtp_url: var("SMTP_URL").map(Secret::new),
+            smtp_credentials,
+            smtp_ca_file: var("SMTP_CA_FILE").map(PathBuf::from),
             from: from.parse().map_err(|e| ConfigError {
                 var: "MAIL_FROM",
                 message: format!("not a mailbox: {e}"),

@@ -8,6 +8,8 @@ use entity::{delivery, ticket};
 pub use lettre::message::Mailbox;
 use lettre::message::MultiPart;
 use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::MailConfig;
@@ -50,12 +52,23 @@ impl Mailer {
     pub fn from_config(cfg: &MailConfig) -> Result<Mailer, String> {
         match &cfg.smtp_url {
             Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                let parsed = SmtpUrl::parse(url.expose())?;
+                // A password never crosses the network in clear text.
+                if (parsed.has_user || cfg.smtp_credentials.is_some()) && !parsed.always_tls() {
+                    return Err(format!("SMTP credentials are set but {NO_TLS}"));
+                }
+                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
                     // The URL may hold a password: say what is wrong without echoing it.
                     .map_err(|e| format!("SMTP_URL is not a usable SMTP URL ({e})"))?
-                    .timeout(Some(cfg.timeout))
-                    .build();
-                Ok(Mailer::Smtp(transport))
+                    .timeout(Some(cfg.timeout));
+                if let Some(path) = &cfg.smtp_ca_file {
+                    builder = builder.tls(parsed.tls_trusting(path)?);
+                }
+                if let Some((user, password)) = &cfg.smtp_credentials {
+                    builder = builder
+                        .credentials(Credentials::new(user.clone(), password.expose().clone()));
+                }
+                Ok(Mailer::Smtp(builder.build()))
             }
             None => {
                 std::fs::create_dir_all(&cfg.outbox_dir)
@@ -104,6 +117,75 @@ impl Mailer {
         })
     }
 }
+
+/// The parts of `SMTP_URL` that decide TLS: scheme, host, whether it carries a user, and
+/// its query.
+struct SmtpUrl<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    has_user: bool,
+    query: &'a str,
+}
+
+impl<'a> SmtpUrl<'a> {
+    fn parse(url: &'a str) -> Result<Self, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or("SMTP_URL is not a usable SMTP URL")?;
+        let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = before_query.split('/').next().unwrap_or_default();
+        let (user, host_port) = match authority.rsplit_once('@') {
+            Some((user, host)) => (Some(user), host),
+            None => (None, authority),
+        };
+        let host = match host_port.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => host,
+            _ => host_port,
+        };
+        Ok(SmtpUrl {
+            scheme,
+            host: host.trim_matches(['[', ']']),
+            has_user: user.is_some(),
+            query,
+        })
+    }
+
+    fn asks(&self, mode: &str) -> bool {
+        self.query.split('&').any(|p| p == format!("tls={mode}"))
+    }
+
+    /// TLS from the start (`smtps://`) or STARTTLS without falling back (`?tls=required`).
+    fn always_tls(&self) -> bool {
+        self.scheme == "smtps" || self.asks("required")
+    }
+
+    /// That TLS mode, trusting the certificate in `ca_file` besides the public roots.
+    fn tls_trusting(&self, ca_file: &std::path::Path) -> Result<Tls, String> {
+        let pem = std::fs::read(ca_file)
+            .map_err(|e| format!("SMTP_CA_FILE: cannot read {}: {e}", ca_file.display()))?;
+        let certificate = Certificate::from_pem(&pem).map_err(|e| {
+            format!(
+                "SMTP_CA_FILE: {} holds no PEM certificate ({e})",
+                ca_file.display()
+            )
+        })?;
+        let parameters = TlsParameters::builder(self.host.to_owned())
+            .add_root_certificate(certificate)
+            .build_rustls()
+            .map_err(|e| format!("SMTP_CA_FILE: {e}"))?;
+        if self.scheme == "smtps" {
+            Ok(Tls::Wrapper(parameters))
+        } else if self.asks("required") {
+            Ok(Tls::Required(parameters))
+        } else if self.asks("opportunistic") {
+            Ok(Tls::Opportunistic(parameters))
+        } else {
+            Err(NO_TLS.into())
+        }
+    }
+}
+
+const NO_TLS: &str = "SMTP_URL uses no TLS: use smtps://host:465 or smtp://host:587?tls=required";
 
 /// Builds the notification of `ticket` for `delivery`'s recipient.
 pub fn render(
@@ -309,6 +391,56 @@ mod tests {
     use super::*;
     use chrono::Utc;
     use uuid::Uuid;
+
+    fn smtp_config(url: &str, credentials: bool, ca: bool) -> MailConfig {
+        MailConfig {
+            smtp_url: Some(crate::config::Secret::new(url.to_owned())),
+            smtp_credentials: credentials
+                .then(|| ("u".to_owned(), crate::config::Secret::new("p".to_owned()))),
+            smtp_ca_file: ca.then(|| {
+                std::path::PathBuf::from(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../tests/fixtures/tls/ca.pem"
+                ))
+            }),
+            from: "t@example.com".parse().unwrap(),
+            outbox_dir: std::env::temp_dir(),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    // Building an SMTP transport starts its connection pool, which needs a runtime.
+    #[tokio::test]
+    async fn passwords_only_travel_over_tls() {
+        for url in [
+            "smtp://relay.example:25",
+            "smtp://relay.example:587?tls=opportunistic",
+        ] {
+            let refused = Mailer::from_config(&smtp_config(url, true, false)).unwrap_err();
+            assert!(refused.contains("uses no TLS"), "{url}: {refused}");
+            assert!(
+                !refused.contains("relay.example"),
+                "no URL echoed: {refused}"
+            );
+        }
+        let in_url = smtp_config("smtp://u:secret@relay.example:25", false, false);
+        let refused = Mailer::from_config(&in_url).unwrap_err();
+        assert!(!refused.contains("secret"), "{refused}");
+        for url in [
+            "smtps://relay.example",
+            "smtp://relay.example:587?tls=required",
+        ] {
+            assert!(
+                Mailer::from_config(&smtp_config(url, true, true)).is_ok(),
+                "{url}"
+            );
+        }
+        let no_tls = smtp_config("smtp://relay.example", false, true);
+        assert!(
+            Mailer::from_config(&no_tls).is_err(),
+            "a CA without TLS is a mistake"
+        );
+    }
 
     fn ticket() -> ticket::Model {
         ticket::Model {

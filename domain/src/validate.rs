@@ -28,7 +28,7 @@ pub const WILDCARD: &str = "*";
 /// mail header).
 pub fn name(field: &str, value: &str) -> Result<String> {
     let value = non_empty(field, value, MAX_NAME_CHARS)?;
-    if value.chars().any(char::is_control) {
+    if value.chars().any(breaks_line) {
         return Err(Error::invalid(
             field,
             "must be a single line without control characters",
@@ -47,15 +47,22 @@ pub fn message(field: &str, value: &str) -> Result<String> {
     multiline(field, value, MAX_MESSAGE_CHARS)
 }
 
+/// Control characters and Unicode's own line and paragraph separators: whatever some reader
+/// could take for the end of a line.
+fn breaks_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 fn multiline(field: &str, value: &str, max: usize) -> Result<String> {
     let value = non_empty(field, value, max)?;
     if value
         .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        .any(|c| breaks_line(c) && !matches!(c, '\n' | '\r' | '\t'))
     {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
-    Ok(value)
+    // One line ending, so a lone CR never reaches a mail body (RFC 5322 forbids it there).
+    Ok(value.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 fn non_empty(field: &str, value: &str, max: usize) -> Result<String> {
@@ -121,7 +128,19 @@ pub fn email(field: &str, value: &str) -> Result<String> {
             format!("must be at most {MAX_EMAIL_CHARS} characters"),
         ));
     }
-    // lettre accepts only a bare address here; display names, spaces and CR/LF are refused.
+    // lettre also accepts quoted local parts ("a b"@x) and domain literals (a@[127.0.0.1]),
+    // which it then cannot put on an envelope; and whitespace or controls have no place in
+    // an address that ends up in a header.
+    if value
+        .chars()
+        .any(|c| c.is_whitespace() || breaks_line(c) || matches!(c, '"' | '[' | ']' | '\\'))
+    {
+        return Err(Error::invalid(
+            field,
+            "must be an e-mail address like name@example.com",
+        ));
+    }
+    // lettre accepts only a bare address here; display names are refused.
     match Address::from_str(value) {
         Ok(address) if address.domain().contains('.') || address.domain() == "localhost" => {
             Ok(value.to_owned())

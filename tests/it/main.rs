@@ -21,5 +21,6 @@ mod ops;
 mod outage;
 mod queue;
 mod schema;
+mod smtp_tls;
 mod ticket_path;
 mod validation;

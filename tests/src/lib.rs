@@ -162,6 +162,8 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
         },
         mail: MailConfig {
             smtp_url: Some(Secret::new(smtp.url())),
+            smtp_credentials: None,
+            smtp_ca_file: None,
             from: "Tickets <tickets@example.org>".parse().expect("mailbox"),
             outbox_dir: std::env::temp_dir().join("ticketing-tests-outbox"),
             timeout: Duration::from_secs(10),

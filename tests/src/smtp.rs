@@ -13,9 +13,13 @@
 //!
 //! Behaviour worth knowing when writing tests:
 //!
-//! * STARTTLS and AUTH are never advertised (no TLS config and no auth
-//!   mechanism are given to the server), so a client must connect in plain
-//!   mode, e.g. with [`TestSmtp::url`] (`smtp://127.0.0.1:PORT`).
+//! * [`TestSmtp::start`] advertises neither STARTTLS nor AUTH, so a client
+//!   connects in plain mode, e.g. with [`TestSmtp::url`]
+//!   (`smtp://127.0.0.1:PORT`). [`TestSmtp::start_tls`] offers STARTTLS with
+//!   the certificate in `tests/fixtures/tls` (for `localhost`, signed by the
+//!   test CA `ca.pem`) and AUTH PLAIN/LOGIN, which mailin accepts only after
+//!   STARTTLS; [`TestSmtp::start_implicit_tls`] puts TLS in front of the
+//!   whole session, as on port 465.
 //! * A message is recorded only once DATA has been terminated by `.` and at
 //!   least one recipient was accepted (mailin answers `503` to DATA when no
 //!   RCPT succeeded). Only accepted recipients are listed in
@@ -34,7 +38,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use mailin_embedded::{Handler, Response, Server, SslConfig, response};
+use mailin_embedded::{AuthMechanism, Handler, Response, Server, SslConfig, response};
 
 /// Size of mailin-embedded's session thread pool, i.e. the number of SMTP
 /// connections served at the same time. A further connection is accepted by
@@ -104,6 +108,10 @@ struct Shared {
     rcpt_times: HashMap<String, Vec<std::time::Instant>>,
     /// How long the server thinks before accepting a message's data.
     accept_delay: Duration,
+    /// The user and password AUTH accepts; `None`: AUTH is not offered.
+    credentials: Option<(String, String)>,
+    /// Users that authenticated, in order.
+    logins: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -159,9 +167,88 @@ impl TestSmtp {
         }
     }
 
+    /// STARTTLS (certificate for `localhost`, from the test CA [`TestSmtp::ca_file`]) and
+    /// AUTH with `user` and `password`. Connect by the name `localhost`, which the
+    /// certificate carries.
+    pub fn start_tls(user: &str, password: &str) -> TestSmtp {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let tls = SslConfig::SelfSigned {
+            cert_path: fixture("server.pem"),
+            key_path: fixture("server.key"),
+        };
+        Self::serve_with(listener, tls, Some((user.to_owned(), password.to_owned())))
+            .expect("start the TLS SMTP server")
+    }
+
+    /// TLS from the first byte (`smtps://`, port 465 style): a TLS front on its own port
+    /// that hands the decrypted session to a plain server. Returns the server (its
+    /// records) and the front's address. Needs a running Tokio runtime.
+    pub async fn start_implicit_tls() -> (TestSmtp, SocketAddr) {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let inner = TestSmtp::start();
+        install_crypto_provider();
+        let certs = CertificateDer::pem_file_iter(fixture("server.pem"))
+            .expect("server.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificates");
+        let key = PrivateKeyDer::from_pem_file(fixture("server.key")).expect("server.key");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("TLS server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let front = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
+        let front_addr = front.local_addr().expect("address");
+        let backend = inner.addr();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = front.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    if let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    }
+                });
+            }
+        });
+        (inner, front_addr)
+    }
+
+    /// The PEM file of the CA that signed the test servers' certificate.
+    pub fn ca_file() -> std::path::PathBuf {
+        fixture("ca.pem").into()
+    }
+
+    /// Users that authenticated, in order.
+    pub fn logins(&self) -> Vec<String> {
+        lock(&self.shared).logins.clone()
+    }
+
     fn serve(listener: TcpListener) -> io::Result<TestSmtp> {
+        // No TLS config means STARTTLS is not advertised, so lettre (even with
+        // opportunistic TLS) stays on plain TCP.
+        Self::serve_with(listener, SslConfig::None, None)
+    }
+
+    fn serve_with(
+        listener: TcpListener,
+        tls: SslConfig,
+        credentials: Option<(String, String)>,
+    ) -> io::Result<TestSmtp> {
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        let shared = Arc::new(Mutex::new(Shared {
+            credentials: credentials.clone(),
+            ..Shared::default()
+        }));
+        if !matches!(tls, SslConfig::None) {
+            install_crypto_provider();
+        }
 
         // mailin-embedded clones this handler for every connection, so the
         // per-session fields start empty and only `shared` is common.
@@ -173,11 +260,14 @@ impl TestSmtp {
         server
             .with_name("localhost")
             .with_num_threads(MAX_SESSIONS)
-            // No TLS config means STARTTLS is not advertised, so lettre
-            // (even with opportunistic TLS) stays on plain TCP.
-            .with_ssl(SslConfig::None)
+            .with_ssl(tls)
             .map_err(|err| io::Error::other(err.to_string()))?
             .with_tcp_listener(listener);
+        if credentials.is_some() {
+            server
+                .with_auth(AuthMechanism::Plain)
+                .with_auth(AuthMechanism::Login);
+        }
 
         thread::Builder::new()
             .name(format!("test-smtp-{}", addr.port()))
@@ -304,7 +394,46 @@ struct Transaction {
     data: Vec<u8>,
 }
 
+impl SessionHandler {
+    fn login(&self, user: &str, password: &str) -> Response {
+        let mut shared = lock(&self.shared);
+        let accepted = shared
+            .credentials
+            .as_ref()
+            .is_some_and(|(u, p)| u == user && p == password);
+        if accepted {
+            shared.logins.push(user.to_owned());
+            response::AUTH_OK
+        } else {
+            response::INVALID_CREDENTIALS
+        }
+    }
+}
+
+/// The test binary links two rustls crypto providers (lettre's ring, mailin's aws-lc-rs), so
+/// servers built without naming one need a process default.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 impl Handler for SessionHandler {
+    fn auth_plain(
+        &mut self,
+        _authorization_id: &str,
+        authentication_id: &str,
+        password: &str,
+    ) -> Response {
+        self.login(authentication_id, password)
+    }
+
+    fn auth_login(&mut self, username: &str, password: &str) -> Response {
+        self.login(username, password)
+    }
+
     fn rcpt(&mut self, to: &str) -> Response {
         let address = key(to);
         let mut shared = lock(&self.shared);
