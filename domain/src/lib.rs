@@ -17,6 +17,7 @@ pub mod ops;
 pub mod queue;
 pub mod routing;
 pub mod rules;
+pub mod smtp;
 pub mod telemetry;
 pub mod tickets;
 pub mod validate;

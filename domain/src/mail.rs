@@ -14,6 +14,7 @@ use lettre::{Address, AsyncFileTransport, AsyncTransport, Message, Tokio1Executo
 
 use crate::config::MailConfig;
 use crate::routing::{self, Source};
+use crate::smtp::{SmtpPool, SmtpTarget, StartTls};
 
 /// Why a send did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +30,10 @@ pub enum SendError {
 /// Where mail goes.
 #[derive(Clone)]
 pub enum Mailer {
-    /// An SMTP server (`SMTP_URL`).
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// An SMTP server (`smtp://`, with or without STARTTLS), on our no-delay connections.
+    Smtp(SmtpPool),
+    /// An SMTP server with TLS from the first byte (`smtps://`), on lettre's pooled transport.
+    Smtps(AsyncSmtpTransport<Tokio1Executor>),
     /// `.eml` files in a folder: the embedded default.
     File(AsyncFileTransport<Tokio1Executor>),
     /// Kept in memory, for tests of rendering and routing.
@@ -41,6 +44,7 @@ impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Mailer::Smtp(_) => "Mailer::Smtp",
+            Mailer::Smtps(_) => "Mailer::Smtps",
             Mailer::File(_) => "Mailer::File",
             Mailer::Memory(_) => "Mailer::Memory",
         })
@@ -54,21 +58,55 @@ impl Mailer {
             Some(url) => {
                 let parsed = SmtpUrl::parse(url.expose())?;
                 // A password never crosses the network in clear text.
-                if (parsed.has_user || cfg.smtp_credentials.is_some()) && !parsed.always_tls() {
+                if (parsed.user_info.is_some() || cfg.smtp_credentials.is_some())
+                    && !parsed.always_tls()
+                {
                     return Err(format!("SMTP credentials are set but {NO_TLS}"));
                 }
-                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
-                    // The URL may hold a password: say what is wrong without echoing it.
-                    .map_err(|e| format!("SMTP_URL is not a usable SMTP URL ({e})"))?
-                    .timeout(Some(cfg.timeout));
-                if let Some(path) = &cfg.smtp_ca_file {
-                    builder = builder.tls(parsed.tls_trusting(path)?);
+                let credentials = match &cfg.smtp_credentials {
+                    Some((user, password)) => {
+                        Some(Credentials::new(user.clone(), password.expose().clone()))
+                    }
+                    None => parsed.credentials()?,
+                };
+                match parsed.scheme {
+                    "smtp" => {
+                        let tls = match &cfg.smtp_ca_file {
+                            Some(path) => parsed.tls_trusting(path)?,
+                            None => parsed.tls_with_public_roots()?,
+                        };
+                        let tls = match tls {
+                            Tls::None => StartTls::Never,
+                            Tls::Opportunistic(p) => StartTls::Opportunistic(p),
+                            Tls::Required(p) => StartTls::Required(p),
+                            Tls::Wrapper(_) => return Err(NO_TLS.into()),
+                        };
+                        let target = SmtpTarget {
+                            host: parsed.host.to_owned(),
+                            port: parsed.port.unwrap_or(25),
+                            tls,
+                            credentials,
+                            connect_timeout: cfg.timeout,
+                        };
+                        Ok(Mailer::Smtp(SmtpPool::new(target, MAX_IDLE_CONNECTIONS)))
+                    }
+                    "smtps" => {
+                        let mut builder =
+                            AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                                // The URL may hold a password: say what is wrong without
+                                // echoing it.
+                                .map_err(|e| format!("SMTP_URL is not a usable SMTP URL ({e})"))?
+                                .timeout(Some(cfg.timeout));
+                        if let Some(path) = &cfg.smtp_ca_file {
+                            builder = builder.tls(parsed.tls_trusting(path)?);
+                        }
+                        if let Some(credentials) = credentials {
+                            builder = builder.credentials(credentials);
+                        }
+                        Ok(Mailer::Smtps(builder.build()))
+                    }
+                    _ => Err("SMTP_URL must start with smtp:// or smtps://".into()),
                 }
-                if let Some((user, password)) = &cfg.smtp_credentials {
-                    builder = builder
-                        .credentials(Credentials::new(user.clone(), password.expose().clone()));
-                }
-                Ok(Mailer::Smtp(builder.build()))
             }
             None => {
                 std::fs::create_dir_all(&cfg.outbox_dir)
@@ -84,7 +122,18 @@ impl Mailer {
         // bounded here.
         let sent = tokio::time::timeout(timeout, async {
             match self {
-                Mailer::Smtp(t) => t
+                Mailer::Smtp(pool) => pool
+                    .send(message.envelope(), &message.formatted())
+                    .await
+                    .map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
+                    .map_err(|e| {
+                        if e.is_permanent() {
+                            SendError::Permanent(e.to_string())
+                        } else {
+                            SendError::Transient(e.to_string())
+                        }
+                    }),
+                Mailer::Smtps(t) => t
                     .send(message)
                     .await
                     .map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
@@ -123,7 +172,9 @@ impl Mailer {
 struct SmtpUrl<'a> {
     scheme: &'a str,
     host: &'a str,
-    has_user: bool,
+    port: Option<u16>,
+    /// `user:password`, still percent-encoded.
+    user_info: Option<&'a str>,
     query: &'a str,
 }
 
@@ -138,15 +189,52 @@ impl<'a> SmtpUrl<'a> {
             Some((user, host)) => (Some(user), host),
             None => (None, authority),
         };
-        let host = match host_port.rsplit_once(':') {
-            Some((host, port)) if !port.contains(']') => host,
-            _ => host_port,
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (
+                host,
+                Some(
+                    port.parse::<u16>()
+                        .map_err(|_| "SMTP_URL has an invalid port".to_owned())?,
+                ),
+            ),
+            _ => (host_port, None),
         };
+        if host.is_empty() {
+            return Err("SMTP_URL has no host".into());
+        }
         Ok(SmtpUrl {
             scheme,
             host: host.trim_matches(['[', ']']),
-            has_user: user.is_some(),
+            port,
+            user_info: user,
             query,
+        })
+    }
+
+    /// The URL's `user:password`, percent-decoded.
+    fn credentials(&self) -> Result<Option<Credentials>, String> {
+        let Some(info) = self.user_info else {
+            return Ok(None);
+        };
+        let (user, password) = info.split_once(':').unwrap_or((info, ""));
+        Ok(Some(Credentials::new(
+            percent_decode(user)?,
+            percent_decode(password)?,
+        )))
+    }
+
+    /// The URL's TLS mode, trusting the public roots.
+    fn tls_with_public_roots(&self) -> Result<Tls, String> {
+        let parameters =
+            || TlsParameters::new(self.host.to_owned()).map_err(|e| format!("SMTP TLS: {e}"));
+        Ok(if self.scheme == "smtps" {
+            Tls::Wrapper(parameters()?)
+        } else if self.asks("required") {
+            Tls::Required(parameters()?)
+        } else if self.asks("opportunistic") {
+            Tls::Opportunistic(parameters()?)
+        } else {
+            Tls::None
         })
     }
 
@@ -183,6 +271,28 @@ impl<'a> SmtpUrl<'a> {
             Err(NO_TLS.into())
         }
     }
+}
+
+/// Connections kept open between sends; more than a worker ever has sends in flight.
+const MAX_IDLE_CONNECTIONS: usize = 64;
+
+/// `%XX` escapes of a URL's user or password.
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bad = || "SMTP_URL has a malformed %-escape in its user or password".to_owned();
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or_else(bad)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
 }
 
 const NO_TLS: &str = "SMTP_URL uses no TLS: use smtps://host:465 or smtp://host:587?tls=required";
@@ -407,6 +517,23 @@ mod tests {
             outbox_dir: std::env::temp_dir(),
             timeout: Duration::from_secs(1),
         }
+    }
+
+    #[test]
+    fn url_credentials_are_percent_decoded() {
+        let url =
+            SmtpUrl::parse("smtp://us%40er:p%3Ass%20w@relay.example:587?tls=required").unwrap();
+        assert_eq!((url.host, url.port), ("relay.example", Some(587)));
+        let credentials = url.credentials().unwrap().unwrap();
+        let expected = Credentials::new("us@er".into(), "p:ss w".into());
+        assert_eq!(credentials, expected);
+        assert!(
+            SmtpUrl::parse("smtp://u:%zz@h")
+                .unwrap()
+                .credentials()
+                .is_err()
+        );
+        assert!(SmtpUrl::parse("smtp://h:notaport").is_err());
     }
 
     // Building an SMTP transport starts its connection pool, which needs a runtime.
