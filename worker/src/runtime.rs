@@ -120,6 +120,8 @@ pub async fn run(
                 let pool = ctx.db.get_postgres_connection_pool().clone();
                 let config = apalis_postgres::Config::default()
                     .queue(QUEUE)
+                    // One fetch fills every free slot (apalis fetches 10 by default).
+                    .batch_size(concurrency)
                     .heartbeat_interval(HEARTBEAT)
                     .missed_heartbeats(MISSED_HEARTBEATS as usize);
                 monitor
@@ -145,6 +147,7 @@ pub async fn run(
                 let pool = ctx.db.get_sqlite_connection_pool().clone();
                 let config = apalis_sqlite::Config::default()
                     .queue(QUEUE)
+                    .batch_size(concurrency)
                     .heartbeat_interval(HEARTBEAT)
                     .missed_heartbeats(MISSED_HEARTBEATS as usize);
                 monitor

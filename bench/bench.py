@@ -1,0 +1,401 @@
+#!/usr/bin/env python3
+"""Benchmarks of the ticketing service: see bench/README.md.
+
+Each subcommand builds nothing: run `cargo build --release -p api -p worker --bins` and
+`cargo build --release -p worker --example lettre_pool` first (bench/run does). Uses the
+machine's PostgreSQL (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432), wrk,
+pgbench and postfix's smtp-sink; only the Python standard library.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, "target", "release")
+PG = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+API_ADDR = "127.0.0.1:18080"
+SINK_ADDR = "127.0.0.1:12525"
+BENCH = os.path.dirname(os.path.abspath(__file__))
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def psql(db, sql, *extra):
+    out = subprocess.run(
+        ["psql", f"{PG}/{db}", "-v", "ON_ERROR_STOP=1", "-qtAX", "-c", sql, *extra],
+        check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def fresh_pg(name):
+    psql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    psql("postgres", f"CREATE DATABASE {name}")
+    return f"{PG}/{name}"
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def base_env(db_url, **more):
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": db_url,
+        "LISTEN_ADDR": API_ADDR,
+        "RUST_LOG": "warn",
+        "WIDGET_RATE_LIMIT_PER_MINUTE": "0",
+        "CLIENT_RATE_LIMIT_PER_MINUTE": "0",
+        "SMTP_URL": f"smtp://{SINK_ADDR}",
+        "POLL_INTERVAL_MS": "100",
+    })
+    env.update({k: str(v) for k, v in more.items()})
+    return env
+
+
+def wait_ready(url, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"{url} did not become ready")
+
+
+def start_api(env):
+    proc = subprocess.Popen([os.path.join(RELEASE, "api")], env=env)
+    wait_ready(f"http://{API_ADDR}/readyz")
+    return proc
+
+
+def start_worker(env, listen="127.0.0.1:19091"):
+    env = dict(env, WORKER_LISTEN_ADDR=listen)
+    proc = subprocess.Popen([os.path.join(RELEASE, "worker")], env=env)
+    wait_ready(f"http://{listen}/readyz")
+    return proc
+
+
+def stop(proc):
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def start_sink():
+    # smtp-sink answers every command at once and keeps nothing: the fastest SMTP peer.
+    host, port = SINK_ADDR.split(":")
+    return subprocess.Popen(["smtp-sink", "-u", "nobody", f"{host}:{port}", "1024"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def create_account(env):
+    out = subprocess.run([os.path.join(RELEASE, "api"), "create-account", "Bench"], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def gql(key, query, variables=None):
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    req = urllib.request.Request(f"http://{API_ADDR}/graphql", data=body, headers={
+        "content-type": "application/json", "authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        answer = json.loads(r.read())
+    if answer.get("errors"):
+        raise SystemExit(f"GraphQL error: {answer['errors']}")
+    return answer["data"]
+
+
+def seed(admin, recipients=4):
+    """A flow with a ticket step and a `*` rule to `recipients` agents; the step id."""
+    flow = gql(admin, 'mutation { createFlow(input: {name: "Destek"}) { id } }')["createFlow"]["id"]
+    step = gql(admin, """mutation($f: ID!) { addStep(flowId: $f, step: { ticket: {
+        topic: "offline_message", confirmationMessage: "Talep alındı" } }) { id } }""",
+               {"f": flow})["addStep"]["id"]
+    emails = [f"agent{i}@example.com" for i in range(recipients)]
+    gql(admin, 'mutation($e: [String!]!) { createRoutingRule(input: {tag: "*", emails: $e}) { id } }',
+        {"e": emails})
+    return step
+
+
+OPEN = "mutation($i: OpenTicketInput!) { openTicket(input: $i) { ticket { id number } } }"
+
+
+def open_tickets(widget, step, count, threads=16):
+    def one(i):
+        gql(widget, OPEN, {"i": {"stepId": step, "message": f"bench ticket {i}"}})
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(count)))
+
+
+def wrk(script, seconds, connections=16, env=None):
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
+         f"http://{API_ADDR}/graphql"],
+        check=True, capture_output=True, text=True, env=env).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {}
+    for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        factor = {"us": 0.001, "ms": 1, "s": 1000}[unit]
+        lat[pct] = float(value) * factor
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, lat, int(errors.group(1)) if errors else 0, out
+
+
+# ---------------------------------------------------------------------------------------------
+
+def open_ticket_bench(args):
+    """1 + 5: openTicket through the API (no worker) vs. the same rows in raw SQL."""
+    db = "ticketing_bench_open"
+    url = fresh_pg(db)
+    env = base_env(url, EMBEDDED_WORKER="false", DATABASE_MAX_CONNECTIONS=args.pool)
+    api = start_api(env)
+    try:
+        keys = create_account(env)
+        step = seed(keys["adminKey"])
+        time.sleep(1)
+        idle = rss_mb(api.pid)
+        wrk_env = dict(os.environ, BENCH_KEY=keys["widgetKey"], BENCH_STEP=step)
+        script = os.path.join(BENCH, "open_ticket.lua")
+        wrk(script, 3, env=wrk_env)  # warm-up
+        rps, lat, bad, _ = wrk(script, args.seconds, env=wrk_env)
+        loaded = rss_mb(api.pid)
+        # Half of that rate: each of the 16 connections waits between requests.
+        delay_ms = max(0.0, 16 * 1000 / (rps / 2) - lat.get("50", 0))
+        half_env = dict(wrk_env, BENCH_DELAY_MS=f"{delay_ms:.2f}")
+        half_rps, half_lat, half_bad, _ = wrk(script, args.seconds, env=half_env)
+        account = keys["accountId"]
+    finally:
+        stop(api)
+    # The same rows as openTicket writes, as one raw SQL transaction.
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(f"""\\set n random(1, 2000000000)
+BEGIN;
+UPDATE accounts SET ticket_seq = ticket_seq + 1 WHERE id = '{account}' RETURNING ticket_seq AS seq \\gset
+INSERT INTO tickets (id, account_id, number, flow_id, step_id, flow_name, topic_key, topic, status, message, forward_emails, created_at) VALUES (gen_random_uuid(), '{account}', :seq, NULL, NULL, 'Destek', 'offline_message', 'offline_message', 'OPEN', 'bench ticket', '[]', now());
+INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) VALUES (md5(random()::text), 'ticket-mail', '\\x7b7d', 'Pending', 0, 25, now(), 0, ''::hstore, 'pgbench:' || :n);
+COMMIT;
+""")
+        sql = f.name
+    out = subprocess.run(["pgbench", "-n", "-c16", "-j2", f"-T{args.seconds}", "-M", "prepared",
+                          "-f", sql, url], check=True, capture_output=True, text=True).stdout
+    os.unlink(sql)
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    log(json.dumps({
+        "bench": "openTicket (PostgreSQL, API alone, 16 connections)",
+        "api_requests_per_s": round(rps), "api_p50_ms": lat.get("50"), "api_p99_ms": lat.get("99"),
+        "non_2xx": bad,
+        "raw_sql_tps": round(tps), "api_share_of_raw_sql": round(rps / tps, 3),
+        "half_load_requests_per_s": round(half_rps), "half_load_p50_ms": half_lat.get("50"),
+        "half_load_p99_ms": half_lat.get("99"), "half_load_non_2xx": half_bad,
+        "api_rss_idle_mb": round(idle, 1), "api_rss_after_load_mb": round(loaded, 1),
+    }, indent=1))
+
+
+def worker_bench(args):
+    """2 + 5: one worker process drains N tickets x 4 recipients into smtp-sink."""
+    db = "ticketing_bench_worker"
+    url = fresh_pg(db)
+    env = base_env(url, EMBEDDED_WORKER="false", WORKER_CONCURRENCY=args.concurrency,
+                   DATABASE_MAX_CONNECTIONS=args.pool)
+    api = start_api(env)
+    try:
+        keys = create_account(env)
+        step = seed(keys["adminKey"], recipients=4)
+        log(f"queueing {args.tickets} tickets ...")
+        open_tickets(keys["widgetKey"], step, args.tickets)
+    finally:
+        stop(api)
+    expected = args.tickets * 4
+    sink = start_sink()
+    time.sleep(0.3)
+    started = time.time()
+    worker = subprocess.Popen([os.path.join(RELEASE, "worker")],
+                              env=dict(env, WORKER_LISTEN_ADDR="127.0.0.1:19091"))
+    try:
+        sent = 0
+        peak = 0.0
+        while time.time() - started < 600:
+            peak = max(peak, rss_mb(worker.pid))
+            sent = int(psql(db, "SELECT count(*) FROM deliveries WHERE status = 'SENT'"))
+            if sent >= expected:
+                break
+            time.sleep(0.2)
+        last = float(psql(db, "SELECT extract(epoch FROM max(sent_at)) FROM deliveries"))
+        rss_end = rss_mb(worker.pid)
+        failed = int(psql(db, "SELECT count(*) FROM deliveries WHERE status <> 'SENT'"))
+    finally:
+        stop(worker)
+    elapsed = last - started
+    baseline = subprocess.run(
+        [os.path.join(RELEASE, "examples", "lettre_pool"), SINK_ADDR, str(expected),
+         str(args.concurrency)], check=True, capture_output=True, text=True).stdout
+    stop(sink)
+    lettre_rate = float(re.search(r"= (\d+) mails/s", baseline).group(1))
+    psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    log(json.dumps({
+        "bench": f"worker drain (PostgreSQL, 1 worker process, concurrency {args.concurrency})",
+        "mails": expected, "sent": sent, "not_sent": failed,
+        "seconds_start_to_last_mail": round(elapsed, 2),
+        "worker_mails_per_s": round(sent / elapsed), "lettre_pooled_mails_per_s": lettre_rate,
+        "ratio_to_lettre_pooled": round(sent / elapsed / lettre_rate, 2),
+        "worker_rss_end_mb": round(rss_end, 1), "worker_rss_peak_mb": round(peak, 1),
+    }, indent=1))
+
+
+def pickup_bench(args):
+    """3: ticket committed -> SMTP accepted, one ticket at a time, idle worker."""
+    sink = start_sink()
+    tmp = tempfile.mkdtemp(prefix="ticketing-bench-")
+    worker = None
+    if args.engine == "postgres":
+        db = "ticketing_bench_pickup"
+        url = fresh_pg(db)
+        env = base_env(url, EMBEDDED_WORKER="false")
+        api = start_api(env)
+        worker = start_worker(env)
+    else:
+        url = f"sqlite://{tmp}/tickets.db"
+        env = base_env(url, EMBEDDED_WORKER="true")
+        api = start_api(env)
+    try:
+        keys = create_account(env)
+        step = seed(keys["adminKey"], recipients=1)
+        time.sleep(1)
+        for i in range(args.tickets):
+            gql(keys["widgetKey"], OPEN, {"i": {"stepId": step, "message": f"pickup {i}"}})
+            time.sleep(args.gap_ms / 1000)
+        time.sleep(2)
+        query = ("SELECT (julianday(d.sent_at) - julianday(t.created_at)) * 86400000 FROM deliveries d "
+                 "JOIN tickets t ON t.id = d.ticket_id WHERE d.status = 'SENT'")
+        if args.engine == "postgres":
+            rows = psql(db, "SELECT extract(epoch FROM d.sent_at - t.created_at) * 1000 FROM deliveries d "
+                            "JOIN tickets t ON t.id = d.ticket_id WHERE d.status = 'SENT'").split()
+            waits = [float(r) for r in rows]
+        else:
+            con = sqlite3.connect(f"{tmp}/tickets.db")
+            waits = [r[0] for r in con.execute(query)]
+            con.close()
+    finally:
+        stop(worker)
+        stop(api)
+        stop(sink)
+    waits.sort()
+    p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+    log(json.dumps({
+        "bench": f"pickup latency ({args.engine}), idle worker, {args.tickets} tickets "
+                 f"{args.gap_ms} ms apart",
+        "delivered": len(waits), "p50_ms": round(statistics.median(waits), 1),
+        "p99_ms": round(p99, 1), "max_ms": round(waits[-1], 1),
+    }, indent=1))
+    if args.engine == "postgres":
+        psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def tags_bench(args):
+    """4: topicTags and routingRules for an account with 10,000 flows x 10 steps."""
+    db = "ticketing_bench_tags"
+    url = fresh_pg(db)
+    env = base_env(url, EMBEDDED_WORKER="false")
+    api = start_api(env)
+    try:
+        keys = create_account(env)
+        account = keys["accountId"]
+        admin = keys["adminKey"]
+        for tag in ("topic_7", "never_defined"):
+            gql(admin, 'mutation($t: String!) { createRoutingRule(input: {tag: $t, emails: ["a@example.com"]}) { id } }',
+                {"t": tag})
+        # Flows of 10 steps: a greeting, 8 questions and a ticket step whose topic is one of
+        # `args.topics` tags.
+        psql(db, f"""
+INSERT INTO flows (id, account_id, name, created_at)
+SELECT gen_random_uuid(), '{account}', 'flow ' || g, now() FROM generate_series(1, {args.flows}) g;
+INSERT INTO steps (id, flow_id, account_id, position, kind, text, topic, topic_key,
+                   confirmation_message, forward_emails, created_at, field)
+SELECT gen_random_uuid(), f.id, f.account_id, p,
+       CASE WHEN p = 9 THEN 'ticket' WHEN p = 0 THEN 'message' ELSE 'question' END,
+       'text ' || p,
+       CASE WHEN p = 9 THEN 'Topic_' || (abs(hashtext(f.name)) % {args.topics}) END,
+       CASE WHEN p = 9 THEN 'topic_' || (abs(hashtext(f.name)) % {args.topics}) END,
+       CASE WHEN p = 9 THEN 'Talep alındı' END, '[]', now(),
+       CASE WHEN p BETWEEN 1 AND 8 THEN 'q' || p END
+FROM flows f, generate_series(0, 9) p;
+ANALYZE;""")
+        steps = psql(db, "SELECT count(*) FROM steps")
+        queries = {
+            "topicTags": "{ topicTags { tag } }",
+            "routingRules": "{ routingRules { id tag emails tagKnown } }",
+        }
+        result = {"bench": f"tag aggregation, {args.flows} flows x 10 steps ({steps} steps), "
+                           f"{args.topics} distinct topics"}
+        for name, query in queries.items():
+            for _ in range(5):
+                gql(admin, query)
+            times = []
+            for _ in range(args.rounds):
+                t0 = time.perf_counter()
+                gql(admin, query)
+                times.append((time.perf_counter() - t0) * 1000)
+            result[f"{name}_p50_ms"] = round(statistics.median(times), 2)
+            result[f"{name}_p99_ms"] = round(sorted(times)[int(len(times) * 0.99) - 1], 2)
+        plan = psql(db, f"EXPLAIN SELECT DISTINCT topic_key FROM steps WHERE account_id = '{account}' "
+                        f"AND topic_key IS NOT NULL")
+        result["plan_of_the_tag_query"] = plan.splitlines()
+    finally:
+        stop(api)
+    psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    log(json.dumps(result, indent=1, ensure_ascii=False))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="bench", required=True)
+    p = sub.add_parser("open-ticket")
+    p.add_argument("--seconds", type=int, default=15)
+    p.add_argument("--pool", type=int, default=20)
+    p.set_defaults(run=open_ticket_bench)
+    p = sub.add_parser("worker")
+    p.add_argument("--tickets", type=int, default=2500)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--pool", type=int, default=20)
+    p.set_defaults(run=worker_bench)
+    p = sub.add_parser("pickup")
+    p.add_argument("--engine", choices=["postgres", "sqlite"], default="postgres")
+    p.add_argument("--tickets", type=int, default=200)
+    p.add_argument("--gap-ms", type=int, default=100)
+    p.set_defaults(run=pickup_bench)
+    p = sub.add_parser("tags")
+    p.add_argument("--flows", type=int, default=10_000)
+    p.add_argument("--topics", type=int, default=200)
+    p.add_argument("--rounds", type=int, default=200)
+    p.set_defaults(run=tags_bench)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
