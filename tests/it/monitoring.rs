@@ -59,30 +59,39 @@ async fn metrics_and_health_endpoints_report_the_service(engine: Engine) {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 
-    // A worker process's own endpoints.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(axum_serve(listener, worker::http::router(app.db.clone())));
+    // A worker process's own endpoints (the real binary, idle beside the embedded worker).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let process = app.start_worker_process_on(&smtp, 1, &addr);
     let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     for (path, needle) in [
         ("/healthz", "ok"),
         ("/readyz", "ready"),
         ("/metrics", "ticketing_deliveries{status=\"SENT\"} 1"),
     ] {
-        let response = client
-            .get(format!("http://{addr}{path}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200, "{path}");
-        let body = response.text().await.unwrap();
+        let body = loop {
+            match client.get(format!("http://{addr}{path}")).send().await {
+                Ok(response) if response.status().as_u16() == 200 => {
+                    break response.text().await.unwrap();
+                }
+                other => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{path} on the worker process: {other:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
         assert!(body.contains(needle), "{path}: {body}");
     }
+    drop(process);
     app.stop().await;
-}
-
-async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
-    let _ = axum::serve(listener, router).await;
 }
 
 /// Chromium from Debian, headless, as `.ci/run` installs it.

@@ -446,10 +446,21 @@ impl Drop for WorkerProcess {
 impl TestApp {
     /// Starts the real `worker` binary on this app's database, sending to `smtp`.
     pub fn start_worker_process(&self, smtp: &TestSmtp, concurrency: usize) -> WorkerProcess {
+        self.start_worker_process_on(smtp, concurrency, "127.0.0.1:0")
+    }
+
+    /// Like [`TestApp::start_worker_process`], serving its health and metrics endpoints on
+    /// `listen`.
+    pub fn start_worker_process_on(
+        &self,
+        smtp: &TestSmtp,
+        concurrency: usize,
+        listen: &str,
+    ) -> WorkerProcess {
         let child = std::process::Command::new(worker_binary())
             .env("DATABASE_URL", self.config.database.url.expose())
             .env("SMTP_URL", smtp.url())
-            .env("WORKER_LISTEN_ADDR", "127.0.0.1:0")
+            .env("WORKER_LISTEN_ADDR", listen)
             .env("WORKER_CONCURRENCY", concurrency.to_string())
             // Several tests share the machine's PostgreSQL and its connection limit.
             .env("DATABASE_MAX_CONNECTIONS", "5")

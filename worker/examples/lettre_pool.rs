@@ -31,7 +31,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             for i in 0..share {
                 let message = Message::builder()
                     .from("tickets@example.org".parse().expect("address"))
-                    .to(format!("agent{}@example.com", i % 4).parse().expect("address"))
+                    .to(format!("agent{}@example.com", i % 4)
+                        .parse()
+                        .expect("address"))
                     .subject(format!("[Ticket #{i}] offline_message"))
                     .body(format!("ticket {worker}-{i}"))
                     .expect("message");

@@ -15,6 +15,18 @@ async fn main() -> anyhow::Result<()> {
     domain::db::migrate(&db)
         .await
         .context("cannot migrate the database")?;
+    // Install the metrics recorder before any job records into it.
+    domain::telemetry::prometheus();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (WORKER_LISTEN_ADDR)", config.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
+    let router = worker::http::router(db.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "the health and metrics endpoints stopped");
+        }
+    });
     let ctx =
         Context::new(db, &config.mail, config.delivery.clone()).map_err(anyhow::Error::msg)?;
     tracing::info!(concurrency = config.delivery.concurrency, "worker started");
