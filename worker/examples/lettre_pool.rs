@@ -4,6 +4,11 @@
 //!
 //! `cargo run --release -p worker --example lettre_pool -- 127.0.0.1:2525 4000 16`
 
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark driver stops at the first failed send"
+)]
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -40,7 +40,8 @@ impl Query {
     /// case. This is the list the routing form offers; `*` is not part of it.
     async fn topic_tags(&self, ctx: &Context<'_>) -> ApiResult<Vec<TopicTag>> {
         let account = admin(ctx)?;
-        Ok(domain::rules::topic_tags(db(ctx)?, account)
+        let with_steps = ctx.look_ahead().field("steps").exists();
+        Ok(domain::rules::topic_tags(db(ctx)?, account, with_steps)
             .await?
             .into_iter()
             .map(TopicTag)
