@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use entity::{conversation, flow_version, live_topic, routing_rule, step};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 use uuid::Uuid;
 
@@ -34,13 +34,15 @@ pub async fn topic_tags(
     with_steps: bool,
 ) -> Result<Vec<TopicTag>> {
     let mut by_key: BTreeMap<String, TopicTag> = BTreeMap::new();
-    let drafts = step::Entity::find()
-        .filter(step::Column::AccountId.eq(account_id))
-        .filter(step::Column::Kind.eq(KIND_TICKET))
-        .order_by_asc(step::Column::CreatedAt)
-        .order_by_asc(step::Column::Id);
     if with_steps {
-        for s in drafts.all(db).await? {
+        let drafts = step::Entity::find()
+            .filter(step::Column::AccountId.eq(account_id))
+            .filter(step::Column::Kind.eq(KIND_TICKET))
+            .order_by_asc(step::Column::CreatedAt)
+            .order_by_asc(step::Column::Id)
+            .all(db)
+            .await?;
+        for s in drafts {
             let (Some(key), Some(topic)) = (s.topic_key.clone(), s.topic.clone()) else {
                 continue;
             };
@@ -54,20 +56,34 @@ pub async fn topic_tags(
                 .push(s);
         }
     } else {
-        let spellings: Vec<(Option<String>, Option<String>)> = drafts
-            .select_only()
-            .column(step::Column::TopicKey)
-            .column(step::Column::Topic)
-            .into_tuple()
-            .all(db)
-            .await?;
-        for (key, topic) in spellings {
-            if let (Some(key), Some(topic)) = (key, topic) {
-                by_key.entry(key).or_insert_with(|| TopicTag {
+        // The first spelling of each key, chosen in the database: a few hundred rows come
+        // back instead of one per ticket step.
+        let backend = db.get_database_backend();
+        let placeholder = match backend {
+            DatabaseBackend::Postgres => "$1",
+            _ => "?",
+        };
+        let statement = Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT topic_key, topic FROM (\
+                   SELECT topic_key, topic, ROW_NUMBER() OVER \
+                     (PARTITION BY topic_key ORDER BY created_at, id) AS n \
+                   FROM steps WHERE account_id = {placeholder} AND topic_key IS NOT NULL\
+                 ) firsts WHERE n = 1"
+            ),
+            [account_id.into()],
+        );
+        for row in db.query_all_raw(statement).await? {
+            let key: String = row.try_get("", "topic_key")?;
+            let topic: String = row.try_get("", "topic")?;
+            by_key.insert(
+                key,
+                TopicTag {
                     tag: topic,
                     steps: Vec::new(),
-                });
-            }
+                },
+            );
         }
     }
     for topic in published_topics(db, account_id).await? {

@@ -51,7 +51,17 @@ async fn operators_see_the_queue_and_put_failed_deliveries_back(engine: Engine) 
         "jobs are the operator's: {stats:#}"
     );
 
-    let ops = as_operator(&app, QUEUE_STATS, json!({})).await["queueStats"].clone();
+    // apalis records finished jobs when the worker next polls, so they trail the deliveries.
+    let ops = app
+        .wait_for_as(
+            OPS_TOKEN,
+            Duration::from_secs(10),
+            QUEUE_STATS,
+            json!({}),
+            |d| d["queueStats"]["jobs"]["done"].as_i64() >= Some(4),
+        )
+        .await["queueStats"]
+        .clone();
     assert_eq!(
         ops["deliveries"],
         json!({ "pending": 0, "sending": 0, "retrying": 0, "sent": 2, "failed": 2 })
