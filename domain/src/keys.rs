@@ -1,10 +1,10 @@
 //! Accounts and their API keys. A key is 256 random bits shown once; only its SHA-256 is
 //! stored, so a leaked database does not leak working keys.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::collections::HashMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use entity::{account, api_key, api_key_origin};
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
