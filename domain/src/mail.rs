@@ -167,8 +167,8 @@ impl Mailer {
     }
 }
 
-/// The parts of `SMTP_URL` that decide TLS: scheme, host, whether it carries a user, and
-/// its query.
+/// `SMTP_URL` taken apart: scheme, host and port, the user part, and the query that asks for
+/// TLS.
 struct SmtpUrl<'a> {
     scheme: &'a str,
     host: &'a str,
