@@ -11,7 +11,7 @@ use sea_orm::{
 use serde_json::json;
 
 use crate::ops::*;
-use crate::ticket_path::{flow_with_ticket_step, open_ticket};
+use crate::ticket_path::{flow_with_ticket_step, open_ticket, step_routed_to_all};
 
 on_both_engines!(
     a_ticket_is_never_stored_without_its_job,
@@ -69,13 +69,7 @@ async fn separate_workers_share_the_queue_and_send_once(engine: Engine) {
     let Some(app) = TestApp::spawn_with(engine, &smtp, |c| c.embedded_worker = false).await else {
         return;
     };
-    let (_, step_id) =
-        flow_with_ticket_step(&app, "Destek", "offline_message", &["fwd@example.com"]).await;
-    app.admin(
-        CREATE_RULE,
-        json!({ "tag": "*", "emails": ["all@example.com"] }),
-    )
-    .await;
+    let step_id = step_routed_to_all(&app, &["fwd@example.com"]).await;
     const TICKETS_OPENED: usize = 20;
     for i in 0..TICKETS_OPENED {
         open_ticket(&app, &app.widget_key, &step_id, &format!("ticket {i}")).await;

@@ -33,17 +33,24 @@ pub async fn flow_with_ticket_step(
     (flow_id, step["addStep"]["id"].as_str().unwrap().to_owned())
 }
 
-/// The set-up of the worker-process tests: an app on PostgreSQL with no embedded worker, a
-/// ticket step, a `*` rule to all@example.com, and `count` tickets waiting in the queue.
-/// `None` where PostgreSQL is not available (see the harness).
-pub async fn queued_tickets_on_postgres(smtp: &TestSmtp, count: usize) -> Option<TestApp> {
-    let app = TestApp::spawn_with(Engine::Postgres, smtp, |c| c.embedded_worker = false).await?;
-    let (_, step) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+/// A ticket step (forwarding to `forward`) and a `*` rule to all@example.com: every ticket
+/// opened there is mailed to all@example.com and each forward address. Returns the step id.
+pub async fn step_routed_to_all(app: &TestApp, forward: &[&str]) -> String {
+    let (_, step) = flow_with_ticket_step(app, "Destek", "offline_message", forward).await;
     app.admin(
         CREATE_RULE,
         json!({ "tag": "*", "emails": ["all@example.com"] }),
     )
     .await;
+    step
+}
+
+/// The set-up of the worker-process tests: an app on PostgreSQL with no embedded worker, a
+/// ticket step, a `*` rule to all@example.com, and `count` tickets waiting in the queue.
+/// `None` where PostgreSQL is not available (see the harness).
+pub async fn queued_tickets_on_postgres(smtp: &TestSmtp, count: usize) -> Option<TestApp> {
+    let app = TestApp::spawn_with(Engine::Postgres, smtp, |c| c.embedded_worker = false).await?;
+    let step = step_routed_to_all(&app, &[]).await;
     open_tickets_directly(&app, &step, count).await;
     Some(app)
 }
