@@ -10,6 +10,7 @@ use lettre::message::MultiPart;
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::response::Response;
 use lettre::{Address, AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::MailConfig;
@@ -122,28 +123,12 @@ impl Mailer {
         // bounded here.
         let sent = tokio::time::timeout(timeout, async {
             match self {
-                Mailer::Smtp(pool) => pool
-                    .send(message.envelope(), &message.formatted())
-                    .await
-                    .map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
-                    .map_err(|e| {
-                        if e.is_permanent() {
-                            SendError::Permanent(e.to_string())
-                        } else {
-                            SendError::Transient(e.to_string())
-                        }
-                    }),
-                Mailer::Smtps(t) => t
-                    .send(message)
-                    .await
-                    .map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
-                    .map_err(|e| {
-                        if e.is_permanent() {
-                            SendError::Permanent(e.to_string())
-                        } else {
-                            SendError::Transient(e.to_string())
-                        }
-                    }),
+                Mailer::Smtp(pool) => {
+                    smtp_outcome(pool.send(message.envelope(), &message.formatted()).await)
+                }
+                Mailer::Smtps(t) => {
+                    smtp_outcome(t.send(message).await.map_err(crate::smtp::Error::from))
+                }
                 Mailer::File(t) => t
                     .send(message)
                     .await
@@ -296,6 +281,19 @@ fn percent_decode(s: &str) -> Result<String, String> {
 }
 
 const NO_TLS: &str = "SMTP_URL uses no TLS: use smtps://host:465 or smtp://host:587?tls=required";
+
+/// The server's reply, or how to treat its refusal: 5xx is final, anything else worth a retry.
+fn smtp_outcome(result: Result<Response, crate::smtp::Error>) -> Result<String, SendError> {
+    match result {
+        Ok(r) => Ok(format!(
+            "{} {}",
+            r.code(),
+            r.message().collect::<Vec<_>>().join(" ")
+        )),
+        Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+        Err(e) => Err(SendError::Transient(e.to_string())),
+    }
+}
 
 /// Builds the notification of `ticket` for `delivery`'s recipient.
 pub fn render(
