@@ -15,6 +15,7 @@ use axum::routing::get;
 use domain::config::Secret;
 use sea_orm::DatabaseConnection;
 
+use crate::graphql::operation::OperationName;
 use crate::graphql::{ApiSchema, Caller, Loaders};
 use crate::rate_limit::RateLimiter;
 
@@ -221,16 +222,15 @@ async fn execute(
                 .into_response();
         }
     }
-    let request = request.data(caller).data(Loaders::new(state.db.clone()));
-    let operation = operation_label(
-        request
-            .operation_name
-            .clone()
-            .or_else(|| named_operation(&request.query))
-            .as_deref(),
-    );
+    let named = OperationName::default();
+    let chosen = request.operation_name.clone();
+    let request = request
+        .data(caller)
+        .data(Loaders::new(state.db.clone()))
+        .data(named.clone());
     let started = std::time::Instant::now();
     let response = state.schema.execute(request).await;
+    let operation = operation_label(chosen.as_deref().or(named.get()));
     metrics::histogram!("ticketing_graphql_request_duration_seconds", "operation" => operation.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("ticketing_graphql_requests_total", "operation" => operation.clone())
@@ -248,18 +248,6 @@ async fn execute(
             .increment(1);
     }
     GraphQLResponse::from(response).into_response()
-}
-
-/// The name of the document's operation when the client did not say which one to run.
-fn named_operation(query: &str) -> Option<String> {
-    let document = async_graphql::parser::parse_query(query).ok()?;
-    match document.operations {
-        async_graphql::parser::types::DocumentOperations::Single(_) => None,
-        async_graphql::parser::types::DocumentOperations::Multiple(ops) if ops.len() == 1 => {
-            ops.keys().next().map(|name| name.to_string())
-        }
-        async_graphql::parser::types::DocumentOperations::Multiple(_) => None,
-    }
 }
 
 /// The operation name as a metric label; clients choose names, so anything unusual is

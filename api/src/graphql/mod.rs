@@ -6,6 +6,7 @@ mod error;
 mod limits;
 mod loaders;
 mod mutation;
+pub mod operation;
 mod ops;
 mod query;
 mod types;
@@ -56,6 +57,7 @@ pub fn schema(db: DatabaseConnection, conversation_idle: std::time::Duration) ->
             max_complexity: MAX_COMPLEXITY,
             max_aliases: MAX_ALIASES,
         })
+        .extension(operation::RecordOperationName)
         .finish()
 }
 
