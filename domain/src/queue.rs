@@ -29,7 +29,7 @@ const JOB_MAX_ATTEMPTS: i32 = 10;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Job {
-    /// Resolve a new ticket's recipients and create its deliveries.
+    /// Resolve a new ticket's recipients, create its deliveries and make their first attempts.
     RouteTicket { ticket_id: Uuid },
     /// Make attempt number `attempt` (1-based) at one delivery.
     SendDelivery { delivery_id: Uuid, attempt: i32 },

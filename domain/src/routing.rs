@@ -4,13 +4,11 @@
 
 use entity::{delivery, routing_rule, ticket};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionSession,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::queue::{self, Job};
 use crate::{Result, now, rules, validate};
 
 /// Delivery states as stored.
@@ -95,16 +93,28 @@ pub fn sources(delivery: &delivery::Model) -> Vec<Source> {
     serde_json::from_value(delivery.sources.clone()).unwrap_or_default()
 }
 
-/// Creates the deliveries of a ticket and queues the first attempt of each, in one
-/// transaction. Running it again for the same ticket changes nothing, so a re-run job is
-/// harmless. Returns how many recipients the ticket has.
-pub async fn plan_deliveries<C: ConnectionTrait + TransactionTrait>(
+/// A routed ticket: the ticket, how many recipients it has, and the deliveries whose first
+/// attempt may still be due.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub ticket: ticket::Model,
+    pub recipients: usize,
+    /// PENDING deliveries, and SENDING ones of a worker that may have died mid-send: the
+    /// caller makes (or takes over) their first attempt.
+    pub due: Vec<Uuid>,
+}
+
+/// Creates the deliveries of a ticket, one row per recipient, in one statement. Running it
+/// again for the same ticket adds nothing and returns the deliveries still due, so a re-run
+/// routing job (a worker died, the database failed) picks up where the last one stopped.
+/// `None` when the ticket is gone.
+pub async fn plan_deliveries<C: ConnectionTrait>(
     db: &C,
     ticket_id: Uuid,
-) -> Result<usize> {
+) -> Result<Option<Planned>> {
     let Some(ticket) = ticket::Entity::find_by_id(ticket_id).one(db).await? else {
         // Deleted since it was queued: nothing to deliver.
-        return Ok(0);
+        return Ok(None);
     };
     let rules = routing_rule::Entity::find()
         .filter(routing_rule::Column::AccountId.eq(ticket.account_id))
@@ -119,7 +129,11 @@ pub async fn plan_deliveries<C: ConnectionTrait + TransactionTrait>(
         serde_json::from_value(ticket.forward_emails.clone()).unwrap_or_default();
     let recipients = resolve(&ticket.topic, &rules, &forward);
     if recipients.is_empty() {
-        return Ok(0);
+        return Ok(Some(Planned {
+            ticket,
+            recipients: 0,
+            due: Vec::new(),
+        }));
     }
     let created_at = now();
     let rows: Vec<delivery::ActiveModel> = recipients
@@ -146,30 +160,25 @@ pub async fn plan_deliveries<C: ConnectionTrait + TransactionTrait>(
             }
         })
         .collect();
-    let txn = crate::db::begin(db).await?;
     delivery::Entity::insert_many(rows)
         .on_conflict_do_nothing_on([delivery::Column::TicketId, delivery::Column::RecipientKey])
-        .exec(&txn)
+        .exec(db)
         .await?;
-    let pending = delivery::Entity::find()
+    let due = delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::Id)
         .filter(delivery::Column::TicketId.eq(ticket.id))
-        .filter(delivery::Column::Status.eq(status::PENDING))
-        .all(&txn)
+        .filter(delivery::Column::Status.is_in([status::PENDING, status::SENDING]))
+        .filter(delivery::Column::Attempts.lte(1))
+        .order_by_asc(delivery::Column::Id)
+        .into_tuple()
+        .all(db)
         .await?;
-    for d in &pending {
-        queue::enqueue(
-            &txn,
-            &Job::SendDelivery {
-                delivery_id: d.id,
-                attempt: 1,
-            },
-            &attempt_key(d.id, 1),
-            created_at,
-        )
-        .await?;
-    }
-    txn.commit().await?;
-    Ok(recipients.len())
+    Ok(Some(Planned {
+        ticket,
+        recipients: recipients.len(),
+        due,
+    }))
 }
 
 /// The idempotency key of a delivery's `attempt`-th send job: at most one job per attempt.

@@ -16,6 +16,7 @@ use entity::{delivery, ticket};
 use rand::Rng;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Context;
@@ -43,11 +44,60 @@ pub fn backoff(attempt: i32, base: Duration, max: Duration, rng: &mut impl Rng) 
     full.mul_f64(rng.random_range(0.5..=1.0))
 }
 
+/// Routes a new ticket and makes the first attempt at each of its deliveries, side by side.
+///
+/// Sending here rather than from one job per delivery saves a queue round trip per mail (insert,
+/// fetch, ack) and a hop of pickup latency. Nothing is lost if this worker dies: the routing job
+/// is only acknowledged when every first attempt has ended, so apalis hands it to another worker,
+/// which finds the deliveries still due and claims them the same way. Returns the number of
+/// recipients and each attempt's outcome; the first database error after all attempts ran.
+pub async fn route(
+    ctx: &Context,
+    ticket_id: Uuid,
+) -> Result<(usize, Vec<(Uuid, Outcome)>), domain::Error> {
+    let Some(planned) = domain::routing::plan_deliveries(&ctx.db, ticket_id).await? else {
+        return Ok((0, Vec::new()));
+    };
+    let ticket = &planned.ticket;
+    let attempts = planned.due.iter().map(|&delivery_id| {
+        let span = tracing::info_span!("send_delivery", %delivery_id, attempt = 1);
+        async move {
+            (
+                delivery_id,
+                attempt_for(ctx, delivery_id, 1, Some(ticket)).await,
+            )
+        }
+        .instrument(span)
+    });
+    let mut outcomes = Vec::with_capacity(planned.due.len());
+    let mut failure = None;
+    for (delivery_id, result) in futures_util::future::join_all(attempts).await {
+        match result {
+            Ok(outcome) => outcomes.push((delivery_id, outcome)),
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((planned.recipients, outcomes)),
+    }
+}
+
 /// Makes attempt number `attempt` (1-based) at `delivery_id`.
 pub async fn attempt(
     ctx: &Context,
     delivery_id: Uuid,
     attempt: i32,
+) -> Result<Outcome, domain::Error> {
+    attempt_for(ctx, delivery_id, attempt, None).await
+}
+
+/// [`attempt`], with the delivery's ticket when the caller has it already.
+async fn attempt_for(
+    ctx: &Context,
+    delivery_id: Uuid,
+    attempt: i32,
+    ticket: Option<&ticket::Model>,
 ) -> Result<Outcome, domain::Error> {
     let now = domain::now();
     // Longer than any send can take (it is bounded by the send timeout), so a live worker never
@@ -63,6 +113,7 @@ pub async fn attempt(
         .add(delivery::Column::Attempts.eq(attempt))
         .add(delivery::Column::Status.eq(status::SENDING))
         .add(delivery::Column::LockedUntil.lt(now));
+    // RETURNING hands back the claimed row: no second read per mail.
     let claimed = delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value(status::SENDING))
         .col_expr(delivery::Column::Attempts, Expr::value(attempt))
@@ -70,20 +121,26 @@ pub async fn attempt(
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .filter(delivery::Column::Id.eq(delivery_id))
         .filter(Condition::any().add(fresh).add(takeover))
-        .exec(&ctx.db)
+        .exec_with_returning(&ctx.db)
         .await?;
-    if claimed.rows_affected == 0 {
+    let Some(delivery) = claimed.into_iter().next() else {
         return not_claimed(ctx, delivery_id, attempt).await;
-    }
-
-    let Some((delivery, Some(ticket))) = delivery::Entity::find_by_id(delivery_id)
-        .find_also_related(ticket::Entity)
-        .one(&ctx.db)
-        .await?
-    else {
-        return Ok(Outcome::Skipped);
     };
-    let result = match mail::render(&ticket, &delivery, &ctx.from) {
+    let loaded;
+    let ticket = match ticket {
+        Some(t) if t.id == delivery.ticket_id => t,
+        _ => match ticket::Entity::find_by_id(delivery.ticket_id)
+            .one(&ctx.db)
+            .await?
+        {
+            Some(t) => {
+                loaded = t;
+                &loaded
+            }
+            None => return Ok(Outcome::Skipped),
+        },
+    };
+    let result = match mail::render(ticket, &delivery, &ctx.from) {
         Ok(message) => ctx.mailer.send(message, ctx.send_timeout).await,
         Err(e) => Err(e),
     };
@@ -191,24 +248,30 @@ async fn record(
             (Outcome::Failed, None)
         }
     };
+    // A final result is one statement; a retry's state and its job commit together.
+    let Some(due) = next else {
+        let written = update.exec(&ctx.db).await?;
+        return Ok(if written.rows_affected == 0 {
+            // Our lease ran out and another worker took the row over: its result stands.
+            Outcome::Skipped
+        } else {
+            outcome
+        });
+    };
     let txn = domain::db::begin(&ctx.db).await?;
-    let written = update.exec(&txn).await?;
-    if written.rows_affected == 0 {
-        // Our lease ran out and another worker took the row over: its result stands.
+    if update.exec(&txn).await?.rows_affected == 0 {
         return Ok(Outcome::Skipped);
     }
-    if let Some(due) = next {
-        queue::enqueue(
-            &txn,
-            &Job::SendDelivery {
-                delivery_id: delivery.id,
-                attempt: attempt + 1,
-            },
-            &attempt_key(delivery.id, attempt + 1),
-            due,
-        )
-        .await?;
-    }
+    queue::enqueue(
+        &txn,
+        &Job::SendDelivery {
+            delivery_id: delivery.id,
+            attempt: attempt + 1,
+        },
+        &attempt_key(delivery.id, attempt + 1),
+        due,
+    )
+    .await?;
     txn.commit().await?;
     Ok(outcome)
 }

@@ -39,11 +39,14 @@ pub async fn handle(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
 async fn run_job(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
     match job {
         Job::RouteTicket { ticket_id } => {
-            let recipients = domain::routing::plan_deliveries(&ctx.db, ticket_id)
+            let (recipients, outcomes) = deliver::route(&ctx, ticket_id)
                 .await
                 .inspect_err(|_| count("route", "error"))?;
             count("route", "routed");
             tracing::info!(%ticket_id, recipients, "ticket routed");
+            for (delivery_id, outcome) in &outcomes {
+                report(*delivery_id, 1, outcome);
+            }
         }
         Job::SendDelivery {
             delivery_id,
@@ -52,32 +55,37 @@ async fn run_job(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
             let outcome = deliver::attempt(&ctx, delivery_id, attempt)
                 .await
                 .inspect_err(|_| count("send", "error"))?;
-            let label = match &outcome {
-                Outcome::Sent => {
-                    tracing::info!(%delivery_id, attempt, "delivery sent");
-                    "sent"
-                }
-                Outcome::Retrying(at) => {
-                    tracing::warn!(%delivery_id, attempt, next_attempt_at = %at, "delivery failed, will retry");
-                    "retrying"
-                }
-                Outcome::Failed => {
-                    tracing::error!(%delivery_id, attempt, "delivery failed for good");
-                    "failed"
-                }
-                Outcome::Deferred => {
-                    tracing::debug!(%delivery_id, attempt, "delivery held by another worker; looking again later");
-                    "deferred"
-                }
-                Outcome::Skipped => {
-                    tracing::debug!(%delivery_id, attempt, "nothing to send");
-                    "skipped"
-                }
-            };
-            count("send", label);
+            report(delivery_id, attempt, &outcome);
         }
     }
     Ok(())
+}
+
+/// Logs and counts the outcome of one attempt.
+fn report(delivery_id: uuid::Uuid, attempt: i32, outcome: &Outcome) {
+    let label = match outcome {
+        Outcome::Sent => {
+            tracing::info!(%delivery_id, attempt, "delivery sent");
+            "sent"
+        }
+        Outcome::Retrying(at) => {
+            tracing::warn!(%delivery_id, attempt, next_attempt_at = %at, "delivery failed, will retry");
+            "retrying"
+        }
+        Outcome::Failed => {
+            tracing::error!(%delivery_id, attempt, "delivery failed for good");
+            "failed"
+        }
+        Outcome::Deferred => {
+            tracing::debug!(%delivery_id, attempt, "delivery held by another worker; looking again later");
+            "deferred"
+        }
+        Outcome::Skipped => {
+            tracing::debug!(%delivery_id, attempt, "nothing to send");
+            "skipped"
+        }
+    };
+    count("send", label);
 }
 
 fn count(kind: &'static str, outcome: &'static str) {
