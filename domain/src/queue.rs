@@ -48,11 +48,16 @@ pub async fn enqueue(
     let id = ulid::Ulid::new().to_string();
     let backend = conn.get_database_backend();
     let statement = match backend {
+        // apalis' insert trigger wakes idle workers (NOTIFY) only for a job with
+        // `run_at <= now()`, and `now()` is when the transaction began: a job due "now" by the
+        // clock, written later in the same transaction, would wait for the next poll instead.
+        // Such a job is stamped with the transaction's start.
         DatabaseBackend::Postgres => Statement::from_sql_and_values(
             backend,
             "INSERT INTO apalis.jobs \
              (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
-             VALUES ($1, $2, $3, 'Pending', 0, $4, $5, 0, ''::hstore, $6) \
+             VALUES ($1, $2, $3, 'Pending', 0, $4, \
+                     CASE WHEN $5 <= clock_timestamp() THEN now() ELSE $5 END, 0, ''::hstore, $6) \
              ON CONFLICT (job_type, idempotency_key) DO NOTHING",
             [
                 id.into(),

@@ -19,6 +19,32 @@ on_both_engines!(
     an_attempt_held_by_a_dead_worker_is_taken_over_after_its_lease
 );
 
+/// apalis wakes idle PostgreSQL workers through its insert trigger's NOTIFY; a job written in
+/// the ticket's transaction must fire it, or pickup waits for the next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_ticket_wakes_idle_workers_on_postgres() {
+    let smtp = TestSmtp::start();
+    let Some(app) =
+        TestApp::spawn_with(Engine::Postgres, &smtp, |c| c.embedded_worker = false).await
+    else {
+        return;
+    };
+    let (_, step_id) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    // Its own connection, as a worker's listener has.
+    let mut listener = sqlx::postgres::PgListener::connect(app.config.database.url.expose())
+        .await
+        .unwrap();
+    listener.listen("apalis::job::insert").await.unwrap();
+    open_ticket(&app, &app.widget_key, &step_id, "hi").await;
+    let notification = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("no NOTIFY for the ticket's job: idle workers would only see it at their next poll")
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(notification.payload()).unwrap();
+    assert_eq!(event["job_type"], domain::queue::QUEUE, "{event}");
+    app.stop().await;
+}
+
 async fn a_ticket_is_never_stored_without_its_job(engine: Engine) {
     let smtp = TestSmtp::start();
     let Some(app) = TestApp::spawn_with(engine, &smtp, |c| c.embedded_worker = false).await else {
