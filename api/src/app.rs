@@ -24,6 +24,8 @@ pub enum StartError {
     },
     #[error("cannot set up the worker: {0}")]
     Worker(String),
+    #[error("cannot set up the mailer: {0}")]
+    Mail(String),
 }
 
 /// A service ready to start on an open, migrated database.
@@ -74,8 +76,14 @@ impl App {
             None
         };
 
+        let outbound = domain::rule_check::Outbound {
+            mailer: domain::mail::Mailer::from_config(&self.config.mail)
+                .map_err(StartError::Mail)?,
+            from: self.config.mail.from.clone(),
+            timeout: self.config.mail.timeout,
+        };
         let state = AppState {
-            schema: graphql::schema(self.db.clone(), self.config.conversation_idle),
+            schema: graphql::schema(self.db.clone(), self.config.conversation_idle, outbound),
             db: self.db,
             ops_token: self.config.ops_token.clone(),
             widget_limit: std::sync::Arc::new(RateLimiter::new(self.config.widget_rate_per_minute)),

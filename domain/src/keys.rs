@@ -15,6 +15,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::templates::Locale;
 use crate::{Error, Result, now, validate};
 
 /// What a key may do.
@@ -242,6 +243,7 @@ pub async fn create_account(db: &impl TransactionTrait, name: &str) -> Result<Ne
         name: Set(name),
         ticket_seq: Set(0),
         created_at: Set(now()),
+        locale: Set(Locale::default().code().to_owned()),
     }
     .insert(&txn)
     .await?;

@@ -4,6 +4,7 @@
 //!
 //! Every function takes a SeaORM connection and returns [`Error`]; no GraphQL or HTTP here.
 
+pub mod accounts;
 pub mod agents;
 pub mod config;
 pub mod conversations;
@@ -16,10 +17,13 @@ pub mod mail;
 pub mod ops;
 pub mod queue;
 pub mod routing;
+pub mod rule_check;
 pub mod rules;
 pub mod smtp;
 pub mod telemetry;
+pub mod templates;
 pub mod tickets;
+pub mod timeline;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -14,8 +14,8 @@ use lettre::transport::smtp::response::Response;
 use lettre::{Address, AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::MailConfig;
-use crate::routing::{self, Source};
 use crate::smtp::{SmtpPool, SmtpTarget, StartTls};
+use crate::templates::{self, Kind, Locale};
 
 /// Why a send did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -295,22 +295,44 @@ fn smtp_outcome(result: Result<Response, crate::smtp::Error>) -> Result<String, 
     }
 }
 
-/// Builds the notification of `ticket` for `delivery`'s recipient.
+/// Builds the notification of `ticket` for `delivery`'s recipient, in the delivery's language.
 pub fn render(
     ticket: &ticket::Model,
     delivery: &delivery::Model,
     from: &Mailbox,
 ) -> Result<Message, SendError> {
+    build(ticket, delivery, from, None)
+}
+
+/// The sample a routing rule's test e-mail sends: a made-up ticket with the rule's tag, marked
+/// as a test, built exactly like a real notification.
+pub fn render_test(
+    ticket: &ticket::Model,
+    delivery: &delivery::Model,
+    from: &Mailbox,
+    rule_tag: &str,
+) -> Result<Message, SendError> {
+    build(ticket, delivery, from, Some(rule_tag))
+}
+
+fn build(
+    ticket: &ticket::Model,
+    delivery: &delivery::Model,
+    from: &Mailbox,
+    test: Option<&str>,
+) -> Result<Message, SendError> {
     let to: Address = delivery
         .recipient
         .parse()
         .map_err(|e| SendError::Permanent(format!("recipient {:?}: {e}", delivery.recipient)))?;
-    let subject = format!("[Ticket #{}] {}", ticket.number, ticket.topic);
+    let locale = Locale::from_code(delivery.locale.as_deref());
+    let mail = templates::render(Kind::TicketOpened, locale, ticket, delivery, test)
+        .map_err(|e| SendError::Permanent(e.to_string()))?;
     let domain = from.email.domain();
     let mut builder = Message::builder()
         .from(from.clone())
         .to(Mailbox::new(None, to))
-        .subject(subject)
+        .subject(mail.subject)
         .message_id(Some(format!("<{}@{}>", delivery.message_id, domain)));
     if let Some(reply_to) = ticket
         .visitor_email
@@ -322,10 +344,7 @@ pub fn render(
         builder = builder.reply_to(Mailbox::new(name, reply_to));
     }
     builder
-        .multipart(MultiPart::alternative_plain_html(
-            text_body(ticket, delivery),
-            html_body(ticket, delivery),
-        ))
+        .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
         .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
 }
 
@@ -333,149 +352,6 @@ fn single_line(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-fn visitor_line(ticket: &ticket::Model) -> String {
-    let parts: Vec<&str> = [
-        ticket.visitor_name.as_deref(),
-        ticket.visitor_email.as_deref(),
-        ticket.visitor_phone.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if parts.is_empty() {
-        "an anonymous visitor".to_owned()
-    } else {
-        parts.join(", ")
-    }
-}
-
-fn reasons(delivery: &delivery::Model) -> Vec<String> {
-    routing::sources(delivery)
-        .into_iter()
-        .map(|s| match s {
-            Source::Rule { tag, .. } => format!("the routing rule for tag \"{tag}\""),
-            Source::Wildcard { .. } => "the routing rule for every new ticket (*)".to_owned(),
-            Source::Forward => "the forward address of the chatbot's ticket step".to_owned(),
-        })
-        .collect()
-}
-
-/// The answers a conversation collected, by field, in stored order.
-fn answers(ticket: &ticket::Model) -> Vec<(String, String)> {
-    ticket
-        .answers
-        .as_ref()
-        .and_then(|a| a.as_object())
-        .map(|a| {
-            a.iter()
-                .map(|(field, value)| {
-                    (field.clone(), value.as_str().unwrap_or_default().to_owned())
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The transcript as (who, text) lines.
-fn transcript(ticket: &ticket::Model) -> Vec<(&'static str, String)> {
-    crate::conversations::ticket_transcript(ticket)
-        .into_iter()
-        .map(|line| {
-            let who = if line.sender == crate::conversations::BOT {
-                "Bot"
-            } else {
-                "Visitor"
-            };
-            (who, line.text)
-        })
-        .collect()
-}
-
-/// The conversation part of the mail: answers, then the transcript. Empty for tickets opened
-/// directly with `openTicket`.
-fn conversation_text(ticket: &ticket::Model) -> String {
-    let mut out = String::new();
-    let answers = answers(ticket);
-    if !answers.is_empty() {
-        out.push_str("\nAnswers:\n");
-        for (field, value) in answers {
-            out.push_str(&format!("  {field}: {value}\n"));
-        }
-    }
-    let transcript = transcript(ticket);
-    if !transcript.is_empty() {
-        out.push_str("\nTranscript:\n");
-        for (who, text) in transcript {
-            out.push_str(&format!("  {who}: {}\n", text.replace('\n', "\n    ")));
-        }
-    }
-    out
-}
-
-fn conversation_html(ticket: &ticket::Model) -> String {
-    let mut out = String::new();
-    let answers = answers(ticket);
-    if !answers.is_empty() {
-        out.push_str("<h3>Answers</h3><table>");
-        for (field, value) in answers {
-            out.push_str(&format!(
-                "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
-                escape(&field),
-                escape(&value)
-            ));
-        }
-        out.push_str("</table>");
-    }
-    let transcript = transcript(ticket);
-    if !transcript.is_empty() {
-        out.push_str("<h3>Transcript</h3>");
-        for (who, text) in transcript {
-            out.push_str(&format!(
-                "<p style=\"white-space:pre-wrap\"><strong>{who}:</strong> {}</p>",
-                escape(&text)
-            ));
-        }
-    }
-    out
-}
-
-fn text_body(ticket: &ticket::Model, delivery: &delivery::Model) -> String {
-    format!(
-        "New ticket #{number} from the chatbot \"{flow}\".\n\n\
-         Topic: {topic}\nVisitor: {visitor}\nOpened: {opened}\n\n\
-         Message:\n{message}\n{conversation}\n--\nYou receive this because of {why}.\n",
-        number = ticket.number,
-        flow = ticket.flow_name,
-        topic = ticket.topic,
-        visitor = visitor_line(ticket),
-        opened = ticket.created_at.format("%Y-%m-%d %H:%M UTC"),
-        message = ticket.message,
-        conversation = conversation_text(ticket),
-        why = reasons(delivery).join(" and "),
-    )
-}
-
-fn html_body(ticket: &ticket::Model, delivery: &delivery::Model) -> String {
-    format!(
-        "<!doctype html><html><body>\
-         <p>New ticket <strong>#{number}</strong> from the chatbot &ldquo;{flow}&rdquo;.</p>\
-         <table><tr><th align=\"left\">Topic</th><td>{topic}</td></tr>\
-         <tr><th align=\"left\">Visitor</th><td>{visitor}</td></tr>\
-         <tr><th align=\"left\">Opened</th><td>{opened}</td></tr></table>\
-         <p style=\"white-space:pre-wrap\">{message}</p>{conversation}\
-         <hr><p><small>You receive this because of {why}.</small></p>\
-         </body></html>",
-        number = ticket.number,
-        flow = escape(&ticket.flow_name),
-        topic = escape(&ticket.topic),
-        visitor = escape(&visitor_line(ticket)),
-        opened = ticket.created_at.format("%Y-%m-%d %H:%M UTC"),
-        message = escape(&ticket.message),
-        conversation = conversation_html(ticket),
-        why = escape(&reasons(delivery).join(" and ")),
-    )
 }
 
 /// HTML-escapes text for element content and attribute values.
@@ -589,6 +465,7 @@ mod tests {
             ),
             answers: Some(serde_json::json!({"order_no": "<b>17</b>"})),
             created_at: Utc::now(),
+            routed_at: None,
         }
     }
 
@@ -610,6 +487,7 @@ mod tests {
             sent_at: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            locale: None,
         }
     }
 

@@ -2,13 +2,15 @@
 //! the ticket's topic, of every `*` rule, and the ticket step's forward addresses,
 //! de-duplicated ignoring case. Each delivery remembers what put its recipient there.
 
-use entity::{delivery, routing_rule, ticket};
+use entity::{account, delivery, routing_rule, ticket};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::templates::Locale;
 use crate::{Result, now, rules, validate};
 
 /// Delivery states as stored.
@@ -128,13 +130,12 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
     let forward: Vec<String> =
         serde_json::from_value(ticket.forward_emails.clone()).unwrap_or_default();
     let recipients = resolve(&ticket.topic, &rules, &forward);
-    if recipients.is_empty() {
-        return Ok(Some(Planned {
-            ticket,
-            recipients: 0,
-            due: Vec::new(),
-        }));
-    }
+    let account_locale = account::Entity::find_by_id(ticket.account_id)
+        .select_only()
+        .column(account::Column::Locale)
+        .into_tuple::<String>()
+        .one(db)
+        .await?;
     let created_at = now();
     let rows: Vec<delivery::ActiveModel> = recipients
         .iter()
@@ -157,13 +158,38 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
                 sent_at: Set(None),
                 created_at: Set(created_at),
                 updated_at: Set(created_at),
+                locale: Set(Some(
+                    locale_for(r, &rules)
+                        .or(account_locale.as_deref())
+                        .map_or(Locale::default(), |c| Locale::from_code(Some(c)))
+                        .code()
+                        .to_owned(),
+                )),
             }
         })
         .collect();
-    delivery::Entity::insert_many(rows)
-        .on_conflict_do_nothing_on([delivery::Column::TicketId, delivery::Column::RecipientKey])
-        .exec(db)
-        .await?;
+    if !rows.is_empty() {
+        delivery::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([delivery::Column::TicketId, delivery::Column::RecipientKey])
+            .exec(db)
+            .await?;
+    }
+    if ticket.routed_at.is_none() {
+        // For the ticket's timeline: it tells "matched nobody" from "not routed yet".
+        ticket::Entity::update_many()
+            .col_expr(ticket::Column::RoutedAt, Expr::value(now()))
+            .filter(ticket::Column::Id.eq(ticket.id))
+            .filter(ticket::Column::RoutedAt.is_null())
+            .exec(db)
+            .await?;
+    }
+    if recipients.is_empty() {
+        return Ok(Some(Planned {
+            ticket,
+            recipients: 0,
+            due: Vec::new(),
+        }));
+    }
     let due = delivery::Entity::find()
         .select_only()
         .column(delivery::Column::Id)
@@ -179,6 +205,21 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
         recipients: recipients.len(),
         due,
     }))
+}
+
+/// The language a recipient's mail is written in: that of the first rule that put the
+/// recipient there and has one of its own; `None` leaves it to the account.
+fn locale_for<'a>(recipient: &Recipient, rules: &'a [routing_rule::Model]) -> Option<&'a str> {
+    recipient.sources.iter().find_map(|source| {
+        let id = match source {
+            Source::Rule { rule_id, .. } | Source::Wildcard { rule_id } => rule_id,
+            Source::Forward => return None,
+        };
+        rules
+            .iter()
+            .find(|r| r.id == *id)
+            .and_then(|r| r.locale.as_deref())
+    })
 }
 
 /// The idempotency key of a delivery's `attempt`-th send job: at most one job per attempt.
@@ -199,6 +240,7 @@ mod tests {
             tag_key: validate::tag_key(tag),
             emails: serde_json::json!(emails),
             created_at: Utc.timestamp_opt(1_700_000_000 + n, 0).unwrap(),
+            locale: None,
         }
     }
 

@@ -11,6 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::flows::KIND_TICKET;
+use crate::templates::Locale;
 use crate::{Error, Result, now, validate};
 
 /// A topic tag and the ticket steps that use it.
@@ -174,11 +175,14 @@ pub fn emails(rule: &routing_rule::Model) -> Vec<String> {
 pub struct RuleInput {
     pub tag: String,
     pub emails: Vec<String>,
+    /// The language of its e-mails; `None`: the account's.
+    pub locale: Option<Locale>,
 }
 
 struct RuleColumns {
     tag: String,
     emails: Vec<String>,
+    locale: Option<Locale>,
 }
 
 impl RuleInput {
@@ -186,6 +190,7 @@ impl RuleInput {
         Ok(RuleColumns {
             tag: validate::rule_tag("tag", &self.tag)?,
             emails: validate::emails("emails", &self.emails, true)?,
+            locale: self.locale,
         })
     }
 }
@@ -195,6 +200,7 @@ impl RuleColumns {
         model.tag_key = Set(validate::tag_key(&self.tag));
         model.tag = Set(self.tag);
         model.emails = Set(serde_json::json!(self.emails));
+        model.locale = Set(self.locale.map(|l| l.code().to_owned()));
     }
 }
 
@@ -215,7 +221,7 @@ pub async fn create_rule(
     Ok(model.insert(db).await?)
 }
 
-/// Replaces a rule's tag and recipients.
+/// Replaces a rule's tag, recipients and language.
 pub async fn update_rule(
     db: &impl ConnectionTrait,
     account_id: Uuid,

@@ -97,6 +97,7 @@ pub async fn insert_ticket(
         transcript: Set(new.transcript),
         answers: Set(new.answers),
         created_at: Set(now()),
+        routed_at: Set(None),
     }
     .insert(txn)
     .await?;

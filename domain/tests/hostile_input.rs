@@ -457,6 +457,7 @@ fn build(c: &Content) -> (ticket::Model, delivery::Model) {
         transcript: (!transcript.is_empty()).then(|| serde_json::to_value(&transcript).unwrap()),
         answers: (!answers.is_empty()).then_some(Value::Object(answers)),
         created_at: at,
+        routed_at: None,
     };
     let delivery = delivery::Model {
         id: Uuid::from_u128(3),
@@ -475,6 +476,7 @@ fn build(c: &Content) -> (ticket::Model, delivery::Model) {
         sent_at: None,
         created_at: at,
         updated_at: at,
+        locale: None,
     };
     (ticket, delivery)
 }
@@ -784,7 +786,7 @@ fn render_and_check(
     prop_assert_eq!(tags(html), tags(neutral_html));
     prop_assert!(!html.to_lowercase().contains("<script"), "{html}");
     prop_assert!(
-        ampersands_start_entities(html, &["&ldquo;", "&rdquo;"]),
+        ampersands_start_entities(html, &["&ldquo;", "&rdquo;", "&rsquo;"]),
         "{html}"
     );
 

@@ -11,6 +11,8 @@ pub struct Model {
     /// Last ticket number handed out; bumped inside the transaction that opens a ticket.
     pub ticket_seq: i64,
     pub created_at: DateTimeUtc,
+    /// Language of the account's notification e-mails (`en`, `tr`).
+    pub locale: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,8 @@ pub struct Model {
     /// JSON array of recipient addresses.
     pub emails: Json,
     pub created_at: DateTimeUtc,
+    /// Language of the e-mails this rule sends; null: the account's.
+    pub locale: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

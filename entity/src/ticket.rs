@@ -32,6 +32,8 @@ pub struct Model {
     /// The answers the conversation collected (JSON object).
     pub answers: Option<Json>,
     pub created_at: DateTimeUtc,
+    /// When the worker resolved its recipients; null until then.
+    pub routed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

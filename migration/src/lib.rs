@@ -7,6 +7,8 @@ mod m20261125_000001_create_tables;
 mod m20261125_000002_add_conversations;
 mod m20261125_000003_add_api_key_last_used;
 mod m20261125_000004_add_api_key_origins;
+mod m20261125_000005_add_ticket_routed_at;
+mod m20261125_000006_add_locales;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -19,6 +21,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_add_conversations::Migration),
             Box::new(m20261125_000003_add_api_key_last_used::Migration),
             Box::new(m20261125_000004_add_api_key_origins::Migration),
+            Box::new(m20261125_000005_add_ticket_routed_at::Migration),
+            Box::new(m20261125_000006_add_locales::Migration),
         ]
     }
 }

@@ -12,7 +12,8 @@ use crate::ticket_path::{flow_with_ticket_step, open_ticket};
 on_both_engines!(
     transient_smtp_failure_is_retried_to_success,
     permanent_smtp_failure_is_not_retried,
-    delivery_fails_after_max_attempts
+    delivery_fails_after_max_attempts,
+    a_ticket_nobody_is_routed_to_says_so
 );
 
 async fn setup(engine: Engine, smtp: &TestSmtp, recipient: &str) -> Option<(TestApp, String)> {
@@ -43,6 +44,25 @@ async fn final_delivery(app: &TestApp, ticket_id: &str) -> Value {
     data["ticket"]["deliveries"][0].clone()
 }
 
+/// The ticket's timeline as (kind, message) pairs.
+async fn timeline(app: &TestApp, ticket_id: &str) -> Vec<(String, String)> {
+    let body = app.admin(TIMELINE, json!({ "id": ticket_id })).await;
+    let events = body["ticket"]["timeline"].as_array().unwrap();
+    let times: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by_key(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap());
+    assert_eq!(times, sorted, "oldest first");
+    events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 async fn transient_smtp_failure_is_retried_to_success(engine: Engine) {
     let smtp = TestSmtp::start();
     smtp.fail_rcpt("flaky@example.com", Fault::Transient, 2);
@@ -61,6 +81,13 @@ async fn transient_smtp_failure_is_retried_to_success(engine: Engine) {
     assert!(gaps[0] >= Duration::from_millis(150), "{gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(300), "{gaps:?}");
     assert_eq!(smtp.received_by("flaky@example.com").len(), 1);
+    let events = timeline(&app, &ticket_id).await;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["OPENED", "ROUTED", "NOTIFIED"], "{events:?}");
+    assert_eq!(
+        events[2].1,
+        "Notified flaky@example.com via rule offline_message (3 attempts)"
+    );
     app.stop().await;
 }
 
@@ -103,5 +130,56 @@ async fn delivery_fails_after_max_attempts(engine: Engine) {
         "{delivery:#}"
     );
     assert_eq!(smtp.rcpt_attempts("busy@example.com"), 4);
+    let events = timeline(&app, &ticket_id).await;
+    assert_eq!(
+        events[0],
+        (
+            "OPENED".to_owned(),
+            "Opened by flow \"Destek\" with topic offline_message".to_owned()
+        )
+    );
+    assert_eq!(
+        events[1],
+        (
+            "ROUTED".to_owned(),
+            "Routed to 1 recipient: busy@example.com".to_owned()
+        )
+    );
+    let (kind, message) = &events[2];
+    assert_eq!(kind, "DELIVERY_FAILED");
+    assert!(
+        message.starts_with("Delivery to busy@example.com failed after 4 attempts: ")
+            && message.contains("451")
+            && !message.contains("gave up"),
+        "the last SMTP reply, without the worker's wording: {message}"
+    );
+    assert_eq!(events.len(), 3);
+    app.stop().await;
+}
+
+async fn a_ticket_nobody_is_routed_to_says_so(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (_, step_id) = flow_with_ticket_step(&app, "Destek", "nobody_listens", &[]).await;
+    let opened = open_ticket(&app, &app.widget_key, &step_id, "hi").await;
+    let ticket_id = opened["ticket"]["id"].as_str().unwrap().to_owned();
+    let body = app
+        .wait_for(
+            Duration::from_secs(20),
+            TIMELINE,
+            json!({ "id": ticket_id }),
+            |d| {
+                d["ticket"]["timeline"]
+                    .as_array()
+                    .is_some_and(|e| e.len() == 2)
+            },
+        )
+        .await;
+    let event = &body["ticket"]["timeline"][1];
+    assert_eq!(event["kind"], "UNROUTED", "{body:#}");
+    assert!(event["delivery"].is_null());
+    assert!(smtp.received().is_empty());
     app.stop().await;
 }

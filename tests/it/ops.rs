@@ -49,6 +49,10 @@ pub const TICKET: &str = "query($id: ID!) {
   }
 }";
 
+pub const TIMELINE: &str = "query($id: ID!) {
+  ticket(id: $id) { timeline { at kind message delivery { recipient status } } }
+}";
+
 pub const TICKETS: &str = "query($topic: String, $first: Int, $after: String) {
   tickets(topic: $topic, first: $first, after: $after) {
     edges { cursor node { number topic } }

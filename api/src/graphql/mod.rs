@@ -47,11 +47,16 @@ pub struct Settings {
     pub conversation_idle: std::time::Duration,
 }
 
-/// Builds the schema over a database.
-pub fn schema(db: DatabaseConnection, conversation_idle: std::time::Duration) -> ApiSchema {
+/// Builds the schema over a database; `outbound` sends rules' test e-mails.
+pub fn schema(
+    db: DatabaseConnection,
+    conversation_idle: std::time::Duration,
+    outbound: domain::rule_check::Outbound,
+) -> ApiSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(db)
         .data(Settings { conversation_idle })
+        .data(outbound)
         .extension(limits::Limits {
             max_depth: MAX_DEPTH,
             max_complexity: MAX_COMPLEXITY,

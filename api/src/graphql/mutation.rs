@@ -8,8 +8,8 @@ use domain::rules::RuleInput;
 use domain::tickets::{OpenTicket, VisitorInput as DomainVisitor};
 
 use super::types::{
-    Agent, ApiKey, ApiKeyKind, ConversationTurn, CreatedApiKey, Flow, FlowProblem, FlowVersion,
-    OpenTicketPayload, RoutingRule, Step, Ticket,
+    AccountSettings, Agent, ApiKey, ApiKeyKind, ConversationTurn, CreatedApiKey, Flow, FlowProblem,
+    FlowVersion, Locale, OpenTicketPayload, RoutingRule, Step, TestEmail, Ticket,
 };
 use super::{ApiResult, admin, db, parse_id, principal, settings};
 
@@ -166,6 +166,8 @@ pub struct RoutingRuleInput {
     pub tag: String,
     /// 1-50 bare addresses: agents' or any other; duplicates ignoring case are dropped.
     pub emails: Vec<String>,
+    /// The language of this rule's e-mails; omitted or null: the account's `defaultLocale`.
+    pub locale: Option<Locale>,
 }
 
 impl From<RoutingRuleInput> for RuleInput {
@@ -173,6 +175,7 @@ impl From<RoutingRuleInput> for RuleInput {
         RuleInput {
             tag: input.tag,
             emails: input.emails,
+            locale: input.locale.map(Into::into),
         }
     }
 }
@@ -319,6 +322,35 @@ impl Mutation {
         let id = not_found_id("routing rule", &id)?;
         Ok(RoutingRule(
             domain::rules::update_rule(db(ctx)?, account, id, &input.into()).await?,
+        ))
+    }
+
+    /// Sends a sample ticket with the rule's tag to each of the rule's addresses, in the rule's
+    /// language, through the service's own mailer and templates, and answers what the SMTP
+    /// server said to each. Nothing is stored or retried.
+    async fn send_test_email(&self, ctx: &Context<'_>, rule_id: ID) -> ApiResult<Vec<TestEmail>> {
+        let account = admin(ctx)?;
+        let id = not_found_id("routing rule", &rule_id)?;
+        let outbound = ctx.data::<domain::rule_check::Outbound>()?;
+        Ok(
+            domain::rule_check::send_sample(db(ctx)?, outbound, account, id)
+                .await?
+                .into_iter()
+                .map(TestEmail::from)
+                .collect(),
+        )
+    }
+
+    /// Sets the language of the account's notification e-mails (rules with a `locale` of their
+    /// own keep it). Tickets routed from now on use it.
+    async fn set_default_locale(
+        &self,
+        ctx: &Context<'_>,
+        locale: Locale,
+    ) -> ApiResult<AccountSettings> {
+        let account = admin(ctx)?;
+        Ok(AccountSettings(
+            domain::accounts::set_locale(db(ctx)?, account, locale.into()).await?,
         ))
     }
 

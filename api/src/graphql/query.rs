@@ -4,8 +4,8 @@
 use async_graphql::{Context, ID, Object};
 
 use super::types::{
-    Agent, ApiKey, Conversation, Flow, PageInfo, RoutingRule, Ticket, TicketConnection, TicketEdge,
-    TopicTag,
+    AccountSettings, Agent, ApiKey, Conversation, Flow, PageInfo, RoutingRule, Ticket,
+    TicketConnection, TicketEdge, TopicTag,
 };
 use super::{ApiResult, admin, cursor, db, parse_id, principal};
 
@@ -15,6 +15,14 @@ pub struct Query;
 
 #[Object(name = "CoreQuery")]
 impl Query {
+    /// The caller's account and its settings.
+    async fn account_settings(&self, ctx: &Context<'_>) -> ApiResult<AccountSettings> {
+        let account = admin(ctx)?;
+        Ok(AccountSettings(
+            domain::accounts::find(db(ctx)?, account).await?,
+        ))
+    }
+
     /// The account's chatbot flows, oldest first.
     async fn flows(&self, ctx: &Context<'_>) -> ApiResult<Vec<Flow>> {
         let account = admin(ctx)?;

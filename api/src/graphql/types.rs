@@ -4,7 +4,10 @@
 use async_graphql::{Context, Enum, ID, Interface, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::routing::{self, Source};
-use entity::{agent, conversation, delivery, flow, flow_version, routing_rule, step, ticket};
+use domain::{templates, timeline};
+use entity::{
+    account, agent, conversation, delivery, flow, flow_version, routing_rule, step, ticket,
+};
 
 use super::{ApiError, ApiResult, Loaders};
 
@@ -389,6 +392,83 @@ impl RoutingRule {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// The language of this rule's e-mails; null: the account's `defaultLocale`.
+    async fn locale(&self) -> Option<Locale> {
+        self.0
+            .locale
+            .as_deref()
+            .map(|code| Locale::from(templates::Locale::from_code(Some(code))))
+    }
+}
+
+/// A language notification e-mails are written in.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Locale {
+    /// English.
+    En,
+    /// Turkish.
+    Tr,
+}
+
+impl From<templates::Locale> for Locale {
+    fn from(locale: templates::Locale) -> Self {
+        match locale {
+            templates::Locale::En => Locale::En,
+            templates::Locale::Tr => Locale::Tr,
+        }
+    }
+}
+
+impl From<Locale> for templates::Locale {
+    fn from(locale: Locale) -> Self {
+        match locale {
+            Locale::En => templates::Locale::En,
+            Locale::Tr => templates::Locale::Tr,
+        }
+    }
+}
+
+/// Settings of the caller's account.
+pub struct AccountSettings(pub account::Model);
+
+#[Object]
+impl AccountSettings {
+    /// The account's id.
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// The account's name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The language of notification e-mails, unless a rule sets its own.
+    async fn default_locale(&self) -> Locale {
+        templates::Locale::from_code(Some(&self.0.locale)).into()
+    }
+}
+
+/// What the SMTP server answered to one address of a rule's test e-mail.
+#[derive(SimpleObject)]
+pub struct TestEmail {
+    /// The address.
+    pub recipient: String,
+    /// True when the SMTP server (or, without `SMTP_URL`, the outbox folder) took the mail.
+    pub accepted: bool,
+    /// The server's reply, or why the mail did not go out.
+    pub reply: String,
+    /// The language it was written in.
+    pub locale: Locale,
+}
+
+impl From<domain::rule_check::SampleSent> for TestEmail {
+    fn from(s: domain::rule_check::SampleSent) -> Self {
+        TestEmail {
+            recipient: s.recipient,
+            accepted: s.accepted,
+            reply: s.reply,
+            locale: s.locale.into(),
+        }
+    }
 }
 
 /// The state of a ticket.
@@ -498,6 +578,74 @@ impl Ticket {
             .map_err(shared)?;
         Ok(rows.unwrap_or_default().into_iter().map(Delivery).collect())
     }
+    /// The ticket's history, oldest first: opened by which flow, routed to whom, who was
+    /// notified through which rule, and which deliveries are retrying or failed, and why. A
+    /// delivery shows its latest attempt.
+    async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TicketEvent>> {
+        let rows = loaders(ctx)?
+            .deliveries
+            .load_one(self.0.id)
+            .await
+            .map_err(shared)?
+            .unwrap_or_default();
+        Ok(domain::timeline::events(&self.0, &rows)
+            .into_iter()
+            .map(|e| TicketEvent {
+                at: e.at,
+                kind: e.kind.into(),
+                message: e.message,
+                delivery: e
+                    .delivery_id
+                    .and_then(|id| rows.iter().find(|d| d.id == id))
+                    .cloned()
+                    .map(Delivery),
+            })
+            .collect())
+    }
+}
+
+/// What a ticket's timeline event is about.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum TicketEventKind {
+    /// A chatbot opened the ticket.
+    Opened,
+    /// The worker resolved the recipients.
+    Routed,
+    /// No routing rule and no forward address matched: nobody is notified.
+    Unrouted,
+    /// The SMTP server accepted the mail to a recipient.
+    Notified,
+    /// A delivery's last attempt failed transiently; another one is scheduled.
+    DeliveryRetrying,
+    /// A delivery failed for good.
+    DeliveryFailed,
+}
+
+impl From<timeline::EventKind> for TicketEventKind {
+    fn from(kind: timeline::EventKind) -> Self {
+        use timeline::EventKind as K;
+        match kind {
+            K::Opened => TicketEventKind::Opened,
+            K::Routed => TicketEventKind::Routed,
+            K::Unrouted => TicketEventKind::Unrouted,
+            K::Notified => TicketEventKind::Notified,
+            K::DeliveryRetrying => TicketEventKind::DeliveryRetrying,
+            K::DeliveryFailed => TicketEventKind::DeliveryFailed,
+        }
+    }
+}
+
+/// One line of a ticket's timeline.
+#[derive(SimpleObject)]
+pub struct TicketEvent {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What it is about.
+    pub kind: TicketEventKind,
+    /// One English sentence, e.g. "Notified a@example.com via rule offline_message (1 attempt)".
+    pub message: String,
+    /// The delivery it is about; null for `OPENED`, `ROUTED` and `UNROUTED`.
+    pub delivery: Option<Delivery>,
 }
 
 /// The state of one e-mail.
