@@ -1,14 +1,13 @@
-//! HTTP routes: `/graphql` (POST for operations, GET for GraphiQL), `/healthz`, `/readyz`,
+//! HTTP routes: `/graphql` (POST and GET per GraphQL over HTTP, GraphiQL for browsers), `/healthz`, `/readyz`,
 //! `/metrics` and the operators' page `/ops`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::GraphQLResponse;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -17,6 +16,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::graphql::operation::OperationName;
 use crate::graphql::{ApiSchema, Caller, Loaders};
+use crate::graphql_http::{self, Media};
 use crate::rate_limit::RateLimiter;
 
 /// Shared by every request.
@@ -40,7 +40,10 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The service's routes.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql).options(preflight))
+        .route(
+            "/graphql",
+            get(graphql_get).post(graphql_post).options(preflight),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -58,10 +61,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// A request refused before GraphQL sees it, shaped as a GraphQL error.
-fn refused(status: StatusCode, code: &str, message: &str) -> Response {
-    let body =
-        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, axum::Json(body)).into_response()
+fn refused(status: StatusCode, code: &'static str, message: &str) -> Response {
+    graphql_http::Refusal::new(status, code, message).into_response()
 }
 
 /// The `Origin` of a browser request from another site; `None` for calls without one
@@ -140,32 +141,65 @@ fn unavailable(error: &domain::Error) -> Response {
     )
 }
 
-async fn graphql(
+/// POST: the request is a JSON body.
+async fn graphql_post(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     // Reading the body as bytes puts it under the body limit (413 above MAX_BODY_BYTES).
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(_) if body.trim_ascii_start().starts_with(b"[") => {
-            return refused(
-                StatusCode::BAD_REQUEST,
-                "BATCH_NOT_SUPPORTED",
-                "send one operation per request",
-            );
+    let parsed = graphql_http::negotiate(&headers).and_then(|media| {
+        graphql_http::check_content_type(&headers)?;
+        Ok((media, graphql_http::request_from_json(&body)?))
+    });
+    match parsed {
+        Ok((media, request)) => graphql(&state, client, &headers, request, media).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// GET: a query from the URL, or GraphiQL for a browser that asks for the page.
+async fn graphql_get(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let wants_page = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_page && !query.split('&').any(|p| p.starts_with("query=")) {
+        return graphiql().await.into_response();
+    }
+    let parsed = graphql_http::negotiate(&headers).and_then(|media| {
+        let request = graphql_http::request_from_query_string(&query)?;
+        if graphql_http::is_mutation(&request) {
+            return Err(graphql_http::Refusal::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "mutations need POST",
+            ));
         }
-        Err(_) => {
-            return refused(
-                StatusCode::BAD_REQUEST,
-                "GRAPHQL_PARSE_FAILED",
-                "the body must be a JSON object with a `query` (and optional `variables`, `operationName`)",
-            );
-        }
-    };
+        Ok((media, request))
+    });
+    match parsed {
+        Ok((media, request)) => graphql(&state, client, &headers, request, media).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn graphql(
+    state: &AppState,
+    client: SocketAddr,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+    media: Media,
+) -> Response {
     // The key is resolved once per request; resolvers only look at the outcome.
-    let caller = match bearer(&headers) {
+    let caller = match bearer(headers) {
         None => Caller::Anonymous,
         Some(key)
             if state
@@ -182,14 +216,17 @@ async fn graphql(
     };
     // A key works in browsers only on the origins configured on it. Other callers get no CORS
     // headers: the operator token is not for web pages, and refusals need none.
-    let Some(origin) = cross_origin(&headers) else {
-        return execute(&state, client, caller, request).await;
+    let Some(origin) = cross_origin(headers) else {
+        return execute(state, client, caller, request, media).await;
     };
     let Caller::Key(principal) = &caller else {
-        return execute(&state, client, caller, request).await;
+        return execute(state, client, caller, request, media).await;
     };
     match domain::keys::key_allows_origin(&state.db, principal.key_id, &origin).await {
-        Ok(true) => allow_origin(execute(&state, client, caller, request).await, &origin),
+        Ok(true) => allow_origin(
+            execute(state, client, caller, request, media).await,
+            &origin,
+        ),
         Ok(false) => origin_refused(&origin),
         Err(error) => unavailable(&error),
     }
@@ -200,6 +237,7 @@ async fn execute(
     client: SocketAddr,
     caller: Caller,
     request: async_graphql::Request,
+    media: Media,
 ) -> Response {
     if let Caller::Key(principal) = &caller
         && principal.kind == domain::keys::KeyKind::Widget
@@ -247,7 +285,7 @@ async fn execute(
         metrics::counter!("ticketing_graphql_errors_total", "operation" => operation.clone(), "code" => code)
             .increment(1);
     }
-    GraphQLResponse::from(response).into_response()
+    graphql_http::respond(response, media)
 }
 
 /// The operation name as a metric label; clients choose names, so anything unusual is
@@ -269,8 +307,41 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+/// The documented operations (`clients/operations/`, which CI also type-checks against the
+/// schema), one GraphiQL tab each, so a new user has working examples to run.
+const EXAMPLES: [&str; 5] = [
+    include_str!("../../clients/operations/flows.graphql"),
+    include_str!("../../clients/operations/routing.graphql"),
+    include_str!("../../clients/operations/tickets.graphql"),
+    include_str!("../../clients/operations/conversation.graphql"),
+    include_str!("../../clients/operations/operations.graphql"),
+];
+
+async fn graphiql() -> Html<String> {
+    let page = GraphiQLSource::build()
+        .endpoint("/graphql")
+        .title("Ticketing API")
+        .finish();
+    let tabs: Vec<serde_json::Value> = EXAMPLES
+        .iter()
+        .map(|query| {
+            serde_json::json!({
+                "query": query,
+                "headers": "{\n  \"Authorization\": \"Bearer tk_admin_...\"\n}",
+            })
+        })
+        .collect();
+    // async-graphql's page has no option for GraphiQL's `defaultTabs`; they go next to the
+    // one option it sets. JSON is valid JavaScript, and `</` is escaped so no example can end
+    // the script element.
+    let tabs = serde_json::Value::from(tabs)
+        .to_string()
+        .replace("</", "<\\/");
+    Html(page.replacen(
+        "defaultEditorToolsVisibility: true,",
+        &format!("defaultEditorToolsVisibility: true,\n          defaultTabs: {tabs},"),
+        1,
+    ))
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod graphql;
+pub mod graphql_http;
 pub mod http;
 pub mod ops_page;
 pub mod rate_limit;

@@ -20,6 +20,7 @@ mod monitoring;
 mod operations;
 mod ops;
 mod outage;
+mod protocol;
 mod queue;
 mod schema;
 mod smtp_tls;
