@@ -41,6 +41,7 @@ pub struct RunningApp {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     worker: Option<JoinHandle<()>>,
+    relay: Option<JoinHandle<()>>,
 }
 
 impl App {
@@ -58,6 +59,13 @@ impl App {
         })?;
         let (stop, stopped) = watch::channel(false);
         domain::telemetry::prometheus();
+        // Subscribers hear of every process's writes through the database.
+        let relay =
+            (self.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres).then(|| {
+                tokio::spawn(domain::events::relay_postgres(
+                    self.config.database.url.expose().clone(),
+                ))
+            });
 
         let worker = if self.config.embedded_worker {
             let ctx = worker::Context::new(
@@ -103,6 +111,7 @@ impl App {
             stop,
             server,
             worker,
+            relay,
         })
     }
 }
@@ -120,6 +129,9 @@ impl RunningApp {
         }
         if let Some(worker) = self.worker {
             let _ = worker.await;
+        }
+        if let Some(relay) = self.relay {
+            relay.abort();
         }
     }
 

@@ -4,9 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -44,6 +47,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/graphql",
             get(graphql_get).post(graphql_post).options(preflight),
         )
+        .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -139,6 +143,57 @@ fn unavailable(error: &domain::Error) -> Response {
         "SERVICE_UNAVAILABLE",
         "the service is temporarily unavailable; retry shortly",
     )
+}
+
+/// Subscriptions over WebSocket (`graphql-transport-ws`; the older `graphql-ws` protocol
+/// too). The key comes in `connection_init`, since browsers cannot set headers on a
+/// WebSocket.
+async fn graphql_ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let origin = cross_origin(&headers);
+    let db = state.db.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, state.schema, protocol)
+                .on_connection_init(move |payload| connection_data(db, origin, payload))
+                .serve()
+        })
+}
+
+/// Accepts a WebSocket connection whose `connection_init` carries a working admin key
+/// (`{"Authorization": "Bearer tk_admin_..."}`), usable from the page's origin.
+async fn connection_data(
+    db: DatabaseConnection,
+    origin: Option<String>,
+    payload: serde_json::Value,
+) -> async_graphql::Result<async_graphql::Data> {
+    let key = ["Authorization", "authorization"]
+        .iter()
+        .find_map(|name| payload.get(*name).and_then(|v| v.as_str()))
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+        .ok_or_else(|| {
+            async_graphql::Error::new(
+                "send the admin key in connection_init: {\"Authorization\": \"Bearer tk_admin_...\"}",
+            )
+        })?;
+    let principal = domain::keys::authenticate(&db, key).await?;
+    principal.require_admin()?;
+    if let Some(origin) = origin
+        && !domain::keys::key_allows_origin(&db, principal.key_id, &origin).await?
+    {
+        return Err(async_graphql::Error::new(format!(
+            "this key may not be used from pages on {origin}"
+        )));
+    }
+    let mut data = async_graphql::Data::default();
+    data.insert(Caller::Key(principal));
+    data.insert(Loaders::new(db));
+    Ok(data)
 }
 
 /// POST: the request is a JSON body.

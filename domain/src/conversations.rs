@@ -414,6 +414,15 @@ async fn finish<C: ConnectionTrait + TransactionTrait>(
     match turn? {
         Some(turn) => {
             txn.commit().await?;
+            if let Some(ticket) = &turn.ticket {
+                crate::events::published(
+                    db,
+                    crate::events::Event::TicketOpened {
+                        account_id: ticket.account_id,
+                        ticket_id: ticket.id,
+                    },
+                );
+            }
             Ok(turn)
         }
         None => {

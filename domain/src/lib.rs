@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod db;
 pub mod design;
 pub mod error;
+pub mod events;
 pub mod flows;
 pub mod keys;
 pub mod mail;

@@ -10,6 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::events::{self, Event};
 use crate::flows::{self, KIND_TICKET};
 use crate::queue::{self, Job};
 use crate::{Error, Result, now, validate};
@@ -167,6 +168,13 @@ pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
     )
     .await?;
     txn.commit().await?;
+    events::published(
+        db,
+        Event::TicketOpened {
+            account_id,
+            ticket_id: ticket.id,
+        },
+    );
     Ok(Opened {
         ticket,
         confirmation_message: step.confirmation_message.unwrap_or_default(),
@@ -226,6 +234,18 @@ pub async fn find_ticket(
 ) -> Result<Option<ticket::Model>> {
     Ok(ticket::Entity::find_by_id(id)
         .filter(ticket::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?)
+}
+
+/// One delivery of the account, or `None`.
+pub async fn find_delivery(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<delivery::Model>> {
+    Ok(delivery::Entity::find_by_id(id)
+        .filter(delivery::Column::AccountId.eq(account_id))
         .one(db)
         .await?)
 }

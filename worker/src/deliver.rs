@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use domain::events::{self, Event};
 use domain::mail::{self, SendError};
 use domain::queue::{self, Job};
 use domain::routing::{attempt_key, status};
@@ -249,30 +250,39 @@ async fn record(
         }
     };
     // A final result is one statement; a retry's state and its job commit together.
-    let Some(due) = next else {
-        let written = update.exec(&ctx.db).await?;
-        return Ok(if written.rows_affected == 0 {
-            // Our lease ran out and another worker took the row over: its result stands.
-            Outcome::Skipped
-        } else {
-            outcome
-        });
-    };
-    let txn = domain::db::begin(&ctx.db).await?;
-    if update.exec(&txn).await?.rows_affected == 0 {
-        return Ok(Outcome::Skipped);
+    match next {
+        None => {
+            if update.exec(&ctx.db).await?.rows_affected == 0 {
+                // Our lease ran out and another worker took the row over: its result stands.
+                return Ok(Outcome::Skipped);
+            }
+        }
+        Some(due) => {
+            let txn = domain::db::begin(&ctx.db).await?;
+            if update.exec(&txn).await?.rows_affected == 0 {
+                return Ok(Outcome::Skipped);
+            }
+            queue::enqueue(
+                &txn,
+                &Job::SendDelivery {
+                    delivery_id: delivery.id,
+                    attempt: attempt + 1,
+                },
+                &attempt_key(delivery.id, attempt + 1),
+                due,
+            )
+            .await?;
+            txn.commit().await?;
+        }
     }
-    queue::enqueue(
-        &txn,
-        &Job::SendDelivery {
+    events::published(
+        &ctx.db,
+        Event::DeliveryUpdated {
+            account_id: delivery.account_id,
+            ticket_id: delivery.ticket_id,
             delivery_id: delivery.id,
-            attempt: attempt + 1,
         },
-        &attempt_key(delivery.id, attempt + 1),
-        due,
-    )
-    .await?;
-    txn.commit().await?;
+    );
     Ok(outcome)
 }
 

@@ -9,11 +9,12 @@ mod mutation;
 pub mod operation;
 mod ops;
 mod query;
+mod subscription;
 mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, Schema};
 use domain::keys::Principal;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -31,7 +32,7 @@ pub struct Query(query::Query, ops::OpsQuery);
 pub struct Mutation(mutation::Mutation, ops::OpsMutation);
 
 /// The executable schema.
-pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type ApiSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// Deepest query accepted.
 pub const MAX_DEPTH: usize = 12;
@@ -53,24 +54,32 @@ pub fn schema(
     conversation_idle: std::time::Duration,
     outbound: domain::rule_check::Outbound,
 ) -> ApiSchema {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .data(db)
-        .data(Settings { conversation_idle })
-        .data(outbound)
-        .extension(limits::Limits {
-            max_depth: MAX_DEPTH,
-            max_complexity: MAX_COMPLEXITY,
-            max_aliases: MAX_ALIASES,
-        })
-        .extension(operation::RecordOperationName)
-        .finish()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::Subscription,
+    )
+    .data(db)
+    .data(Settings { conversation_idle })
+    .data(outbound)
+    .extension(limits::Limits {
+        max_depth: MAX_DEPTH,
+        max_complexity: MAX_COMPLEXITY,
+        max_aliases: MAX_ALIASES,
+    })
+    .extension(operation::RecordOperationName)
+    .finish()
 }
 
 /// The SDL that `schema.graphql` must equal.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::Subscription,
+    )
+    .finish()
+    .sdl()
 }
 
 /// Who sent the request, decided once from the `Authorization` header.
