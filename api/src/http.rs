@@ -364,12 +364,13 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The documented operations (`clients/operations/`, which CI also type-checks against the
 /// schema), one GraphiQL tab each, so a new user has working examples to run.
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
     include_str!("../../clients/operations/flows.graphql"),
     include_str!("../../clients/operations/routing.graphql"),
     include_str!("../../clients/operations/tickets.graphql"),
     include_str!("../../clients/operations/conversation.graphql"),
     include_str!("../../clients/operations/operations.graphql"),
+    include_str!("../../clients/operations/webhooks.graphql"),
 ];
 
 async fn graphiql() -> Html<String> {

@@ -177,6 +177,13 @@ pub struct DeliveryConfig {
     pub poll_interval: Duration,
     /// `SHUTDOWN_GRACE_MS`: how long a stopping worker waits for jobs in flight.
     pub shutdown_grace: Duration,
+    /// `WEBHOOK_TIMEOUT_MS`: bound on one webhook request.
+    pub webhook_timeout: Duration,
+    /// `WEBHOOK_MAX_ATTEMPTS`: attempts before a webhook delivery is FAILED.
+    pub webhook_max_attempts: u32,
+    /// `WEBHOOK_ALLOW_PRIVATE_NETWORKS`: let webhooks reach loopback, private and link-local
+    /// addresses (off: an account cannot make the worker call the internal network).
+    pub webhook_allow_private_networks: bool,
 }
 
 impl DeliveryConfig {
@@ -189,6 +196,9 @@ impl DeliveryConfig {
             concurrency: parse("WORKER_CONCURRENCY", 8)?,
             poll_interval: millis("POLL_INTERVAL_MS", 200)?,
             shutdown_grace: millis("SHUTDOWN_GRACE_MS", 30_000)?,
+            webhook_timeout: millis("WEBHOOK_TIMEOUT_MS", 10_000)?,
+            webhook_max_attempts: parse("WEBHOOK_MAX_ATTEMPTS", 8)?,
+            webhook_allow_private_networks: flag("WEBHOOK_ALLOW_PRIVATE_NETWORKS", false)?,
         };
         if cfg.max_attempts == 0 {
             return Err(ConfigError {

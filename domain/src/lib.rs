@@ -26,6 +26,7 @@ pub mod templates;
 pub mod tickets;
 pub mod timeline;
 pub mod validate;
+pub mod webhooks;
 
 pub use error::{Error, Result};
 

@@ -33,6 +33,11 @@ pub enum Job {
     RouteTicket { ticket_id: Uuid },
     /// Make attempt number `attempt` (1-based) at one delivery.
     SendDelivery { delivery_id: Uuid, attempt: i32 },
+    /// Make attempt number `attempt` (1-based) at one webhook delivery.
+    SendWebhook {
+        webhook_delivery_id: Uuid,
+        attempt: i32,
+    },
 }
 
 /// Adds `job` to the queue on `conn` (typically inside a transaction), due at `run_at`.

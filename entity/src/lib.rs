@@ -15,6 +15,9 @@ pub mod live_topic;
 pub mod routing_rule;
 pub mod step;
 pub mod ticket;
+pub mod webhook;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
 
 pub mod prelude {
     //! The entities under short names.
@@ -31,4 +34,7 @@ pub mod prelude {
     pub use super::routing_rule::Entity as RoutingRule;
     pub use super::step::Entity as Step;
     pub use super::ticket::Entity as Ticket;
+    pub use super::webhook::Entity as Webhook;
+    pub use super::webhook_attempt::Entity as WebhookAttempt;
+    pub use super::webhook_delivery::Entity as WebhookDelivery;
 }

@@ -10,6 +10,7 @@ mod m20261125_000004_add_api_key_origins;
 mod m20261125_000005_add_ticket_routed_at;
 mod m20261125_000006_add_locales;
 mod m20261125_000007_add_event_triggers;
+mod m20261125_000008_add_webhooks;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_add_ticket_routed_at::Migration),
             Box::new(m20261125_000006_add_locales::Migration),
             Box::new(m20261125_000007_add_event_triggers::Migration),
+            Box::new(m20261125_000008_add_webhooks::Migration),
         ]
     }
 }

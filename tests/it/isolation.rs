@@ -117,6 +117,13 @@ async fn populate(
         json!({}),
     )
     .await;
+    // A webhook whose event never happens here: its id is probed, no request is ever made.
+    call(
+        admin,
+        "mutation($u: String!) { createWebhook(input: { url: $u, events: [TICKET_UNROUTED] }) { webhook { id } } }",
+        json!({ "u": format!("https://hooks.example.com/{label}") }),
+    )
+    .await;
     call(
         widget,
         OPEN_TICKET,
@@ -295,6 +302,8 @@ impl Schema {
                     json!("probe@example.com")
                 } else if lower.contains("origin") {
                     json!("https://probe.example")
+                } else if lower == "url" {
+                    json!("https://hooks.example.com/probe")
                 } else if lower.contains("tag") || lower.contains("topic") {
                     json!("probe_topic")
                 } else {

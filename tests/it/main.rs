@@ -26,3 +26,4 @@ mod schema;
 mod smtp_tls;
 mod ticket_path;
 mod validation;
+mod webhooks;

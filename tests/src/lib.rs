@@ -49,8 +49,10 @@ macro_rules! on_both_engines {
     )*};
 }
 
-/// Logs go to the test output only when `TEST_LOG` is set.
-fn init_test_log() {
+/// Once per test process: ring as the rustls provider (the test peers also compile aws-lc-rs,
+/// and reqwest then needs to be told), and logs to the test output when `TEST_LOG` is set.
+fn init_test_process() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -175,6 +177,10 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
             concurrency: 4,
             poll_interval: Duration::from_millis(50),
             shutdown_grace: Duration::from_secs(10),
+            webhook_timeout: Duration::from_secs(5),
+            webhook_max_attempts: 3,
+            // The tests' receivers listen on loopback.
+            webhook_allow_private_networks: true,
         },
         embedded_worker: true,
         max_body_bytes: 256 * 1024,
@@ -228,7 +234,7 @@ impl TestApp {
         smtp: &TestSmtp,
         tweak: impl FnOnce(&mut ApiConfig),
     ) -> Option<TestApp> {
-        init_test_log();
+        init_test_process();
         let test_db = TestDb::create(engine).await?;
         let mut config = test_config(&test_db.url, smtp);
         tweak(&mut config);

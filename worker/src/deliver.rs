@@ -13,6 +13,7 @@ use domain::events::{self, Event};
 use domain::mail::{self, SendError};
 use domain::queue::{self, Job};
 use domain::routing::{attempt_key, status};
+use domain::webhooks;
 use entity::{delivery, ticket};
 use rand::Rng;
 use sea_orm::sea_query::Expr;
@@ -59,6 +60,22 @@ pub async fn route(
     let Some(planned) = domain::routing::plan_deliveries(&ctx.db, ticket_id).await? else {
         return Ok((0, Vec::new()));
     };
+    let event = if planned.recipients == 0 {
+        webhooks::TICKET_UNROUTED
+    } else {
+        webhooks::TICKET_OPENED
+    };
+    webhooks::emit(
+        &ctx.db,
+        planned.ticket.account_id,
+        event,
+        planned.ticket.id,
+        &webhooks::TicketEvent {
+            ticket: (&planned.ticket).into(),
+            recipients: planned.recipients,
+        },
+    )
+    .await?;
     let ticket = &planned.ticket;
     let attempts = planned.due.iter().map(|&delivery_id| {
         let span = tracing::info_span!("send_delivery", %delivery_id, attempt = 1);
@@ -275,6 +292,9 @@ async fn record(
             txn.commit().await?;
         }
     }
+    if outcome == Outcome::Failed {
+        delivery_failed(ctx, delivery, attempt).await?;
+    }
     events::published(
         &ctx.db,
         Event::DeliveryUpdated {
@@ -284,6 +304,41 @@ async fn record(
         },
     );
     Ok(outcome)
+}
+
+/// Tells the account's integrations that a delivery failed for good.
+async fn delivery_failed(
+    ctx: &Context,
+    delivery: &delivery::Model,
+    attempts: i32,
+) -> Result<(), domain::Error> {
+    let Some(ticket) = ticket::Entity::find_by_id(delivery.ticket_id)
+        .one(&ctx.db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let failed = delivery::Entity::find_by_id(delivery.id)
+        .one(&ctx.db)
+        .await?
+        .unwrap_or_else(|| delivery.clone());
+    webhooks::emit(
+        &ctx.db,
+        delivery.account_id,
+        webhooks::DELIVERY_FAILED,
+        delivery.id,
+        &webhooks::DeliveryEvent {
+            delivery: webhooks::DeliveryData {
+                id: delivery.id,
+                recipient: delivery.recipient.clone(),
+                attempts,
+                last_error: failed.last_error,
+            },
+            ticket: (&ticket).into(),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod deliver;
 pub mod http;
 pub mod process;
 pub mod runtime;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ pub struct Context {
     pub from: Mailbox,
     pub send_timeout: Duration,
     pub delivery: DeliveryConfig,
+    /// For webhook requests.
+    pub http: reqwest::Client,
 }
 
 impl Context {
@@ -64,6 +67,10 @@ impl Context {
             mailer: Mailer::from_config(mail)?,
             from: mail.from.clone(),
             send_timeout: mail.timeout,
+            http: webhook::client(
+                delivery.webhook_timeout,
+                delivery.webhook_allow_private_networks,
+            )?,
             delivery,
         })
     }

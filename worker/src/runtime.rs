@@ -32,6 +32,10 @@ pub async fn handle(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
             delivery_id,
             attempt,
         } => tracing::info_span!("send_delivery", %delivery_id, attempt),
+        Job::SendWebhook {
+            webhook_delivery_id,
+            attempt,
+        } => tracing::info_span!("send_webhook", %webhook_delivery_id, attempt),
     };
     run_job(job, ctx).instrument(span).await
 }
@@ -56,6 +60,22 @@ async fn run_job(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
                 .await
                 .inspect_err(|_| count("send", "error"))?;
             report(delivery_id, attempt, &outcome);
+        }
+        Job::SendWebhook {
+            webhook_delivery_id,
+            attempt,
+        } => {
+            let outcome = crate::webhook::attempt(&ctx, webhook_delivery_id, attempt)
+                .await
+                .inspect_err(|_| count("webhook", "error"))?;
+            let label = match outcome {
+                Outcome::Sent => "succeeded",
+                Outcome::Retrying(_) => "retrying",
+                Outcome::Failed => "failed",
+                Outcome::Deferred | Outcome::Skipped => "skipped",
+            };
+            tracing::info!(%webhook_delivery_id, attempt, outcome = label, "webhook attempt");
+            count("webhook", label);
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ mod ops;
 mod query;
 mod subscription;
 mod types;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -24,12 +25,16 @@ pub use loaders::Loaders;
 /// All read operations.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct Query(query::Query, ops::OpsQuery);
+pub struct Query(query::Query, ops::OpsQuery, webhooks::WebhookQuery);
 
 /// All write operations.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct Mutation(mutation::Mutation, ops::OpsMutation);
+pub struct Mutation(
+    mutation::Mutation,
+    ops::OpsMutation,
+    webhooks::WebhookMutation,
+);
 
 /// The executable schema.
 pub type ApiSchema = Schema<Query, Mutation, subscription::Subscription>;

@@ -1,0 +1,452 @@
+//! Webhooks for integrations: an account subscribes URLs to events; each event becomes one
+//! webhook delivery per subscribed URL, sent by the worker through the job queue with
+//! retries and backoff, every attempt recorded.
+//!
+//! Requests follow the Standard Webhooks spec (standardwebhooks.com): a JSON body
+//! `{"type", "timestamp", "data"}` and the headers `webhook-id` (the delivery's id, the same
+//! on every retry), `webhook-timestamp` (Unix seconds) and `webhook-signature`
+//! (`v1,` + base64 of HMAC-SHA256 over `id.timestamp.body`, keyed with the secret's bytes).
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use entity::{webhook, webhook_attempt, webhook_delivery};
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::queue::{self, Job};
+use crate::{Error, Result, now};
+
+/// A new ticket (after routing, with its recipients' count).
+pub const TICKET_OPENED: &str = "ticket.opened";
+/// A new ticket that no rule and no forward address matched: nobody was mailed.
+pub const TICKET_UNROUTED: &str = "ticket.unrouted";
+/// A notification e-mail failed for good.
+pub const DELIVERY_FAILED: &str = "delivery.failed";
+/// Every event a webhook can subscribe to.
+pub const EVENTS: [&str; 3] = [TICKET_OPENED, TICKET_UNROUTED, DELIVERY_FAILED];
+
+/// Most webhooks one account may have.
+pub const MAX_WEBHOOKS: u64 = 10;
+/// Longest accepted URL.
+const MAX_URL_CHARS: usize = 2000;
+
+/// Webhook delivery states.
+pub mod status {
+    pub const PENDING: &str = "PENDING";
+    pub const SENDING: &str = "SENDING";
+    pub const RETRYING: &str = "RETRYING";
+    pub const SUCCEEDED: &str = "SUCCEEDED";
+    pub const FAILED: &str = "FAILED";
+}
+
+/// Checks a webhook URL: absolute `http`/`https` with a host, no credentials in it.
+pub fn validate_url(raw: &str) -> Result<String> {
+    let invalid = |message: &str| Error::invalid("url", message);
+    let trimmed = raw.trim();
+    if trimmed.chars().count() > MAX_URL_CHARS {
+        return Err(invalid("must be at most 2000 characters"));
+    }
+    let url = url::Url::parse(trimmed).map_err(|e| invalid(&format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("must start with https:// (or http://)"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("must name a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "must not carry credentials; requests are signed instead",
+        ));
+    }
+    Ok(url.to_string())
+}
+
+/// Checks the subscribed events: at least one, each known, no repeats.
+pub fn validate_events(events: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        if !EVENTS.contains(&event.as_str()) {
+            return Err(Error::invalid(
+                format!("events[{i}]"),
+                format!("unknown event; one of {}", EVENTS.join(", ")),
+            ));
+        }
+        if !out.contains(event) {
+            out.push(event.clone());
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::invalid("events", "subscribe to at least one event"));
+    }
+    Ok(out)
+}
+
+/// Whether a worker may send to this address when private networks are not allowed: public
+/// unicast only (no loopback, private, link-local, shared, documentation or multicast
+/// ranges), so an account cannot point the worker at the internal network.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+/// A new signing secret: `whsec_` and 32 random bytes in base64.
+fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// The key bytes of a `whsec_` secret.
+pub fn secret_key(secret: &str) -> Vec<u8> {
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap_or_else(|_| encoded.as_bytes().to_vec())
+}
+
+/// Subscribes `url` to `events` for the account. Returns the webhook and its signing secret.
+pub async fn create_webhook(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    url: &str,
+    events: &[String],
+) -> Result<webhook::Model> {
+    let url = validate_url(url)?;
+    let events = validate_events(events)?;
+    let count = webhook::Entity::find()
+        .filter(webhook::Column::AccountId.eq(account_id))
+        .count(db)
+        .await?;
+    if count >= MAX_WEBHOOKS {
+        return Err(Error::invalid(
+            "url",
+            format!("an account has at most {MAX_WEBHOOKS} webhooks; delete one first"),
+        ));
+    }
+    Ok(webhook::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        account_id: Set(account_id),
+        url: Set(url),
+        events: Set(serde_json::json!(events)),
+        secret: Set(new_secret()),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?)
+}
+
+/// The account's webhooks, oldest first.
+pub async fn list_webhooks(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+) -> Result<Vec<webhook::Model>> {
+    Ok(webhook::Entity::find()
+        .filter(webhook::Column::AccountId.eq(account_id))
+        .order_by_asc(webhook::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// One webhook of the account.
+pub async fn find_webhook(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<webhook::Model>> {
+    Ok(webhook::Entity::find_by_id(id)
+        .filter(webhook::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?)
+}
+
+/// Deletes a webhook with its deliveries and their attempts; queued attempts find nothing.
+pub async fn delete_webhook(db: &impl ConnectionTrait, account_id: Uuid, id: Uuid) -> Result<()> {
+    let deleted = webhook::Entity::delete_many()
+        .filter(webhook::Column::Id.eq(id))
+        .filter(webhook::Column::AccountId.eq(account_id))
+        .exec(db)
+        .await?;
+    if deleted.rows_affected == 0 {
+        return Err(Error::NotFound("webhook"));
+    }
+    Ok(())
+}
+
+/// The event names a webhook subscribed to.
+pub fn events_of(webhook: &webhook::Model) -> Vec<String> {
+    serde_json::from_value(webhook.events.clone()).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct Body<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    timestamp: DateTime<Utc>,
+    data: T,
+}
+
+/// Records `event` for every webhook of the account subscribed to it and queues the first
+/// attempt of each, in one transaction. `key` names the occurrence (a ticket, a delivery) so
+/// a re-run job adds nothing. Returns how many webhook deliveries were created.
+pub async fn emit<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    event: &str,
+    key: Uuid,
+    data: &impl Serialize,
+) -> Result<usize> {
+    let hooks: Vec<webhook::Model> = list_webhooks(db, account_id)
+        .await?
+        .into_iter()
+        .filter(|w| events_of(w).iter().any(|e| e == event))
+        .collect();
+    if hooks.is_empty() {
+        return Ok(0);
+    }
+    let at = now();
+    let body = serde_json::to_string(&Body {
+        kind: event,
+        timestamp: at,
+        data,
+    })
+    .map_err(|e| Error::invalid("data", e.to_string()))?;
+    let txn = crate::db::begin(db).await?;
+    for hook in &hooks {
+        // Stable per (webhook, event, occurrence): a re-run job writes the same row again.
+        let id = Uuid::new_v5(&hook.id, format!("{event}:{key}").as_bytes());
+        let inserted = webhook_delivery::Entity::insert(webhook_delivery::ActiveModel {
+            id: Set(id),
+            webhook_id: Set(hook.id),
+            account_id: Set(account_id),
+            event: Set(event.to_owned()),
+            payload: Set(body.clone()),
+            status: Set(status::PENDING.to_owned()),
+            attempts: Set(0),
+            last_error: Set(None),
+            next_attempt_at: Set(None),
+            locked_until: Set(None),
+            delivered_at: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+        })
+        .on_conflict_do_nothing_on([webhook_delivery::Column::Id])
+        .exec_without_returning(&txn)
+        .await?;
+        if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+            queue::enqueue(
+                &txn,
+                &Job::SendWebhook {
+                    webhook_delivery_id: id,
+                    attempt: 1,
+                },
+                &attempt_key(id, 1),
+                at,
+            )
+            .await?;
+        }
+    }
+    sea_orm::TransactionSession::commit(txn).await?;
+    Ok(hooks.len())
+}
+
+/// A ticket as webhook payloads show it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketData {
+    pub id: Uuid,
+    pub number: i64,
+    pub topic: String,
+    pub flow_name: String,
+    pub message: String,
+    pub visitor_name: Option<String>,
+    pub visitor_email: Option<String>,
+    pub visitor_phone: Option<String>,
+    pub conversation_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&entity::ticket::Model> for TicketData {
+    fn from(t: &entity::ticket::Model) -> Self {
+        TicketData {
+            id: t.id,
+            number: t.number,
+            topic: t.topic.clone(),
+            flow_name: t.flow_name.clone(),
+            message: t.message.clone(),
+            visitor_name: t.visitor_name.clone(),
+            visitor_email: t.visitor_email.clone(),
+            visitor_phone: t.visitor_phone.clone(),
+            conversation_id: t.conversation_id,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// `ticket.opened` and `ticket.unrouted`.
+#[derive(Serialize)]
+pub struct TicketEvent {
+    pub ticket: TicketData,
+    /// How many addresses are notified.
+    pub recipients: usize,
+}
+
+/// A failed delivery as webhook payloads show it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryData {
+    pub id: Uuid,
+    pub recipient: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+/// `delivery.failed`.
+#[derive(Serialize)]
+pub struct DeliveryEvent {
+    pub delivery: DeliveryData,
+    pub ticket: TicketData,
+}
+
+/// The idempotency key of a webhook delivery's `attempt`-th job.
+pub fn attempt_key(webhook_delivery_id: Uuid, attempt: i32) -> String {
+    format!("webhook:{webhook_delivery_id}:{attempt}")
+}
+
+/// A page of a webhook's deliveries, newest first, after the delivery `after`.
+pub async fn deliveries(
+    db: &impl ConnectionTrait,
+    webhook_id: Uuid,
+    first: u64,
+    after: Option<Uuid>,
+) -> Result<(Vec<webhook_delivery::Model>, bool)> {
+    if first == 0 || first > crate::tickets::MAX_PAGE {
+        return Err(Error::invalid(
+            "first",
+            format!("must be between 1 and {}", crate::tickets::MAX_PAGE),
+        ));
+    }
+    let mut query = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::WebhookId.eq(webhook_id))
+        .order_by_desc(webhook_delivery::Column::CreatedAt)
+        .order_by_desc(webhook_delivery::Column::Id);
+    if let Some(after) = after
+        && let Some(cursor) = webhook_delivery::Entity::find_by_id(after)
+            .filter(webhook_delivery::Column::WebhookId.eq(webhook_id))
+            .one(db)
+            .await?
+    {
+        query = query.filter(
+            sea_orm::Condition::any()
+                .add(webhook_delivery::Column::CreatedAt.lt(cursor.created_at))
+                .add(
+                    sea_orm::Condition::all()
+                        .add(webhook_delivery::Column::CreatedAt.eq(cursor.created_at))
+                        .add(webhook_delivery::Column::Id.lt(cursor.id)),
+                ),
+        );
+    }
+    let mut rows = query.limit(first + 1).all(db).await?;
+    let more = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok((rows, more))
+}
+
+/// The attempts of a webhook delivery, first first.
+pub async fn attempts(
+    db: &impl ConnectionTrait,
+    webhook_delivery_id: Uuid,
+) -> Result<Vec<webhook_attempt::Model>> {
+    Ok(webhook_attempt::Entity::find()
+        .filter(webhook_attempt::Column::WebhookDeliveryId.eq(webhook_delivery_id))
+        .order_by_asc(webhook_attempt::Column::Attempt)
+        .all(db)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_http_with_a_host_and_no_credentials() {
+        assert_eq!(
+            validate_url(" https://hooks.example.com/t?x=1 ").unwrap(),
+            "https://hooks.example.com/t?x=1"
+        );
+        for bad in [
+            "ftp://example.com",
+            "hooks.example.com",
+            "https://user:pw@example.com/",
+            "",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_public_addresses_pass_the_private_network_guard() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn events_are_known_and_deduplicated() {
+        assert_eq!(
+            validate_events(&["ticket.opened".into(), "ticket.opened".into()]).unwrap(),
+            ["ticket.opened"]
+        );
+        assert!(validate_events(&[]).is_err());
+        assert!(validate_events(&["ticket.closed".into()]).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! Webhooks against a real HTTP receiver on loopback: signed requests (Standard Webhooks),
+//! retried through the queue with backoff after a 5xx, every attempt visible over GraphQL.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use hmac::{KeyInit, Mac};
+use integration_tests::{
+    Engine as DbEngine, Fault, TestApp, TestSmtp, error_code, on_both_engines,
+};
+use serde_json::{Value, json};
+
+use crate::ops::CREATE_RULE;
+use crate::ticket_path::{flow_with_ticket_step, open_ticket};
+
+on_both_engines!(integrations_get_signed_retried_events);
+
+/// What the receiver got: (headers, body).
+type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+/// An HTTP receiver on a loopback port that answers each request with the next status of
+/// `replies` (then 200).
+async fn receiver(replies: Vec<u16>) -> (String, Received) {
+    let received: Received = Arc::default();
+    let replies = Arc::new(Mutex::new(replies.into_iter()));
+    let log = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let log = log.clone();
+            let replies = replies.clone();
+            async move {
+                log.lock().unwrap().push((headers, body));
+                let code = replies.lock().unwrap().next().unwrap_or(200);
+                StatusCode::from_u16(code).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+/// Verifies a request the way a receiver would, independently of the server's code.
+fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
+    let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.{}",
+            header("webhook-id"),
+            header("webhook-timestamp"),
+            body
+        )
+        .as_bytes(),
+    );
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    header("webhook-signature") == expected
+}
+
+const CREATE_WEBHOOK: &str = "mutation($url: String!, $events: [WebhookEvent!]!) {
+  createWebhook(input: { url: $url, events: $events }) { secret webhook { id url events } }
+}";
+const WEBHOOK: &str = "query($id: ID!) {
+  webhook(id: $id) { deliveries(first: 10) { edges { node { id event status payload attempts { attempt statusCode error } } } pageInfo { hasNextPage } } }
+}";
+
+async fn integrations_get_signed_retried_events(engine: DbEngine) {
+    let smtp = TestSmtp::start();
+    smtp.fail_rcpt("gone@example.com", Fault::Permanent, usize::MAX);
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (url, received) = receiver(vec![503]).await;
+
+    let bad = app
+        .gql(
+            Some(&app.admin_key),
+            CREATE_WEBHOOK,
+            json!({ "url": "ftp://example.com/x", "events": ["TICKET_OPENED"] }),
+        )
+        .await;
+    assert_eq!(error_code(&bad), "BAD_USER_INPUT");
+
+    let created = app
+        .admin(
+            CREATE_WEBHOOK,
+            json!({ "url": url, "events": ["TICKET_OPENED", "DELIVERY_FAILED"] }),
+        )
+        .await;
+    let secret = created["createWebhook"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let hook_id = created["createWebhook"]["webhook"]["id"].clone();
+
+    let (_, step) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    app.admin(
+        CREATE_RULE,
+        json!({ "tag": "offline_message", "emails": ["gone@example.com"] }),
+    )
+    .await;
+    let opened = open_ticket(&app, &app.widget_key, &step, "hi").await;
+    let ticket_id = opened["ticket"]["id"].as_str().unwrap().to_owned();
+
+    // ticket.opened: 503, then retried (backoff of the test config) and accepted;
+    // delivery.failed: accepted at once.
+    let data = app
+        .wait_for(
+            Duration::from_secs(30),
+            WEBHOOK,
+            json!({ "id": hook_id }),
+            |d| {
+                let edges = d["webhook"]["deliveries"]["edges"].as_array().unwrap();
+                edges.len() == 2 && edges.iter().all(|e| e["node"]["status"] == "SUCCEEDED")
+            },
+        )
+        .await;
+    let edges = data["webhook"]["deliveries"]["edges"].as_array().unwrap();
+    let by_event = |event: &str| {
+        edges
+            .iter()
+            .map(|e| &e["node"])
+            .find(|n| n["event"] == event)
+            .unwrap()
+            .clone()
+    };
+    let opened_event = by_event("TICKET_OPENED");
+    assert_eq!(
+        opened_event["attempts"],
+        json!([
+            { "attempt": 1, "statusCode": 503, "error": "HTTP 503" },
+            { "attempt": 2, "statusCode": 200, "error": null },
+        ])
+    );
+    let failed_event = by_event("DELIVERY_FAILED");
+    assert_eq!(failed_event["attempts"][0]["statusCode"], 200);
+
+    let requests = received.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3, "503 + retry + delivery.failed");
+    for (headers, body) in &requests {
+        assert!(verify(&secret, headers, body), "bad signature on {body}");
+        assert_eq!(headers["content-type"], "application/json");
+        let sent: i64 = headers["webhook-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((chrono::Utc::now().timestamp() - sent).abs() < 300);
+    }
+    // A retry is the same message: same id, same body.
+    let opened_requests: Vec<&(HeaderMap, String)> = requests
+        .iter()
+        .filter(|(_, b)| b.contains("\"ticket.opened\""))
+        .collect();
+    assert_eq!(opened_requests.len(), 2);
+    assert_eq!(
+        opened_requests[0].0["webhook-id"],
+        opened_requests[1].0["webhook-id"]
+    );
+    assert_eq!(opened_requests[0].1, opened_requests[1].1);
+    assert_eq!(
+        opened_requests[0].0["webhook-id"].to_str().unwrap(),
+        opened_event["id"].as_str().unwrap()
+    );
+    let body: Value = serde_json::from_str(&opened_requests[0].1).unwrap();
+    assert_eq!(body["type"], "ticket.opened");
+    assert_eq!(body["data"]["ticket"]["id"], ticket_id.as_str());
+    assert_eq!(body["data"]["ticket"]["topic"], "offline_message");
+    assert_eq!(body["data"]["recipients"], 1);
+    let failed: Value = serde_json::from_str(failed_event["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(failed["type"], "delivery.failed");
+    assert_eq!(failed["data"]["delivery"]["recipient"], "gone@example.com");
+    assert!(
+        failed["data"]["delivery"]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("550")
+    );
+
+    // Another account sees neither the webhook nor its deliveries.
+    let (other_admin, _) = app.other_account().await;
+    let foreign = app
+        .gql(Some(&other_admin), WEBHOOK, json!({ "id": hook_id }))
+        .await;
+    assert!(foreign["data"]["webhook"].is_null(), "{foreign:#}");
+    let delete = app
+        .gql(
+            Some(&other_admin),
+            "mutation($id: ID!) { deleteWebhook(id: $id) }",
+            json!({ "id": hook_id }),
+        )
+        .await;
+    assert_eq!(error_code(&delete), "NOT_FOUND");
+    app.stop().await;
+}
