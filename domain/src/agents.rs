@@ -7,7 +7,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::{Error, Result, now, validate};
+use crate::{Error, Result, limits, now, validate};
 
 /// Adds an agent; the address must be new in the account (ignoring case).
 pub async fn create_agent(
@@ -18,6 +18,13 @@ pub async fn create_agent(
 ) -> Result<agent::Model> {
     let name = validate::name("name", name)?;
     let email = validate::email("email", email)?;
+    limits::check::<agent::Entity>(
+        db,
+        agent::Column::AccountId.eq(account_id),
+        "agents",
+        limits::AGENTS,
+    )
+    .await?;
     let inserted = agent::ActiveModel {
         id: Set(Uuid::now_v7()),
         account_id: Set(account_id),

@@ -20,6 +20,9 @@ pub enum Error {
     /// The key is valid but its kind may not do this.
     #[error("this API key may not perform this operation")]
     Forbidden,
+    /// The account already has the most of these it may have.
+    #[error("an account may have at most {max} {what}; delete some first")]
+    LimitReached { what: &'static str, max: u64 },
     /// The database could not be reached; worth retrying later.
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),

@@ -1,10 +1,11 @@
 //! Live events for subscriptions: a ticket was opened, a delivery changed state.
 //!
-//! On PostgreSQL, triggers on `tickets` and `deliveries` send them with `NOTIFY` when the
-//! writing transaction commits, whichever process wrote (an API process, a worker), and every
-//! API process `LISTEN`s and hands them to its subscribers: no extra round trip on the write
-//! path, and never an event for a rolled-back write. On SQLite, where API and worker share one
-//! process, the writers publish on the in-process bus after they commit.
+//! On PostgreSQL every API process `LISTEN`s and hands what it hears to its subscribers, so
+//! they see the writes of every process. A trigger on `tickets` sends `ticket_opened` when the
+//! opening transaction commits (no extra round trip, never an event for a rolled-back write);
+//! delivery results are sent by the worker with [`publish`], all of one routing job in one
+//! `NOTIFY`, because each `NOTIFY` serialises its transaction's commit. On SQLite, where API
+//! and worker share one process, the writers publish on the in-process bus after they commit.
 //!
 //! Events carry ids only; subscribers read the rows, scoped to their account. Delivery is
 //! best-effort (a subscriber that falls behind skips events); the queries are the record.
@@ -49,6 +50,14 @@ impl Event {
     }
 }
 
+/// What one notification carries: the trigger's one event, or [`publish`]'s batch.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Notification {
+    One(Event),
+    Many(Vec<Event>),
+}
+
 fn bus() -> &'static broadcast::Sender<Event> {
     static BUS: OnceLock<broadcast::Sender<Event>> = OnceLock::new();
     BUS.get_or_init(|| broadcast::channel(BUS_CAPACITY).0)
@@ -59,11 +68,42 @@ pub fn subscribe() -> broadcast::Receiver<Event> {
     bus().subscribe()
 }
 
-/// Publishes a committed write's event. On PostgreSQL the triggers have done it already.
+/// Publishes a committed write's event. On PostgreSQL the trigger has done it already.
 pub fn published(db: &impl ConnectionTrait, event: Event) {
     if db.get_database_backend() != DatabaseBackend::Postgres {
         // No subscriber is not an error.
         let _ = bus().send(event);
+    }
+}
+
+/// Publishes committed writes' events that no trigger announces: on PostgreSQL in one
+/// `NOTIFY` (a JSON array; several when it would not fit a notification), in memory on
+/// SQLite. Best-effort: a failure is logged, the writes stand.
+pub async fn publish(db: &impl ConnectionTrait, events: &[Event]) {
+    if events.is_empty() {
+        return;
+    }
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        for event in events {
+            let _ = bus().send(event.clone());
+        }
+        return;
+    }
+    // A notification carries at most 8000 bytes; an event is under 200.
+    for chunk in events.chunks(30) {
+        let Ok(payload) = serde_json::to_string(chunk) else {
+            continue;
+        };
+        let sent = db
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [CHANNEL.into(), payload.into()],
+            ))
+            .await;
+        if let Err(error) = sent {
+            tracing::warn!(%error, "live events: could not publish");
+        }
     }
 }
 
@@ -89,9 +129,14 @@ async fn listen(url: &str) -> Result<(), sqlx::Error> {
     tracing::debug!("live events: listening");
     loop {
         let notification = listener.recv().await?;
-        match serde_json::from_str::<Event>(notification.payload()) {
-            Ok(event) => {
+        match serde_json::from_str::<Notification>(notification.payload()) {
+            Ok(Notification::One(event)) => {
                 let _ = bus().send(event);
+            }
+            Ok(Notification::Many(events)) => {
+                for event in events {
+                    let _ = bus().send(event);
+                }
             }
             Err(error) => tracing::warn!(%error, "live events: unreadable notification"),
         }

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::{Error, Result, now, validate};
+use crate::{Error, Result, limits, now, validate};
 
 /// A step that says a text and moves on.
 pub const KIND_MESSAGE: &str = "message";
@@ -220,6 +220,13 @@ pub async fn create_flow(
     name: &str,
 ) -> Result<flow::Model> {
     let name = validate::name("name", name)?;
+    limits::check::<flow::Entity>(
+        db,
+        flow::Column::AccountId.eq(account_id),
+        "flows",
+        limits::FLOWS,
+    )
+    .await?;
     Ok(flow::ActiveModel {
         id: Set(Uuid::now_v7()),
         account_id: Set(account_id),
@@ -326,6 +333,12 @@ pub async fn add_step<C: ConnectionTrait + TransactionTrait>(
         .filter(step::Column::FlowId.eq(flow.id))
         .count(&txn)
         .await?;
+    if position >= limits::STEPS_PER_FLOW {
+        return Err(Error::LimitReached {
+            what: "steps in a flow",
+            max: limits::STEPS_PER_FLOW,
+        });
+    }
     let mut model = step::ActiveModel {
         id: Set(Uuid::now_v7()),
         flow_id: Set(flow.id),

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::templates::Locale;
-use crate::{Error, Result, now, validate};
+use crate::{Error, Result, limits, now, validate};
 
 /// What a key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +115,13 @@ pub async fn create_key(
 ) -> Result<(api_key::Model, String)> {
     let origins = validate::origins("allowedOrigins", origins)?;
     let txn = crate::db::begin(db).await?;
+    limits::check::<api_key::Entity>(
+        &txn,
+        api_key::Column::AccountId.eq(account_id),
+        "API keys",
+        limits::API_KEYS,
+    )
+    .await?;
     let secret = insert_key(&txn, account_id, kind).await?;
     let model = api_key::Entity::find()
         .filter(api_key::Column::KeyHash.eq(hash(&secret)))

@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod flows;
 pub mod keys;
+pub mod limits;
 pub mod mail;
 pub mod ops;
 pub mod queue;

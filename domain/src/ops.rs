@@ -365,19 +365,16 @@ pub async fn retry_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
     }
     let retried = requeue(&txn, &found).await?;
     sea_orm::TransactionSession::commit(txn).await?;
-    delivery_updated(db, &retried);
+    crate::events::publish(db, &[delivery_updated(&retried)]).await;
     Ok(retried)
 }
 
-fn delivery_updated(db: &impl ConnectionTrait, d: &delivery::Model) {
-    crate::events::published(
-        db,
-        crate::events::Event::DeliveryUpdated {
-            account_id: d.account_id,
-            ticket_id: d.ticket_id,
-            delivery_id: d.id,
-        },
-    );
+fn delivery_updated(d: &delivery::Model) -> crate::events::Event {
+    crate::events::Event::DeliveryUpdated {
+        account_id: d.account_id,
+        ticket_id: d.ticket_id,
+        delivery_id: d.id,
+    }
 }
 
 /// Puts back every FAILED delivery (in scope) that failed since `since`; returns how many.
@@ -397,9 +394,8 @@ pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
         requeue(&txn, d).await?;
     }
     sea_orm::TransactionSession::commit(txn).await?;
-    for d in &failed {
-        delivery_updated(db, d);
-    }
+    let put_back: Vec<_> = failed.iter().map(delivery_updated).collect();
+    crate::events::publish(db, &put_back).await;
     Ok(failed.len() as u64)
 }
 

@@ -114,10 +114,16 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
     db: &C,
     ticket_id: Uuid,
 ) -> Result<Option<Planned>> {
-    let Some(ticket) = ticket::Entity::find_by_id(ticket_id).one(db).await? else {
+    // The account comes along for its e-mail language.
+    let Some((ticket, account)) = ticket::Entity::find_by_id(ticket_id)
+        .find_also_related(account::Entity)
+        .one(db)
+        .await?
+    else {
         // Deleted since it was queued: nothing to deliver.
         return Ok(None);
     };
+    let account_locale = account.map(|a| a.locale);
     let rules = routing_rule::Entity::find()
         .filter(routing_rule::Column::AccountId.eq(ticket.account_id))
         .filter(
@@ -130,12 +136,6 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
     let forward: Vec<String> =
         serde_json::from_value(ticket.forward_emails.clone()).unwrap_or_default();
     let recipients = resolve(&ticket.topic, &rules, &forward);
-    let account_locale = account::Entity::find_by_id(ticket.account_id)
-        .select_only()
-        .column(account::Column::Locale)
-        .into_tuple::<String>()
-        .one(db)
-        .await?;
     let created_at = now();
     let rows: Vec<delivery::ActiveModel> = recipients
         .iter()
@@ -168,11 +168,18 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
             }
         })
         .collect();
+    // When every row is new (the first run), the new rows are exactly the ones due.
+    let mut fresh: Option<Vec<Uuid>> = None;
     if !rows.is_empty() {
-        delivery::Entity::insert_many(rows)
+        let inserted = delivery::Entity::insert_many(rows)
             .on_conflict_do_nothing_on([delivery::Column::TicketId, delivery::Column::RecipientKey])
-            .exec(db)
+            .exec_with_returning_keys(db)
             .await?;
+        if let sea_orm::TryInsertResult::Inserted(ids) = inserted
+            && ids.len() == recipients.len()
+        {
+            fresh = Some(ids);
+        }
     }
     if ticket.routed_at.is_none() {
         // For the ticket's timeline: it tells "matched nobody" from "not routed yet".
@@ -188,6 +195,14 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
             ticket,
             recipients: 0,
             due: Vec::new(),
+        }));
+    }
+    if let Some(mut due) = fresh {
+        due.sort();
+        return Ok(Some(Planned {
+            ticket,
+            recipients: recipients.len(),
+            due,
         }));
     }
     let due = delivery::Entity::find()

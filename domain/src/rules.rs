@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::flows::KIND_TICKET;
 use crate::templates::Locale;
-use crate::{Error, Result, now, validate};
+use crate::{Error, Result, limits, now, validate};
 
 /// A topic tag and the ticket steps that use it.
 #[derive(Clone, Debug)]
@@ -211,6 +211,13 @@ pub async fn create_rule(
     input: &RuleInput,
 ) -> Result<routing_rule::Model> {
     let columns = input.validate()?;
+    limits::check::<routing_rule::Entity>(
+        db,
+        routing_rule::Column::AccountId.eq(account_id),
+        "routing rules",
+        limits::ROUTING_RULES,
+    )
+    .await?;
     let mut model = routing_rule::ActiveModel {
         id: Set(Uuid::now_v7()),
         account_id: Set(account_id),

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use entity::{webhook, webhook_attempt, webhook_delivery};
 use rand::RngCore;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -32,8 +32,6 @@ pub const DELIVERY_FAILED: &str = "delivery.failed";
 /// Every event a webhook can subscribe to.
 pub const EVENTS: [&str; 3] = [TICKET_OPENED, TICKET_UNROUTED, DELIVERY_FAILED];
 
-/// Most webhooks one account may have.
-pub const MAX_WEBHOOKS: u64 = 10;
 /// Longest accepted URL.
 const MAX_URL_CHARS: usize = 2000;
 
@@ -148,16 +146,13 @@ pub async fn create_webhook(
 ) -> Result<webhook::Model> {
     let url = validate_url(url)?;
     let events = validate_events(events)?;
-    let count = webhook::Entity::find()
-        .filter(webhook::Column::AccountId.eq(account_id))
-        .count(db)
-        .await?;
-    if count >= MAX_WEBHOOKS {
-        return Err(Error::invalid(
-            "url",
-            format!("an account has at most {MAX_WEBHOOKS} webhooks; delete one first"),
-        ));
-    }
+    crate::limits::check::<webhook::Entity>(
+        db,
+        webhook::Column::AccountId.eq(account_id),
+        "webhooks",
+        crate::limits::WEBHOOKS,
+    )
+    .await?;
     Ok(webhook::ActiveModel {
         id: Set(Uuid::now_v7()),
         account_id: Set(account_id),

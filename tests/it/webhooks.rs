@@ -20,21 +20,26 @@ on_both_engines!(integrations_get_signed_retried_events);
 /// What the receiver got: (headers, body).
 type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
-/// An HTTP receiver on a loopback port that answers each request with the next status of
-/// `replies` (then 200).
-async fn receiver(replies: Vec<u16>) -> (String, Received) {
+/// An HTTP receiver on a loopback port that answers the first request of event type
+/// `fail_once` with 503 and everything else with 200.
+async fn receiver(fail_once: &'static str) -> (String, Received) {
     let received: Received = Arc::default();
-    let replies = Arc::new(Mutex::new(replies.into_iter()));
+    let failed = Arc::new(Mutex::new(false));
     let log = received.clone();
     let app = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: HeaderMap, body: String| {
             let log = log.clone();
-            let replies = replies.clone();
+            let failed = failed.clone();
             async move {
+                let first_of_kind = body.contains(&format!("\"type\":\"{fail_once}\""))
+                    && !std::mem::replace(&mut *failed.lock().unwrap(), true);
                 log.lock().unwrap().push((headers, body));
-                let code = replies.lock().unwrap().next().unwrap_or(200);
-                StatusCode::from_u16(code).unwrap()
+                if first_of_kind {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                }
             }
         }),
     );
@@ -80,7 +85,7 @@ async fn integrations_get_signed_retried_events(engine: DbEngine) {
     let Some(app) = TestApp::spawn(engine, &smtp).await else {
         return;
     };
-    let (url, received) = receiver(vec![503]).await;
+    let (url, received) = receiver("ticket.opened").await;
 
     let bad = app
         .gql(
@@ -187,6 +192,26 @@ async fn integrations_get_signed_retried_events(engine: DbEngine) {
             .unwrap()
             .contains("550")
     );
+
+    // Ten webhooks per account: the eleventh is refused, and nothing is written.
+    for i in 1..10 {
+        app.admin(
+            CREATE_WEBHOOK,
+            json!({ "url": format!("{url}/{i}"), "events": ["TICKET_UNROUTED"] }),
+        )
+        .await;
+    }
+    let eleventh = app
+        .gql(
+            Some(&app.admin_key),
+            CREATE_WEBHOOK,
+            json!({ "url": url, "events": ["TICKET_UNROUTED"] }),
+        )
+        .await;
+    assert_eq!(error_code(&eleventh), "LIMIT_REACHED", "{eleventh:#}");
+    assert_eq!(eleventh["errors"][0]["extensions"]["max"], 10);
+    let listed = app.admin("{ webhooks { id } }", json!({})).await;
+    assert_eq!(listed["webhooks"].as_array().unwrap().len(), 10);
 
     // Another account sees neither the webhook nor its deliveries.
     let (other_admin, _) = app.other_account().await;

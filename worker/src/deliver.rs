@@ -95,6 +95,17 @@ pub async fn route(
             Err(e) => failure = failure.or(Some(e)),
         }
     }
+    // The ticket's results in one notification.
+    let results: Vec<Event> = outcomes
+        .iter()
+        .filter(|(_, outcome)| is_result(outcome))
+        .map(|(delivery_id, _)| Event::DeliveryUpdated {
+            account_id: ticket.account_id,
+            ticket_id: ticket.id,
+            delivery_id: *delivery_id,
+        })
+        .collect();
+    events::publish(&ctx.db, &results).await;
     match failure {
         Some(e) => Err(e),
         None => Ok((planned.recipients, outcomes)),
@@ -107,7 +118,20 @@ pub async fn attempt(
     delivery_id: Uuid,
     attempt: i32,
 ) -> Result<Outcome, domain::Error> {
-    attempt_for(ctx, delivery_id, attempt, None).await
+    let outcome = attempt_for(ctx, delivery_id, attempt, None).await?;
+    if is_result(&outcome)
+        && let Some(d) = delivery::Entity::find_by_id(delivery_id)
+            .one(&ctx.db)
+            .await?
+    {
+        let event = Event::DeliveryUpdated {
+            account_id: d.account_id,
+            ticket_id: d.ticket_id,
+            delivery_id,
+        };
+        events::publish(&ctx.db, &[event]).await;
+    }
+    Ok(outcome)
 }
 
 /// [`attempt`], with the delivery's ticket when the caller has it already.
@@ -295,15 +319,15 @@ async fn record(
     if outcome == Outcome::Failed {
         delivery_failed(ctx, delivery, attempt).await?;
     }
-    events::published(
-        &ctx.db,
-        Event::DeliveryUpdated {
-            account_id: delivery.account_id,
-            ticket_id: delivery.ticket_id,
-            delivery_id: delivery.id,
-        },
-    );
     Ok(outcome)
+}
+
+/// Whether an outcome changed what subscribers see (a result, or a retry scheduled).
+fn is_result(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Sent | Outcome::Retrying(_) | Outcome::Failed
+    )
 }
 
 /// Tells the account's integrations that a delivery failed for good.

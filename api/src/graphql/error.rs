@@ -1,6 +1,7 @@
 //! Domain errors become GraphQL errors here and only here, with a closed set of
 //! `extensions.code` values: `BAD_USER_INPUT` (with `field`), `NOT_FOUND`, `UNAUTHENTICATED`,
-//! `FORBIDDEN`, `SERVICE_UNAVAILABLE` and `INTERNAL_SERVER_ERROR`. Internals are logged, never
+//! `FORBIDDEN`, `CONVERSATION_EXPIRED`, `LIMIT_REACHED` (with `max`), `SERVICE_UNAVAILABLE`
+//! and `INTERNAL_SERVER_ERROR`. Internals are logged, never
 //! sent to clients.
 
 use std::sync::Arc;
@@ -53,6 +54,13 @@ fn to_graphql(e: &domain::Error) -> async_graphql::Error {
         E::Unauthenticated => e.extend_with(|_, ext| ext.set("code", "UNAUTHENTICATED")),
         E::Forbidden => e.extend_with(|_, ext| ext.set("code", "FORBIDDEN")),
         E::ConversationExpired => e.extend_with(|_, ext| ext.set("code", "CONVERSATION_EXPIRED")),
+        E::LimitReached { max, .. } => {
+            let max = *max;
+            e.extend_with(|_, ext| {
+                ext.set("code", "LIMIT_REACHED");
+                ext.set("max", max);
+            })
+        }
         E::Unavailable(source) => {
             tracing::warn!(error = %source, "database unavailable");
             async_graphql::Error::new("the service is temporarily unavailable, try again shortly")
