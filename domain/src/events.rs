@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// The PostgreSQL channel the triggers notify.
+/// The PostgreSQL channel of live events (the ticket trigger and [`publish`]).
 pub const CHANNEL: &str = "ticketing_events";
 
 /// Events a subscriber that lags this far behind starts to miss.
