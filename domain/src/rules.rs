@@ -57,25 +57,9 @@ pub async fn topic_tags(
                 .push(s);
         }
     } else {
-        // The first spelling of each key, chosen in the database: a few hundred rows come
-        // back instead of one per ticket step.
-        let backend = db.get_database_backend();
-        let placeholder = match backend {
-            DatabaseBackend::Postgres => "$1",
-            _ => "?",
-        };
-        let statement = Statement::from_sql_and_values(
-            backend,
-            format!(
-                "SELECT topic_key, topic FROM (\
-                   SELECT topic_key, topic, ROW_NUMBER() OVER \
-                     (PARTITION BY topic_key ORDER BY created_at, id) AS n \
-                   FROM steps WHERE account_id = {placeholder} AND topic_key IS NOT NULL\
-                 ) firsts WHERE n = 1"
-            ),
-            [account_id.into()],
-        );
-        for row in db.query_all_raw(statement).await? {
+        // The first spelling of each key, by index probes: one per distinct key to find the
+        // next key, one to find its first step, instead of reading every ticket step.
+        for row in db.query_all_raw(firsts(db, account_id, true)).await? {
             let key: String = row.try_get("", "topic_key")?;
             let topic: String = row.try_get("", "topic")?;
             by_key.insert(
@@ -96,6 +80,38 @@ pub async fn topic_tags(
             });
     }
     Ok(by_key.into_values().collect())
+}
+
+/// The distinct topic keys of the account's draft steps, each with the spelling of its first
+/// step when `spelling`: a loose index scan (a recursive walk from key to next key), so the
+/// cost follows the number of distinct tags, not of steps. Both engines run it.
+fn firsts(db: &impl ConnectionTrait, account_id: Uuid, spelling: bool) -> Statement {
+    let backend = db.get_database_backend();
+    let p = match backend {
+        DatabaseBackend::Postgres => "$1",
+        _ => "?1",
+    };
+    let topic = if spelling {
+        format!(
+            ", (SELECT s.topic FROM steps s WHERE s.account_id = {p} AND s.topic_key = k.topic_key \
+               ORDER BY s.created_at, s.id LIMIT 1) AS topic"
+        )
+    } else {
+        String::new()
+    };
+    Statement::from_sql_and_values(
+        backend,
+        format!(
+            "WITH RECURSIVE k(topic_key) AS (\
+               SELECT (SELECT MIN(topic_key) FROM steps WHERE account_id = {p}) \
+               UNION ALL \
+               SELECT (SELECT MIN(s.topic_key) FROM steps s \
+                       WHERE s.account_id = {p} AND s.topic_key > k.topic_key) \
+               FROM k WHERE k.topic_key IS NOT NULL\
+             ) SELECT k.topic_key{topic} FROM k WHERE k.topic_key IS NOT NULL"
+        ),
+        [account_id.into()],
+    )
 }
 
 /// Topics of each flow's live version and of the older versions active conversations run on.
@@ -139,18 +155,11 @@ pub async fn known_tag_keys(
     db: &impl ConnectionTrait,
     account_id: Uuid,
 ) -> Result<HashSet<String>> {
-    // Distinct keys straight from the (account_id, topic_key) index; only ticket steps have one.
-    let mut keys: HashSet<String> = step::Entity::find()
-        .select_only()
-        .column(step::Column::TopicKey)
-        .distinct()
-        .filter(step::Column::AccountId.eq(account_id))
-        .filter(step::Column::TopicKey.is_not_null())
-        .into_tuple::<String>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
+    // Distinct keys by index probes, one per key; only ticket steps have one.
+    let mut keys = HashSet::new();
+    for row in db.query_all_raw(firsts(db, account_id, false)).await? {
+        keys.insert(row.try_get::<String>("", "topic_key")?);
+    }
     keys.extend(
         published_topics(db, account_id)
             .await?

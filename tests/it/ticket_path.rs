@@ -9,7 +9,8 @@ use crate::ops::*;
 
 on_both_engines!(
     seed_scenario_reaches_exactly_the_routed_mailboxes,
-    tickets_page_newest_first_and_filter_by_topic
+    tickets_page_newest_first_and_filter_by_topic,
+    tags_show_their_first_spelling_with_or_without_steps
 );
 
 /// Creates a flow with a greeting and a ticket step; returns (flow id, ticket step id).
@@ -341,5 +342,47 @@ async fn tickets_page_newest_first_and_filter_by_topic(engine: Engine) {
         .admin(TICKETS, json!({ "topic": "offline_message" }))
         .await;
     assert_eq!(numbers(&offline), [4, 2]);
+    app.stop().await;
+}
+
+/// The routing form's cheap query (`topicTags { tag }`, no steps) and the full one agree: one
+/// entry per tag ignoring case, in the spelling of the first step that used it.
+async fn tags_show_their_first_spelling_with_or_without_steps(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    for (flow, topic) in [
+        ("A", "offline_message"),
+        ("B", "Offline_Message"),
+        ("C", "ZED"),
+        ("D", "alpha"),
+        ("E", "zed"),
+    ] {
+        flow_with_ticket_step(&app, flow, topic, &[]).await;
+    }
+    let tags = |body: &Value| -> Vec<String> {
+        body["topicTags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tag"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let bare = app.admin("{ topicTags { tag } }", json!({})).await;
+    let full = app.admin(TOPIC_TAGS, json!({})).await;
+    assert_eq!(tags(&bare), ["alpha", "offline_message", "ZED"]);
+    assert_eq!(tags(&bare), tags(&full));
+    assert_eq!(full["topicTags"][1]["steps"].as_array().unwrap().len(), 2);
+
+    for (tag, known) in [("OFFLINE_MESSAGE", true), ("Zed", true), ("nope", false)] {
+        let rule = app
+            .admin(
+                CREATE_RULE,
+                json!({ "tag": tag, "emails": ["a@example.com"] }),
+            )
+            .await;
+        assert_eq!(rule["createRoutingRule"]["tagKnown"], known, "{tag}");
+    }
     app.stop().await;
 }
