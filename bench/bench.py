@@ -371,8 +371,15 @@ ANALYZE;""")
                 times.append((time.perf_counter() - t0) * 1000)
             result[f"{name}_p50_ms"] = round(statistics.median(times), 2)
             result[f"{name}_p99_ms"] = round(sorted(times)[int(len(times) * 0.99) - 1], 2)
-        plan = psql(db, f"EXPLAIN SELECT DISTINCT topic_key FROM steps WHERE account_id = '{account}' "
-                        f"AND topic_key IS NOT NULL")
+        # The statement of domain::rules::firsts (topicTags without steps), as the API runs it.
+        a = f"'{account}'"
+        plan = psql(db, "EXPLAIN WITH RECURSIVE k(topic_key) AS ("
+                        f"SELECT (SELECT MIN(topic_key) FROM steps WHERE account_id = {a}) UNION ALL "
+                        f"SELECT (SELECT MIN(s.topic_key) FROM steps s WHERE s.account_id = {a} "
+                        "AND s.topic_key > k.topic_key) FROM k WHERE k.topic_key IS NOT NULL) "
+                        f"SELECT k.topic_key, (SELECT s.topic FROM steps s WHERE s.account_id = {a} "
+                        "AND s.topic_key = k.topic_key ORDER BY s.created_at, s.id LIMIT 1) AS topic "
+                        "FROM k WHERE k.topic_key IS NOT NULL")
         result["plan_of_the_tag_query"] = plan.splitlines()
     finally:
         stop(api)
