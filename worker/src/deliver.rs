@@ -17,11 +17,11 @@ use domain::webhooks;
 use entity::{delivery, ticket};
 use rand::Rng;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::Context;
+use crate::{Context, lease};
 
 /// What an attempt did.
 #[derive(Debug, PartialEq, Eq)]
@@ -142,27 +142,22 @@ async fn attempt_for(
     ticket: Option<&ticket::Model>,
 ) -> Result<Outcome, domain::Error> {
     let now = domain::now();
-    // Longer than any send can take (it is bounded by the send timeout), so a live worker never
-    // loses its lease mid-send; short enough that a dead worker's delivery is taken over soon.
-    let lease = chrono::Duration::from_std(ctx.send_timeout * 2 + Duration::from_secs(5))
-        .unwrap_or(chrono::Duration::seconds(90));
-    // Fresh claim: the previous attempt has ended. Takeover: a worker died mid-attempt and
-    // its lease ran out, so this job (re-queued by apalis) makes the same attempt again.
-    let fresh = Condition::all()
-        .add(delivery::Column::Attempts.eq(attempt - 1))
-        .add(delivery::Column::Status.is_in([status::PENDING, status::RETRYING]));
-    let takeover = Condition::all()
-        .add(delivery::Column::Attempts.eq(attempt))
-        .add(delivery::Column::Status.eq(status::SENDING))
-        .add(delivery::Column::LockedUntil.lt(now));
+    let columns = lease::Columns {
+        attempts: delivery::Column::Attempts,
+        status: delivery::Column::Status,
+        locked_until: delivery::Column::LockedUntil,
+    };
     // RETURNING hands back the claimed row: no second read per mail.
     let claimed = delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value(status::SENDING))
         .col_expr(delivery::Column::Attempts, Expr::value(attempt))
-        .col_expr(delivery::Column::LockedUntil, Expr::value(now + lease))
+        .col_expr(
+            delivery::Column::LockedUntil,
+            Expr::value(now + lease::length(ctx.send_timeout)),
+        )
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .filter(delivery::Column::Id.eq(delivery_id))
-        .filter(Condition::any().add(fresh).add(takeover))
+        .filter(lease::claimable(&columns, attempt, now))
         .exec_with_returning(&ctx.db)
         .await?;
     let Some(delivery) = claimed.into_iter().next() else {

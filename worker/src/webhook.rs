@@ -16,11 +16,11 @@ use domain::webhooks::{self, status};
 use entity::{webhook, webhook_attempt, webhook_delivery};
 use hmac::{KeyInit, Mac};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use crate::Context;
 use crate::deliver::{Outcome, backoff};
+use crate::{Context, lease};
 
 /// The HTTP client of webhook requests: rustls with the public roots, no redirects (a
 /// receiver must answer at the URL it gave), and, unless private networks are allowed, a
@@ -164,16 +164,11 @@ fn describe(e: &reqwest::Error) -> String {
 /// Makes attempt number `attempt` at webhook delivery `id`.
 pub async fn attempt(ctx: &Context, id: Uuid, attempt: i32) -> Result<Outcome, domain::Error> {
     let now = domain::now();
-    let lease =
-        chrono::Duration::from_std(ctx.delivery.webhook_timeout * 2 + Duration::from_secs(5))
-            .unwrap_or(chrono::Duration::seconds(60));
-    let fresh = Condition::all()
-        .add(webhook_delivery::Column::Attempts.eq(attempt - 1))
-        .add(webhook_delivery::Column::Status.is_in([status::PENDING, status::RETRYING]));
-    let takeover = Condition::all()
-        .add(webhook_delivery::Column::Attempts.eq(attempt))
-        .add(webhook_delivery::Column::Status.eq(status::SENDING))
-        .add(webhook_delivery::Column::LockedUntil.lt(now));
+    let columns = lease::Columns {
+        attempts: webhook_delivery::Column::Attempts,
+        status: webhook_delivery::Column::Status,
+        locked_until: webhook_delivery::Column::LockedUntil,
+    };
     let claimed = webhook_delivery::Entity::update_many()
         .col_expr(
             webhook_delivery::Column::Status,
@@ -182,11 +177,11 @@ pub async fn attempt(ctx: &Context, id: Uuid, attempt: i32) -> Result<Outcome, d
         .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempt))
         .col_expr(
             webhook_delivery::Column::LockedUntil,
-            Expr::value(now + lease),
+            Expr::value(now + lease::length(ctx.delivery.webhook_timeout)),
         )
         .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
         .filter(webhook_delivery::Column::Id.eq(id))
-        .filter(Condition::any().add(fresh).add(takeover))
+        .filter(lease::claimable(&columns, attempt, now))
         .exec_with_returning(&ctx.db)
         .await?;
     // Not claimable: done, deleted with its webhook, or another worker's (whose lease, if
