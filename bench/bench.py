@@ -44,7 +44,10 @@ def psql(db, sql, *extra):
 def fresh_pg(name):
     psql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     psql("postgres", f"CREATE DATABASE {name}")
-    return f"{PG}/{name}"
+    # Server and database share the machine, as in a one-host deployment: no TLS to the
+    # database (libpq's and sqlx's default `prefer` would encrypt loopback traffic; measured
+    # 1,053-1,195 -> 1,351 mails/s on the worker drain). pgbench gets the same URL.
+    return f"{PG}/{name}?sslmode=disable"
 
 
 def rss_mb(pid):
