@@ -306,12 +306,7 @@ pub async fn list_deliveries(
     first: u64,
     after: Option<Uuid>,
 ) -> Result<DeliveryPage> {
-    if first == 0 || first > crate::tickets::MAX_PAGE {
-        return Err(Error::invalid(
-            "first",
-            format!("must be between 1 and {}", crate::tickets::MAX_PAGE),
-        ));
-    }
+    crate::tickets::check_page_size(first)?;
     let mut query = delivery::Entity::find()
         .find_also_related(ticket::Entity)
         .filter(scope.deliveries());

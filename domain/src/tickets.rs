@@ -191,6 +191,17 @@ pub struct TicketPage {
 /// Largest page a client may ask for.
 pub const MAX_PAGE: u64 = 200;
 
+/// Refuses a `first` outside 1..=[`MAX_PAGE`]; every paged list shares the bound.
+pub fn check_page_size(first: u64) -> Result<()> {
+    if first == 0 || first > MAX_PAGE {
+        return Err(Error::invalid(
+            "first",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The account's tickets, newest first, optionally of one topic (ignoring case), after the
 /// ticket numbered `after_number`.
 pub async fn list_tickets(
@@ -200,12 +211,7 @@ pub async fn list_tickets(
     first: u64,
     after_number: Option<i64>,
 ) -> Result<TicketPage> {
-    if first == 0 || first > MAX_PAGE {
-        return Err(Error::invalid(
-            "first",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    check_page_size(first)?;
     let mut query = ticket::Entity::find().filter(ticket::Column::AccountId.eq(account_id));
     if let Some(topic) = topic {
         query = query.filter(ticket::Column::TopicKey.eq(validate::tag_key(topic.trim())));

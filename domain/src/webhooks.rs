@@ -349,12 +349,7 @@ pub async fn deliveries(
     first: u64,
     after: Option<Uuid>,
 ) -> Result<(Vec<webhook_delivery::Model>, bool)> {
-    if first == 0 || first > crate::tickets::MAX_PAGE {
-        return Err(Error::invalid(
-            "first",
-            format!("must be between 1 and {}", crate::tickets::MAX_PAGE),
-        ));
-    }
+    crate::tickets::check_page_size(first)?;
     let mut query = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::WebhookId.eq(webhook_id))
         .order_by_desc(webhook_delivery::Column::CreatedAt)
