@@ -40,6 +40,15 @@ pub enum Event {
 }
 
 impl Event {
+    /// A delivery's new state, for its account's subscribers.
+    pub fn delivery_updated(d: &entity::delivery::Model) -> Event {
+        Event::DeliveryUpdated {
+            account_id: d.account_id,
+            ticket_id: d.ticket_id,
+            delivery_id: d.id,
+        }
+    }
+
     /// The account the event belongs to.
     pub fn account_id(&self) -> Uuid {
         match self {

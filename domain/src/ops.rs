@@ -16,6 +16,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::events::Event;
 use crate::queue::{self, Job};
 use crate::routing::{attempt_key, status};
 use crate::{Error, Result, now};
@@ -360,16 +361,8 @@ pub async fn retry_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
     }
     let retried = requeue(&txn, &found).await?;
     sea_orm::TransactionSession::commit(txn).await?;
-    crate::events::publish(db, &[delivery_updated(&retried)]).await;
+    crate::events::publish(db, &[Event::delivery_updated(&retried)]).await;
     Ok(retried)
-}
-
-fn delivery_updated(d: &delivery::Model) -> crate::events::Event {
-    crate::events::Event::DeliveryUpdated {
-        account_id: d.account_id,
-        ticket_id: d.ticket_id,
-        delivery_id: d.id,
-    }
 }
 
 /// Puts back every FAILED delivery (in scope) that failed since `since`; returns how many.
@@ -389,7 +382,7 @@ pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
         requeue(&txn, d).await?;
     }
     sea_orm::TransactionSession::commit(txn).await?;
-    let put_back: Vec<_> = failed.iter().map(delivery_updated).collect();
+    let put_back: Vec<_> = failed.iter().map(Event::delivery_updated).collect();
     crate::events::publish(db, &put_back).await;
     Ok(failed.len() as u64)
 }

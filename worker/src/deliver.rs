@@ -88,23 +88,18 @@ pub async fn route(
         .instrument(span)
     });
     let mut outcomes = Vec::with_capacity(planned.due.len());
+    // The ticket's results, for one notification.
+    let mut results = Vec::new();
     let mut failure = None;
     for (delivery_id, result) in futures_util::future::join_all(attempts).await {
         match result {
-            Ok(outcome) => outcomes.push((delivery_id, outcome)),
+            Ok((outcome, event)) => {
+                outcomes.push((delivery_id, outcome));
+                results.extend(event);
+            }
             Err(e) => failure = failure.or(Some(e)),
         }
     }
-    // The ticket's results in one notification.
-    let results: Vec<Event> = outcomes
-        .iter()
-        .filter(|(_, outcome)| is_result(outcome))
-        .map(|(delivery_id, _)| Event::DeliveryUpdated {
-            account_id: ticket.account_id,
-            ticket_id: ticket.id,
-            delivery_id: *delivery_id,
-        })
-        .collect();
     events::publish(&ctx.db, &results).await;
     match failure {
         Some(e) => Err(e),
@@ -118,29 +113,22 @@ pub async fn attempt(
     delivery_id: Uuid,
     attempt: i32,
 ) -> Result<Outcome, domain::Error> {
-    let outcome = attempt_for(ctx, delivery_id, attempt, None).await?;
-    if is_result(&outcome)
-        && let Some(d) = delivery::Entity::find_by_id(delivery_id)
-            .one(&ctx.db)
-            .await?
-    {
-        let event = Event::DeliveryUpdated {
-            account_id: d.account_id,
-            ticket_id: d.ticket_id,
-            delivery_id,
-        };
+    let (outcome, event) = attempt_for(ctx, delivery_id, attempt, None).await?;
+    if let Some(event) = event {
         events::publish(&ctx.db, &[event]).await;
     }
     Ok(outcome)
 }
 
-/// [`attempt`], with the delivery's ticket when the caller has it already.
+/// [`attempt`], with the delivery's ticket when the caller has it already. Returns the
+/// outcome and, when it is a result subscribers should see, their event (left to the caller
+/// to publish, so a ticket's results go out together).
 async fn attempt_for(
     ctx: &Context,
     delivery_id: Uuid,
     attempt: i32,
     ticket: Option<&ticket::Model>,
-) -> Result<Outcome, domain::Error> {
+) -> Result<(Outcome, Option<Event>), domain::Error> {
     let now = domain::now();
     let columns = lease::Columns {
         attempts: delivery::Column::Attempts,
@@ -161,7 +149,7 @@ async fn attempt_for(
         .exec_with_returning(&ctx.db)
         .await?;
     let Some(delivery) = claimed.into_iter().next() else {
-        return not_claimed(ctx, delivery_id, attempt).await;
+        return Ok((not_claimed(ctx, delivery_id, attempt).await?, None));
     };
     let loaded;
     let ticket = match ticket {
@@ -174,14 +162,14 @@ async fn attempt_for(
                 loaded = t;
                 &loaded
             }
-            None => return Ok(Outcome::Skipped),
+            None => return Ok((Outcome::Skipped, None)),
         },
     };
     let result = match mail::render(ticket, &delivery, &ctx.from) {
         Ok(message) => ctx.mailer.send(message, ctx.send_timeout).await,
         Err(e) => Err(e),
     };
-    let outcome = record(ctx, &delivery, attempt, result).await?;
+    let outcome = record(ctx, &delivery, ticket, attempt, result).await?;
     if outcome == Outcome::Sent {
         let waited = (domain::now() - ticket.created_at)
             .num_milliseconds()
@@ -189,7 +177,8 @@ async fn attempt_for(
             / 1000.0;
         metrics::histogram!("ticketing_delivery_latency_seconds").record(waited);
     }
-    Ok(outcome)
+    let event = is_result(&outcome).then(|| Event::delivery_updated(&delivery));
+    Ok((outcome, event))
 }
 
 /// The claim failed: say why, and make sure a live lease is looked at again when it ends.
@@ -231,6 +220,7 @@ async fn not_claimed(
 async fn record(
     ctx: &Context,
     delivery: &delivery::Model,
+    ticket: &ticket::Model,
     attempt: i32,
     result: Result<String, SendError>,
 ) -> Result<Outcome, domain::Error> {
@@ -244,6 +234,8 @@ async fn record(
         .filter(delivery::Column::Id.eq(delivery.id))
         .filter(delivery::Column::Status.eq(status::SENDING))
         .filter(delivery::Column::Attempts.eq(attempt));
+    // The final error, for the account's integrations.
+    let mut failed_with = None;
     let (outcome, next) = match result {
         Ok(reply) => {
             update = update
@@ -277,11 +269,12 @@ async fn record(
             };
             update = update
                 .col_expr(delivery::Column::Status, Expr::value(status::FAILED))
-                .col_expr(delivery::Column::LastError, Expr::value(message))
+                .col_expr(delivery::Column::LastError, Expr::value(message.clone()))
                 .col_expr(
                     delivery::Column::NextAttemptAt,
                     Expr::value(Option::<DateTime<Utc>>::None),
                 );
+            failed_with = Some(message);
             (Outcome::Failed, None)
         }
     };
@@ -311,8 +304,8 @@ async fn record(
             txn.commit().await?;
         }
     }
-    if outcome == Outcome::Failed {
-        delivery_failed(ctx, delivery, attempt).await?;
+    if let Some(error) = failed_with {
+        delivery_failed(ctx, delivery, ticket, attempt, error).await?;
     }
     Ok(outcome)
 }
@@ -329,18 +322,10 @@ fn is_result(outcome: &Outcome) -> bool {
 async fn delivery_failed(
     ctx: &Context,
     delivery: &delivery::Model,
+    ticket: &ticket::Model,
     attempts: i32,
+    error: String,
 ) -> Result<(), domain::Error> {
-    let Some(ticket) = ticket::Entity::find_by_id(delivery.ticket_id)
-        .one(&ctx.db)
-        .await?
-    else {
-        return Ok(());
-    };
-    let failed = delivery::Entity::find_by_id(delivery.id)
-        .one(&ctx.db)
-        .await?
-        .unwrap_or_else(|| delivery.clone());
     webhooks::emit(
         &ctx.db,
         delivery.account_id,
@@ -351,9 +336,9 @@ async fn delivery_failed(
                 id: delivery.id,
                 recipient: delivery.recipient.clone(),
                 attempts,
-                last_error: failed.last_error,
+                last_error: Some(error),
             },
-            ticket: (&ticket).into(),
+            ticket: ticket.into(),
         },
     )
     .await?;
