@@ -254,20 +254,34 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
         })
 }
 
+/// A GraphQL response without its `data` entry.
+#[derive(serde::Serialize)]
+struct WithoutData<'a> {
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
 /// The HTTP response of a GraphQL response. A request that failed before execution has no
 /// `data` entry, and is HTTP 400 for clients that accept the spec's media type.
 pub fn respond(response: async_graphql::Response, media: Media) -> Response {
     let request_error = is_request_error(&response);
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| serde_json::json!({}));
-    if request_error && let Value::Object(map) = &mut body {
-        map.remove("data");
+    // Serialised once, straight from the response; a request error leaves `data` out.
+    let body = if request_error {
+        serde_json::to_string(&WithoutData {
+            errors: &response.errors,
+            extensions: &response.extensions,
+        })
+    } else {
+        serde_json::to_string(&response)
     }
+    .unwrap_or_else(|_| "{}".to_owned());
     let status = if request_error && media == Media::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    let mut http = (status, body.to_string()).into_response();
+    let mut http = (status, body).into_response();
     let headers = http.headers_mut();
     headers.insert(header::CONTENT_TYPE, media.content_type());
     for (name, value) in &response.http_headers {
