@@ -4,7 +4,7 @@
 use async_graphql::{Context, Enum, ID, Interface, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::routing::{self, Source};
-use domain::{templates, timeline};
+use domain::templates;
 use entity::{
     account, agent, conversation, delivery, flow, flow_version, routing_rule, step, ticket,
 };
@@ -403,29 +403,12 @@ impl RoutingRule {
 
 /// A language notification e-mails are written in.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::templates::Locale")]
 pub enum Locale {
     /// English.
     En,
     /// Turkish.
     Tr,
-}
-
-impl From<templates::Locale> for Locale {
-    fn from(locale: templates::Locale) -> Self {
-        match locale {
-            templates::Locale::En => Locale::En,
-            templates::Locale::Tr => Locale::Tr,
-        }
-    }
-}
-
-impl From<Locale> for templates::Locale {
-    fn from(locale: Locale) -> Self {
-        match locale {
-            Locale::En => templates::Locale::En,
-            Locale::Tr => templates::Locale::Tr,
-        }
-    }
 }
 
 /// Settings of the caller's account.
@@ -606,6 +589,7 @@ impl Ticket {
 
 /// What a ticket's timeline event is about.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::timeline::EventKind")]
 pub enum TicketEventKind {
     /// A chatbot opened the ticket.
     Opened,
@@ -619,20 +603,6 @@ pub enum TicketEventKind {
     DeliveryRetrying,
     /// A delivery failed for good.
     DeliveryFailed,
-}
-
-impl From<timeline::EventKind> for TicketEventKind {
-    fn from(kind: timeline::EventKind) -> Self {
-        use timeline::EventKind as K;
-        match kind {
-            K::Opened => TicketEventKind::Opened,
-            K::Routed => TicketEventKind::Routed,
-            K::Unrouted => TicketEventKind::Unrouted,
-            K::Notified => TicketEventKind::Notified,
-            K::DeliveryRetrying => TicketEventKind::DeliveryRetrying,
-            K::DeliveryFailed => TicketEventKind::DeliveryFailed,
-        }
-    }
 }
 
 /// One line of a ticket's timeline.
