@@ -67,9 +67,17 @@ impl App {
                 ))
             });
 
+        let outbound = domain::rule_check::Outbound {
+            mailer: domain::mail::Mailer::from_config(&self.config.mail)
+                .map_err(StartError::Mail)?,
+            from: self.config.mail.from.clone(),
+            timeout: self.config.mail.timeout,
+        };
         let worker = if self.config.embedded_worker {
-            let ctx = worker::Context::new(
+            // One mailer for notifications and rules' test e-mails: one set of connections.
+            let ctx = worker::Context::with_mailer(
                 self.db.clone(),
+                outbound.mailer.clone(),
                 &self.config.mail,
                 self.config.delivery.clone(),
             )
@@ -84,12 +92,6 @@ impl App {
             None
         };
 
-        let outbound = domain::rule_check::Outbound {
-            mailer: domain::mail::Mailer::from_config(&self.config.mail)
-                .map_err(StartError::Mail)?,
-            from: self.config.mail.from.clone(),
-            timeout: self.config.mail.timeout,
-        };
         let state = AppState {
             schema: graphql::schema(self.db.clone(), self.config.conversation_idle, outbound),
             db: self.db,

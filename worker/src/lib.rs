@@ -63,9 +63,19 @@ impl Context {
         mail: &MailConfig,
         delivery: DeliveryConfig,
     ) -> Result<Self, String> {
+        Self::with_mailer(db, Mailer::from_config(mail)?, mail, delivery)
+    }
+
+    /// [`Context::new`] with a mailer the process already has, so its connections are shared.
+    pub fn with_mailer(
+        db: DatabaseConnection,
+        mailer: Mailer,
+        mail: &MailConfig,
+        delivery: DeliveryConfig,
+    ) -> Result<Self, String> {
         Ok(Context {
             db,
-            mailer: Mailer::from_config(mail)?,
+            mailer,
             from: mail.from.clone(),
             send_timeout: mail.timeout,
             http: webhook::client(
