@@ -213,8 +213,11 @@ INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_
 COMMIT;
 """)
         sql = f.name
-    out = subprocess.run(["pgbench", "-n", "-c16", "-j2", f"-T{args.seconds}", "-M", "prepared",
-                          "-f", sql, url], check=True, capture_output=True, text=True).stdout
+    run = subprocess.run(["pgbench", "-n", "-c16", "-j2", f"-T{args.seconds}", "-M", "prepared",
+                          "-f", sql, url], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"pgbench failed:\n{run.stdout}\n{run.stderr}")
+    out = run.stdout
     os.unlink(sql)
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
     psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

@@ -2,11 +2,10 @@
 //! the ticket's topic, of every `*` rule, and the ticket step's forward addresses,
 //! de-duplicated ignoring case. Each delivery remembers what put its recipient there.
 
+use chrono::{DateTime, Utc};
 use entity::{account, delivery, routing_rule, ticket};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -101,18 +100,24 @@ pub fn sources(delivery: &delivery::Model) -> Vec<Source> {
 pub struct Planned {
     pub ticket: ticket::Model,
     pub recipients: usize,
-    /// PENDING deliveries, and SENDING ones of a worker that may have died mid-send: the
-    /// caller makes (or takes over) their first attempt.
+    /// Rows this call created, already claimed for their first attempt (`SENDING`, attempt 1,
+    /// leased until the caller's `claim_until`): the caller sends them without another write.
+    pub claimed: Vec<delivery::Model>,
+    /// Rows of an earlier run whose first attempt may still be due: `PENDING` ones, and
+    /// `SENDING` ones of a worker that may have died mid-send. The caller claims each (or
+    /// takes it over when its lease has run out) before sending.
     pub due: Vec<Uuid>,
 }
 
-/// Creates the deliveries of a ticket, one row per recipient, in one statement. Running it
-/// again for the same ticket adds nothing and returns the deliveries still due, so a re-run
-/// routing job (a worker died, the database failed) picks up where the last one stopped.
-/// `None` when the ticket is gone.
+/// Creates the deliveries of a ticket, one row per recipient, in one statement, each claimed
+/// for its first attempt until `claim_until` (a row nobody else can see yet needs no separate
+/// claim). Running it again for the same ticket adds nothing and returns the deliveries still
+/// due, so a re-run routing job (a worker died, the database failed) picks up where the last
+/// one stopped. `None` when the ticket is gone.
 pub async fn plan_deliveries<C: ConnectionTrait>(
     db: &C,
     ticket_id: Uuid,
+    claim_until: DateTime<Utc>,
 ) -> Result<Option<Planned>> {
     // The account comes along for its e-mail language.
     let Some((ticket, account)) = ticket::Entity::find_by_id(ticket_id)
@@ -137,48 +142,50 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
         serde_json::from_value(ticket.forward_emails.clone()).unwrap_or_default();
     let recipients = resolve(&ticket.topic, &rules, &forward);
     let created_at = now();
-    let rows: Vec<delivery::ActiveModel> = recipients
+    let rows: Vec<delivery::Model> = recipients
         .iter()
         .map(|r| {
             let id = Uuid::now_v7();
-            delivery::ActiveModel {
-                id: Set(id),
-                ticket_id: Set(ticket.id),
-                account_id: Set(ticket.account_id),
-                recipient: Set(r.address.clone()),
-                recipient_key: Set(r.address.to_lowercase()),
-                sources: Set(serde_json::json!(r.sources)),
-                status: Set(status::PENDING.to_owned()),
-                attempts: Set(0),
-                last_error: Set(None),
-                message_id: Set(format!("ticket-{}.delivery-{}", ticket.id, id)),
-                smtp_response: Set(None),
-                next_attempt_at: Set(None),
-                locked_until: Set(None),
-                sent_at: Set(None),
-                created_at: Set(created_at),
-                updated_at: Set(created_at),
-                locale: Set(Some(
+            delivery::Model {
+                id,
+                ticket_id: ticket.id,
+                account_id: ticket.account_id,
+                recipient: r.address.clone(),
+                recipient_key: r.address.to_lowercase(),
+                sources: serde_json::json!(r.sources),
+                status: status::SENDING.to_owned(),
+                attempts: 1,
+                last_error: None,
+                message_id: format!("ticket-{}.delivery-{}", ticket.id, id),
+                smtp_response: None,
+                next_attempt_at: None,
+                locked_until: Some(claim_until),
+                sent_at: None,
+                created_at,
+                updated_at: created_at,
+                locale: Some(
                     locale_for(r, &rules)
                         .or(account_locale.as_deref())
                         .map_or(Locale::default(), |c| Locale::from_code(Some(c)))
                         .code()
                         .to_owned(),
-                )),
+                ),
             }
         })
         .collect();
-    // When every row is new (the first run), the new rows are exactly the ones due.
-    let mut fresh: Option<Vec<Uuid>> = None;
+    // A recipient already on the ticket (an earlier run) keeps its row: the insert skips it.
+    let mut claimed = Vec::new();
     if !rows.is_empty() {
-        let inserted = delivery::Entity::insert_many(rows)
-            .on_conflict_do_nothing_on([delivery::Column::TicketId, delivery::Column::RecipientKey])
-            .exec_with_returning_keys(db)
-            .await?;
-        if let sea_orm::TryInsertResult::Inserted(ids) = inserted
-            && ids.len() == recipients.len()
-        {
-            fresh = Some(ids);
+        let inserted =
+            delivery::Entity::insert_many(rows.iter().cloned().map(delivery::ActiveModel::from))
+                .on_conflict_do_nothing_on([
+                    delivery::Column::TicketId,
+                    delivery::Column::RecipientKey,
+                ])
+                .exec_with_returning_keys(db)
+                .await?;
+        if let sea_orm::TryInsertResult::Inserted(ids) = inserted {
+            claimed = rows.into_iter().filter(|r| ids.contains(&r.id)).collect();
         }
     }
     if ticket.routed_at.is_none() {
@@ -190,34 +197,26 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
             .exec(db)
             .await?;
     }
-    if recipients.is_empty() {
-        return Ok(Some(Planned {
-            ticket,
-            recipients: 0,
-            due: Vec::new(),
-        }));
-    }
-    if let Some(mut due) = fresh {
-        due.sort();
-        return Ok(Some(Planned {
-            ticket,
-            recipients: recipients.len(),
-            due,
-        }));
-    }
-    let due = delivery::Entity::find()
-        .select_only()
-        .column(delivery::Column::Id)
-        .filter(delivery::Column::TicketId.eq(ticket.id))
-        .filter(delivery::Column::Status.is_in([status::PENDING, status::SENDING]))
-        .filter(delivery::Column::Attempts.lte(1))
-        .order_by_asc(delivery::Column::Id)
-        .into_tuple()
-        .all(db)
-        .await?;
+    // Every recipient is new (the first run): nothing of an earlier run to look for.
+    let due = if claimed.len() == recipients.len() {
+        Vec::new()
+    } else {
+        delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
+            .filter(delivery::Column::TicketId.eq(ticket.id))
+            .filter(delivery::Column::Status.is_in([status::PENDING, status::SENDING]))
+            .filter(delivery::Column::Attempts.lte(1))
+            .filter(delivery::Column::Id.is_not_in(claimed.iter().map(|d| d.id)))
+            .order_by_asc(delivery::Column::Id)
+            .into_tuple()
+            .all(db)
+            .await?
+    };
     Ok(Some(Planned {
         ticket,
         recipients: recipients.len(),
+        claimed,
         due,
     }))
 }

@@ -13,7 +13,8 @@ on_both_engines!(
     transient_smtp_failure_is_retried_to_success,
     permanent_smtp_failure_is_not_retried,
     delivery_fails_after_max_attempts,
-    a_ticket_nobody_is_routed_to_says_so
+    a_ticket_nobody_is_routed_to_says_so,
+    each_recipient_of_a_ticket_keeps_its_own_outcome
 );
 
 async fn setup(engine: Engine, smtp: &TestSmtp, recipient: &str) -> Option<(TestApp, String)> {
@@ -181,5 +182,72 @@ async fn a_ticket_nobody_is_routed_to_says_so(engine: Engine) {
     assert_eq!(event["kind"], "UNROUTED", "{body:#}");
     assert!(event["delivery"].is_null());
     assert!(smtp.received().is_empty());
+    app.stop().await;
+}
+
+async fn each_recipient_of_a_ticket_keeps_its_own_outcome(engine: Engine) {
+    // The routing job records the accepted mails of a ticket together and the others one by
+    // one: every row must still end with its own result.
+    let smtp = TestSmtp::start();
+    smtp.fail_rcpt("flaky@example.com", Fault::Transient, 1);
+    smtp.fail_rcpt("gone@example.com", Fault::Permanent, usize::MAX);
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let accepted = ["a@example.com", "b@example.com", "c@example.com"];
+    let mut emails = accepted.to_vec();
+    emails.extend(["flaky@example.com", "gone@example.com"]);
+    let (_, step_id) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    app.admin(
+        CREATE_RULE,
+        json!({ "tag": "offline_message", "emails": emails }),
+    )
+    .await;
+    let opened = open_ticket(&app, &app.widget_key, &step_id, "hi").await;
+    let data = app
+        .wait_for(
+            Duration::from_secs(20),
+            TICKET,
+            json!({ "id": opened["ticket"]["id"] }),
+            |d| {
+                d["ticket"]["deliveries"].as_array().is_some_and(|all| {
+                    all.len() == 5
+                        && all
+                            .iter()
+                            .all(|d| d["status"] == "SENT" || d["status"] == "FAILED")
+                })
+            },
+        )
+        .await;
+    let deliveries = data["ticket"]["deliveries"].as_array().unwrap();
+    let by = |address: &str| {
+        deliveries
+            .iter()
+            .find(|d| d["recipient"] == address)
+            .unwrap_or_else(|| panic!("no delivery to {address}"))
+    };
+    for address in accepted {
+        let d = by(address);
+        assert_eq!(
+            (&d["status"], &d["attempts"]),
+            (&json!("SENT"), &json!(1)),
+            "{d:#}"
+        );
+        assert!(d["sentAt"].is_string() && d["lastError"].is_null(), "{d:#}");
+        assert_eq!(smtp.received_by(address).len(), 1);
+    }
+    let flaky = by("flaky@example.com");
+    assert_eq!(
+        (&flaky["status"], &flaky["attempts"]),
+        (&json!("SENT"), &json!(2)),
+        "{flaky:#}"
+    );
+    let gone = by("gone@example.com");
+    assert_eq!(
+        (&gone["status"], &gone["attempts"]),
+        (&json!("FAILED"), &json!(1)),
+        "{gone:#}"
+    );
+    assert!(gone["sentAt"].is_null(), "{gone:#}");
     app.stop().await;
 }

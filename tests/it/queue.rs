@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use entity::delivery;
 use integration_tests::{Engine, TestApp, TestSmtp, error_code, on_both_engines};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::ops::*;
@@ -140,23 +138,21 @@ async fn an_attempt_held_by_a_dead_worker_is_taken_over_after_its_lease(engine: 
     let opened = open_ticket(&app, &app.widget_key, &step_id, "hi").await;
     let ticket_id: uuid::Uuid = opened["ticket"]["id"].as_str().unwrap().parse().unwrap();
 
-    // Route the ticket, then leave its delivery as a worker that died mid-send would: SENDING,
-    // first attempt counted, lease still running for two seconds.
-    domain::routing::plan_deliveries(&app.db, ticket_id)
+    // Route the ticket as a worker that died before its send would have: the delivery is
+    // claimed for its first attempt (SENDING, attempt 1), lease running for two seconds.
+    let lease_end = domain::now() + chrono::Duration::seconds(2);
+    let planned = domain::routing::plan_deliveries(&app.db, ticket_id, lease_end)
         .await
+        .unwrap()
         .unwrap();
+    assert_eq!(planned.claimed.len(), 1);
     let row = delivery::Entity::find()
         .filter(delivery::Column::TicketId.eq(ticket_id))
         .one(&app.db)
         .await
         .unwrap()
         .unwrap();
-    let lease_end = domain::now() + chrono::Duration::seconds(2);
-    let mut held: delivery::ActiveModel = row.into();
-    held.status = Set("SENDING".into());
-    held.attempts = Set(1);
-    held.locked_until = Set(Some(lease_end));
-    held.update(&app.db).await.unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("SENDING", 1));
 
     let workers = app.start_workers(1).await;
     assert!(
