@@ -2,6 +2,9 @@
 //! worker, over one database pool.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use domain::keys::KeyCache;
 
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -42,6 +45,7 @@ pub struct RunningApp {
     server: JoinHandle<std::io::Result<()>>,
     worker: Option<JoinHandle<()>>,
     relay: Option<JoinHandle<()>>,
+    forget: JoinHandle<()>,
 }
 
 impl App {
@@ -92,12 +96,20 @@ impl App {
             None
         };
 
+        let keys = Arc::new(KeyCache::new(self.config.key_cache_ttl));
+        let forget = tokio::spawn(domain::keys::forget_revoked(keys.clone()));
         let state = AppState {
-            schema: graphql::schema(self.db.clone(), self.config.conversation_idle, outbound),
+            schema: graphql::schema(
+                self.db.clone(),
+                self.config.conversation_idle,
+                outbound,
+                keys.clone(),
+            ),
             db: self.db,
             ops_token: self.config.ops_token.clone(),
-            widget_limit: std::sync::Arc::new(RateLimiter::new(self.config.widget_rate_per_minute)),
-            client_limit: std::sync::Arc::new(RateLimiter::new(self.config.client_rate_per_minute)),
+            widget_limit: Arc::new(RateLimiter::new(self.config.widget_rate_per_minute)),
+            client_limit: Arc::new(RateLimiter::new(self.config.client_rate_per_minute)),
+            keys,
         };
         let router = http::router(state, self.config.max_body_bytes);
         let server = tokio::spawn(async move {
@@ -114,6 +126,7 @@ impl App {
             server,
             worker,
             relay,
+            forget,
         })
     }
 }
@@ -135,6 +148,7 @@ impl RunningApp {
         if let Some(relay) = self.relay {
             relay.abort();
         }
+        self.forget.abort();
     }
 
     /// Runs until `shutdown` completes, then stops gracefully.

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use domain::config::Secret;
+use domain::keys::KeyCache;
 use sea_orm::DatabaseConnection;
 
 use crate::graphql::operation::OperationName;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub widget_limit: Arc<RateLimiter>,
     /// Per client address, for widget requests.
     pub client_limit: Arc<RateLimiter>,
+    /// Keys resolved lately.
+    pub keys: Arc<KeyCache>,
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal how much of
@@ -156,11 +159,12 @@ async fn graphql_ws(
 ) -> Response {
     let origin = cross_origin(&headers);
     let db = state.db.clone();
+    let keys = state.keys.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             GraphQLWebSocket::new(socket, state.schema, protocol)
-                .on_connection_init(move |payload| connection_data(db, origin, payload))
+                .on_connection_init(move |payload| connection_data(db, keys, origin, payload))
                 .serve()
         })
 }
@@ -169,6 +173,7 @@ async fn graphql_ws(
 /// (`{"Authorization": "Bearer tk_admin_..."}`), usable from the page's origin.
 async fn connection_data(
     db: DatabaseConnection,
+    keys: Arc<KeyCache>,
     origin: Option<String>,
     payload: serde_json::Value,
 ) -> async_graphql::Result<async_graphql::Data> {
@@ -181,7 +186,7 @@ async fn connection_data(
                 "send the admin key in connection_init: {\"Authorization\": \"Bearer tk_admin_...\"}",
             )
         })?;
-    let principal = domain::keys::authenticate(&db, key).await?;
+    let principal = keys.authenticate(&db, key).await?;
     principal.require_admin()?;
     if let Some(origin) = origin
         && !domain::keys::key_allows_origin(&db, principal.key_id, &origin).await?
@@ -264,7 +269,7 @@ async fn graphql(
         {
             Caller::Operator
         }
-        Some(key) => match domain::keys::authenticate(&state.db, key).await {
+        Some(key) => match state.keys.authenticate(&state.db, key).await {
             Ok(principal) => Caller::Key(principal),
             Err(error) => Caller::Refused(std::sync::Arc::new(error)),
         },

@@ -1,4 +1,5 @@
-//! Live events for subscriptions: a ticket was opened, a delivery changed state.
+//! Live events for subscriptions (a ticket was opened, a delivery changed state), and the
+//! revocations the API processes' key caches must hear of.
 //!
 //! On PostgreSQL every API process `LISTEN`s and hands what it hears to its subscribers, so
 //! they see the writes of every process. A trigger on `tickets` sends `ticket_opened` when the
@@ -37,6 +38,11 @@ pub enum Event {
         ticket_id: Uuid,
         delivery_id: Uuid,
     },
+    /// For the API processes' key caches (no subscription shows it): a key stopped working.
+    KeyRevoked {
+        account_id: Uuid,
+        key_id: Uuid,
+    },
 }
 
 impl Event {
@@ -52,9 +58,9 @@ impl Event {
     /// The account the event belongs to.
     pub fn account_id(&self) -> Uuid {
         match self {
-            Event::TicketOpened { account_id, .. } | Event::DeliveryUpdated { account_id, .. } => {
-                *account_id
-            }
+            Event::TicketOpened { account_id, .. }
+            | Event::DeliveryUpdated { account_id, .. }
+            | Event::KeyRevoked { account_id, .. } => *account_id,
         }
     }
 }

@@ -212,3 +212,66 @@ async fn keys_are_created_listed_and_revoked(engine: Engine) {
     assert_eq!(error_code(&refused), "UNAUTHENTICATED");
     app.stop().await;
 }
+
+mod a_key_revoked_through_one_api_process_stops_working_on_the_others {
+    /// Several API processes share a database only on PostgreSQL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_key_revoked_through_one_api_process_stops_working_on_the_others().await
+    }
+}
+
+async fn a_key_revoked_through_one_api_process_stops_working_on_the_others() {
+    // Far longer than the test waits: only the revocation's notification can make the other
+    // process forget the key in time.
+    const CACHE: std::time::Duration = std::time::Duration::from_secs(120);
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(Engine::Postgres, &smtp, |c| c.key_cache_ttl = CACHE).await
+    else {
+        return;
+    };
+    let (_, step_id) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    let created = app.admin(CREATE_KEY, json!({ "kind": "WIDGET" })).await;
+    let secret = created["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_id = created["createApiKey"]["key"]["id"].clone();
+    let (other_url, other) = app.start_another_api().await;
+    let client = reqwest::Client::new();
+    let open_on_other = || async {
+        client
+            .post(&other_url)
+            .bearer_auth(&secret)
+            .json(&json!({
+                "query": OPEN_TICKET,
+                "variables": { "input": { "stepId": step_id, "message": "hi" } },
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    // The other process now knows the key.
+    let opened = open_on_other().await;
+    assert!(opened["errors"].is_null(), "{opened:#}");
+
+    app.admin(REVOKE_KEY, json!({ "id": key_id })).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let body = open_on_other().await;
+        if !body["errors"].is_null() {
+            assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body:#}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other API process still accepts the revoked key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    other.stop().await;
+    app.stop().await;
+}

@@ -188,6 +188,7 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
         ops_token: Some(Secret::new(OPS_TOKEN.to_owned())),
         widget_rate_per_minute: 0,
         client_rate_per_minute: 0,
+        key_cache_ttl: Duration::from_secs(10),
     }
 }
 
@@ -286,6 +287,18 @@ impl TestApp {
             }));
         }
         Workers { stop, handles }
+    }
+
+    /// Another API on this app's database, with its own pool and key cache, like a second
+    /// `api` process behind the same load balancer: its GraphQL URL, and the app to stop.
+    pub async fn start_another_api(&self) -> (String, RunningApp) {
+        let db = domain::db::connect(&self.config.database)
+            .await
+            .expect("connect");
+        let mut config = self.config.clone();
+        config.embedded_worker = false;
+        let running = App { config, db }.start().await.expect("start");
+        (format!("http://{}/graphql", running.addr), running)
     }
 
     /// Another account on the same database, as `(admin key, widget key)`.

@@ -16,7 +16,7 @@ mod webhooks;
 use std::sync::Arc;
 
 use async_graphql::{Context, Schema};
-use domain::keys::Principal;
+use domain::keys::{KeyCache, Principal};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -53,11 +53,13 @@ pub struct Settings {
     pub conversation_idle: std::time::Duration,
 }
 
-/// Builds the schema over a database; `outbound` sends rules' test e-mails.
+/// Builds the schema over a database; `outbound` sends rules' test e-mails, `keys` is the
+/// process's key cache (revoking a key forgets it).
 pub fn schema(
     db: DatabaseConnection,
     conversation_idle: std::time::Duration,
     outbound: domain::rule_check::Outbound,
+    keys: Arc<KeyCache>,
 ) -> ApiSchema {
     Schema::build(
         Query::default(),
@@ -67,6 +69,7 @@ pub fn schema(
     .data(db)
     .data(Settings { conversation_idle })
     .data(outbound)
+    .data(keys)
     .extension(limits::Limits {
         max_depth: MAX_DEPTH,
         max_complexity: MAX_COMPLEXITY,

@@ -2,8 +2,11 @@
 //! `sendVisitorMessage`, `chooseOption`) accept admin and widget keys; everything else needs an
 //! admin key. Each one validates all input before writing anything.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, InputObject, Object, OneofObject};
 use domain::flows::{OptionInput, StepInput as DomainStep};
+use domain::keys::KeyCache;
 use domain::rules::RuleInput;
 use domain::tickets::{OpenTicket, VisitorInput as DomainVisitor};
 
@@ -417,7 +420,7 @@ impl Mutation {
         let account = admin(ctx)?;
         let id = not_found_id("api key", &id)?;
         Ok(ApiKey(
-            domain::keys::revoke_key(db(ctx)?, account, id).await?,
+            domain::keys::revoke_key(db(ctx)?, ctx.data::<Arc<KeyCache>>()?, account, id).await?,
         ))
     }
 
