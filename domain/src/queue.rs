@@ -8,7 +8,7 @@
 //! the integration tests run real workers over jobs written this way.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -49,30 +49,12 @@ pub async fn enqueue(
     key: &str,
     run_at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let payload = serde_json::to_vec(job).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let id = ulid::Ulid::new().to_string();
     let backend = conn.get_database_backend();
     let statement = match backend {
-        // apalis' insert trigger wakes idle workers (NOTIFY) only for a job with
-        // `run_at <= now()`, and `now()` is when the transaction began: a job due "now" by the
-        // clock, written later in the same transaction, would wait for the next poll instead.
-        // Such a job is stamped with the transaction's start.
-        DatabaseBackend::Postgres => Statement::from_sql_and_values(
-            backend,
-            "INSERT INTO apalis.jobs \
-             (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
-             VALUES ($1, $2, $3, 'Pending', 0, $4, \
-                     CASE WHEN $5 <= clock_timestamp() THEN now() ELSE $5 END, 0, ''::hstore, $6) \
-             ON CONFLICT (job_type, idempotency_key) DO NOTHING",
-            [
-                id.into(),
-                QUEUE.into(),
-                payload.into(),
-                JOB_MAX_ATTEMPTS.into(),
-                run_at.into(),
-                key.into(),
-            ],
-        ),
+        DatabaseBackend::Postgres => {
+            let (sql, values) = postgres_insert(job, key, run_at, 1, None)?;
+            Statement::from_sql_and_values(backend, sql, values)
+        }
         _ => {
             // apalis-sqlite keeps whole seconds: a job due now is written as due at the start
             // of this second (picked up at once), a later one rounded up so it never runs early.
@@ -86,8 +68,8 @@ pub async fn enqueue(
                  VALUES (?, ?, ?, 'Pending', 0, ?, ?, 0, '{}', ?) \
                  ON CONFLICT (job_type, idempotency_key) DO NOTHING",
                 [
-                    payload.into(),
-                    id.into(),
+                    payload(job)?.into(),
+                    ulid::Ulid::new().to_string().into(),
                     QUEUE.into(),
                     JOB_MAX_ATTEMPTS.into(),
                     secs.into(),
@@ -98,6 +80,46 @@ pub async fn enqueue(
     };
     conn.execute_raw(statement).await?;
     Ok(())
+}
+
+fn payload(job: &Job) -> Result<Vec<u8>, DbErr> {
+    serde_json::to_vec(job).map_err(|e| DbErr::Custom(e.to_string()))
+}
+
+/// PostgreSQL's INSERT of `job` into apalis' table, with its parameters numbered from `first`,
+/// for [`enqueue`] and for statements that write a job together with its cause (the job is
+/// written once per row of `from`, when given).
+pub(crate) fn postgres_insert(
+    job: &Job,
+    key: &str,
+    run_at: DateTime<Utc>,
+    first: usize,
+    from: Option<&str>,
+) -> Result<(String, Vec<Value>), DbErr> {
+    let [id, job_type, payload_at, max_attempts, due, idempotency] =
+        std::array::from_fn(|i| format!("${}", first + i));
+    let from = from.map(|f| format!(" FROM {f}")).unwrap_or_default();
+    // apalis' insert trigger wakes idle workers (NOTIFY) only for a job with `run_at <= now()`,
+    // and `now()` is when the transaction began: a job due "now" by the clock, written later
+    // in the same transaction, would wait for the next poll instead. Such a job is stamped with
+    // the transaction's start.
+    let sql = format!(
+        "INSERT INTO apalis.jobs \
+         (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
+         SELECT {id}, {job_type}, {payload_at}, 'Pending', 0, {max_attempts}, \
+                CASE WHEN {due} <= clock_timestamp() THEN now() ELSE {due} END, 0, ''::hstore, \
+                {idempotency}{from} \
+         ON CONFLICT (job_type, idempotency_key) DO NOTHING"
+    );
+    let values = vec![
+        ulid::Ulid::new().to_string().into(),
+        QUEUE.into(),
+        payload(job)?.into(),
+        JOB_MAX_ATTEMPTS.into(),
+        run_at.into(),
+        key.into(),
+    ];
+    Ok((sql, values))
 }
 
 #[cfg(test)]
