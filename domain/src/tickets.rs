@@ -67,11 +67,14 @@ pub async fn insert_ticket(
 ) -> Result<ticket::Model> {
     let id = Uuid::now_v7();
     let created_at = now();
-    let job = Job::RouteTicket { ticket_id: id };
-    let job_key = format!("route:{id}");
     if txn.get_database_backend() == DatabaseBackend::Postgres {
-        return insert_ticket_postgres(txn, account_id, id, created_at, new, &job, &job_key).await;
+        let (design, visit) = new.split();
+        return open_in_one_statement(txn, account_id, id, created_at, design, visit)
+            .await?
+            .map(|(ticket, _)| ticket)
+            .ok_or(Error::NotFound("account"));
     }
+    let (job, job_key) = routing_job(id);
     // Every opening of the account waits for the account row from the counter update to the
     // commit, so that lock is taken as late as possible: the job, which needs nothing the
     // counter decides, goes first. On SQLite the first write takes the database's write lock
@@ -114,67 +117,149 @@ pub async fn insert_ticket(
     .await?)
 }
 
-/// [`insert_ticket`] on PostgreSQL: the account's next number, the ticket and its job in one
-/// statement. Every opening of the account waits for the account row's lock from the counter
-/// update to the commit; here it is held for no network round trip at all, where a statement
-/// each held it for two or three (`openTicket` at 16 connections: about 1,225 -> 1,330
-/// requests/s; bench/README.md).
-async fn insert_ticket_postgres(
+/// Where the design fields of a ticket opened in one PostgreSQL statement come from.
+enum Design {
+    /// From the caller: a conversation runs the design it started with.
+    Given {
+        flow_id: Uuid,
+        step_id: Uuid,
+        flow_name: String,
+        topic: String,
+        forward_emails: Vec<String>,
+    },
+    /// The account's ticket step as it is now (`openTicket`); no ticket when it is not one.
+    Step(Uuid),
+}
+
+/// What a ticket holds besides its design fields.
+struct Visit {
+    message: String,
+    visitor: VisitorInput,
+    conversation_id: Option<Uuid>,
+    transcript: Option<serde_json::Value>,
+    answers: Option<serde_json::Value>,
+}
+
+impl NewTicket {
+    fn split(self) -> (Design, Visit) {
+        let design = Design::Given {
+            flow_id: self.flow_id,
+            step_id: self.step_id,
+            flow_name: self.flow_name,
+            topic: self.topic,
+            forward_emails: self.forward_emails,
+        };
+        let visit = Visit {
+            message: self.message,
+            visitor: self.visitor,
+            conversation_id: self.conversation_id,
+            transcript: self.transcript,
+            answers: self.answers,
+        };
+        (design, visit)
+    }
+}
+
+/// A new ticket's routing job and its idempotency key.
+fn routing_job(ticket_id: Uuid) -> (Job, String) {
+    (Job::RouteTicket { ticket_id }, format!("route:{ticket_id}"))
+}
+
+/// Opens a ticket on PostgreSQL in one statement: its design fields, the account's next number,
+/// the ticket and its routing job; with the step's confirmation message. `None` when the step
+/// is not a ticket step of the account, or the account is gone: nothing is written then.
+///
+/// Every opening of the account waits for the account row's lock from the counter update to
+/// the commit; here it is held for no network round trip, where a statement each held it for
+/// two or three, and `openTicket` makes one round trip instead of six (at 16 connections
+/// about 1,225 -> 1,500-1,700 requests/s; bench/README.md).
+async fn open_in_one_statement(
     conn: &impl ConnectionTrait,
     account_id: Uuid,
     id: Uuid,
     created_at: chrono::DateTime<chrono::Utc>,
-    new: NewTicket,
-    job: &Job,
-    job_key: &str,
-) -> Result<ticket::Model> {
-    let mut values: Vec<sea_orm::Value> = vec![
-        account_id.into(),
-        id.into(),
-        new.flow_id.into(),
-        new.step_id.into(),
-        new.flow_name.into(),
-        validate::tag_key(&new.topic).into(),
-        new.topic.into(),
-        STATUS_OPEN.into(),
-        new.message.into(),
-        new.visitor.name.into(),
-        new.visitor.email.into(),
-        new.visitor.phone.into(),
-        serde_json::json!(new.forward_emails).into(),
-        new.conversation_id.into(),
-        new.transcript.into(),
-        new.answers.into(),
-        created_at.into(),
-    ];
-    // The job is written for the inserted ticket only: none when the account is missing.
+    design: Design,
+    visit: Visit,
+) -> Result<Option<(ticket::Model, Option<String>)>> {
+    let mut values: Vec<sea_orm::Value> = vec![account_id.into(), id.into()];
+    let mut bind = |value: sea_orm::Value| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    let design = match design {
+        Design::Given {
+            flow_id,
+            step_id,
+            flow_name,
+            topic,
+            forward_emails,
+        } => format!(
+            "SELECT {}::uuid AS flow_id, {}::uuid AS step_id, {}::text AS flow_name, \
+                    {}::text AS topic_key, {}::text AS topic, {}::json AS forward_emails, \
+                    NULL::text AS confirmation_message",
+            bind(flow_id.into()),
+            bind(step_id.into()),
+            bind(flow_name.into()),
+            bind(validate::tag_key(&topic).into()),
+            bind(topic.into()),
+            bind(serde_json::json!(forward_emails).into()),
+        ),
+        Design::Step(step_id) => format!(
+            "SELECT f.id AS flow_id, s.id AS step_id, f.name AS flow_name, \
+                    COALESCE(s.topic_key, '') AS topic_key, COALESCE(s.topic, '') AS topic, \
+                    s.forward_emails, s.confirmation_message \
+             FROM steps s JOIN flows f ON f.id = s.flow_id \
+             WHERE s.id = {} AND s.account_id = $1 AND s.kind = '{KIND_TICKET}'",
+            bind(step_id.into()),
+        ),
+    };
+    let visit = [
+        bind(STATUS_OPEN.into()),
+        bind(visit.message.into()),
+        bind(visit.visitor.name.into()),
+        bind(visit.visitor.email.into()),
+        bind(visit.visitor.phone.into()),
+        bind(visit.conversation_id.into()),
+        bind(visit.transcript.into()),
+        bind(visit.answers.into()),
+        bind(created_at.into()),
+    ]
+    .join(", ");
+    // The job is written for the inserted ticket only.
+    let (job, job_key) = routing_job(id);
     let (insert_job, job_values) =
-        queue::postgres_insert(job, job_key, created_at, values.len() + 1, Some("ticket"))?;
+        queue::postgres_insert(&job, &job_key, created_at, values.len() + 1, Some("ticket"))?;
     values.extend(job_values);
     let sql = format!(
-        "WITH number AS ( \
-             UPDATE accounts SET ticket_seq = ticket_seq + 1 WHERE id = $1 RETURNING ticket_seq \
+        "WITH design AS ({design}), number AS ( \
+             UPDATE accounts SET ticket_seq = ticket_seq + 1 \
+             WHERE id = $1 AND EXISTS (SELECT FROM design) RETURNING ticket_seq \
          ), ticket AS ( \
              INSERT INTO tickets (id, account_id, number, flow_id, step_id, flow_name, topic_key, \
                                   topic, status, message, visitor_name, visitor_email, \
-                                  visitor_phone, forward_emails, conversation_id, transcript, \
-                                  answers, created_at) \
-             SELECT $2, $1, number.ticket_seq, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                    $14, $15, $16, $17 \
-             FROM number \
+                                  visitor_phone, conversation_id, transcript, answers, \
+                                  created_at, forward_emails) \
+             SELECT $2, $1, number.ticket_seq, design.flow_id, design.step_id, design.flow_name, \
+                    design.topic_key, design.topic, {visit}, design.forward_emails \
+             FROM number, design \
              RETURNING * \
          ), job AS ({insert_job}) \
-         SELECT * FROM ticket"
+         SELECT ticket.*, design.confirmation_message FROM ticket, design"
     );
-    let row = conn
+    let Some(row) = conn
         .query_one_raw(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
             sql,
             values,
         ))
         .await?
-        .ok_or(Error::NotFound("account"))?;
-    Ok(ticket::Model::from_query_result(&row, "")?)
+    else {
+        return Ok(None);
+    };
+    Ok(Some((
+        ticket::Model::from_query_result(&row, "")?,
+        row.try_get("", "confirmation_message")?,
+    )))
 }
 
 /// Validates a visitor's contact details.
@@ -201,17 +286,28 @@ pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
 ) -> Result<Opened> {
     let message = validate::message("message", &input.message)?;
     let visitor = validate_visitor(&input.visitor)?;
-    // The step and its flow in one query.
-    let (step, flow) = step::Entity::find_by_id(input.step_id)
-        .filter(step::Column::AccountId.eq(account_id))
-        .find_also_related(flow::Entity)
-        .one(db)
-        .await?
-        .ok_or(Error::NotFound("step"))?;
-    let flow = flow.ok_or(Error::NotFound("flow"))?;
-    if step.kind != KIND_TICKET {
-        return Err(Error::invalid("stepId", "is not a ticket step"));
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        let visit = Visit {
+            message,
+            visitor,
+            conversation_id: None,
+            transcript: None,
+            answers: None,
+        };
+        let design = Design::Step(input.step_id);
+        let opened =
+            open_in_one_statement(db, account_id, Uuid::now_v7(), now(), design, visit).await?;
+        let Some((ticket, confirmation)) = opened else {
+            // Nothing was written; the step says why.
+            find_ticket_step(db, account_id, input.step_id).await?;
+            return Err(Error::NotFound("account"));
+        };
+        return Ok(Opened {
+            ticket,
+            confirmation_message: confirmation.unwrap_or_default(),
+        });
     }
+    let (step, flow) = find_ticket_step(db, account_id, input.step_id).await?;
     let txn = crate::db::begin(db).await?;
     let ticket = insert_ticket(
         &txn,
@@ -242,6 +338,25 @@ pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
         ticket,
         confirmation_message: step.confirmation_message.unwrap_or_default(),
     })
+}
+
+/// The account's ticket step `step_id` with its flow (one query), or why it cannot open tickets.
+async fn find_ticket_step(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    step_id: Uuid,
+) -> Result<(step::Model, flow::Model)> {
+    let (step, flow) = step::Entity::find_by_id(step_id)
+        .filter(step::Column::AccountId.eq(account_id))
+        .find_also_related(flow::Entity)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("step"))?;
+    let flow = flow.ok_or(Error::NotFound("flow"))?;
+    if step.kind != KIND_TICKET {
+        return Err(Error::invalid("stepId", "is not a ticket step"));
+    }
+    Ok((step, flow))
 }
 
 /// A page of tickets, newest first.
