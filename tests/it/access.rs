@@ -238,21 +238,13 @@ async fn a_key_revoked_through_one_api_process_stops_working_on_the_others() {
         .to_owned();
     let key_id = created["createApiKey"]["key"]["id"].clone();
     let (other_url, other) = app.start_another_api().await;
-    let client = reqwest::Client::new();
-    let open_on_other = || async {
-        client
-            .post(&other_url)
-            .bearer_auth(&secret)
-            .json(&json!({
-                "query": OPEN_TICKET,
-                "variables": { "input": { "stepId": step_id, "message": "hi" } },
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()
+    let open_on_other = || {
+        app.gql_at(
+            &other_url,
+            Some(&secret),
+            OPEN_TICKET,
+            json!({ "input": { "stepId": step_id, "message": "hi" } }),
+        )
     };
     // The other process now knows the key.
     let opened = open_on_other().await;

@@ -311,9 +311,20 @@ impl TestApp {
 
     /// Sends a GraphQL request with `key` (if any) and returns the whole JSON response.
     pub async fn gql(&self, key: Option<&str>, query: &str, variables: Value) -> Value {
+        self.gql_at(&self.url, key, query, variables).await
+    }
+
+    /// [`TestApp::gql`] against the GraphQL endpoint at `url` (another API process).
+    pub async fn gql_at(
+        &self,
+        url: &str,
+        key: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Value {
         let mut request = self
             .client
-            .post(&self.url)
+            .post(url)
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(key) = key {
             request = request.bearer_auth(key);
