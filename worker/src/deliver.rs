@@ -140,7 +140,7 @@ pub async fn route(
             };
             match result {
                 Ok(reply) => accepted.push((delivery, reply, at)),
-                Err(error) => match record(ctx, &delivery, &ticket, 1, Err(error)).await {
+                Err(error) => match record_failure(ctx, &delivery, &ticket, 1, error).await {
                     Ok(outcome) => {
                         if is_result(&outcome) {
                             results.push(Event::delivery_updated(&delivery));
@@ -154,13 +154,10 @@ pub async fn route(
         match record_sent(ctx, &ticket, 1, &accepted).await {
             Ok(recorded) => {
                 for (delivery, _, _) in &accepted {
-                    let outcome = if recorded.contains(&delivery.id) {
+                    let outcome = sent_unless_taken_over(recorded.contains(&delivery.id));
+                    if is_result(&outcome) {
                         results.push(Event::delivery_updated(delivery));
-                        Outcome::Sent
-                    } else {
-                        // Our lease ran out and another worker took the row over.
-                        Outcome::Skipped
-                    };
+                    }
                     outcomes.push((delivery.id, outcome));
                 }
             }
@@ -330,7 +327,7 @@ async fn not_claimed(
     }
 }
 
-/// Writes the attempt's result on the row; a retry's job goes in the same transaction.
+/// Writes the attempt's result on the row.
 async fn record(
     ctx: &Context,
     delivery: &delivery::Model,
@@ -338,20 +335,35 @@ async fn record(
     attempt: i32,
     result: Result<String, SendError>,
 ) -> Result<Outcome, domain::Error> {
-    let now = domain::now();
-    let result = match result {
+    match result {
         Ok(reply) => {
-            let accepted = [(delivery.clone(), reply, now)];
+            let accepted = [(delivery.clone(), reply, domain::now())];
             let recorded = record_sent(ctx, ticket, attempt, &accepted).await?;
-            return Ok(if recorded.is_empty() {
-                // Our lease ran out and another worker took the row over: its result stands.
-                Outcome::Skipped
-            } else {
-                Outcome::Sent
-            });
+            Ok(sent_unless_taken_over(recorded.contains(&delivery.id)))
         }
-        Err(error) => error,
-    };
+        Err(error) => record_failure(ctx, delivery, ticket, attempt, error).await,
+    }
+}
+
+/// The outcome of an accepted mail: `Sent` when its result was recorded; otherwise our lease
+/// ran out and another worker took the row over, and its result stands.
+fn sent_unless_taken_over(recorded: bool) -> Outcome {
+    if recorded {
+        Outcome::Sent
+    } else {
+        Outcome::Skipped
+    }
+}
+
+/// Writes a failed attempt on the row; a retry's job goes in the same transaction.
+async fn record_failure(
+    ctx: &Context,
+    delivery: &delivery::Model,
+    ticket: &ticket::Model,
+    attempt: i32,
+    error: SendError,
+) -> Result<Outcome, domain::Error> {
+    let now = domain::now();
     let mut update = delivery::Entity::update_many()
         .col_expr(
             delivery::Column::LockedUntil,
@@ -363,7 +375,7 @@ async fn record(
         .filter(delivery::Column::Attempts.eq(attempt));
     // The final error, for the account's integrations.
     let mut failed_with = None;
-    let (outcome, next) = match result {
+    let (outcome, next) = match error {
         SendError::Transient(error) if attempt < ctx.delivery.max_attempts as i32 => {
             let wait = backoff(
                 attempt,
