@@ -190,10 +190,10 @@ export async function conversation(admin: Endpoint, widget: Endpoint): Promise<n
   await request(widget, SendVisitorMessageDocument, { conversationId, text: 'ayse@example.com', clientMessageId: 'm2' });
   const last = await request(widget, SendVisitorMessageDocument, { conversationId, text: 'A-17', clientMessageId: 'm3' });
   const turn = last.sendVisitorMessage;
-  console.log(turn.botMessages, turn.awaiting, turn.conversation.status, turn.ticket?.topic);
+  console.log(turn.botMessages, turn.awaiting, turn.conversation.status, turn.ticket?.number);
 
   const { conversation: c } = await request(widget, ConversationDocument, { id: conversationId });
-  console.log(c?.answers, c?.transcript.map((e) => `${e.sender}: ${e.text}`));
+  console.log(c?.status, c?.transcript.map((e) => `${e.sender}: ${e.text}`));
   return turn.ticket?.number ?? null;
 }
 
@@ -209,7 +209,7 @@ export async function refused(admin: Endpoint): Promise<void> {
   // @ts-expect-error: StepInput is @oneOf: one kind only
   await request(admin, AddStepDocument, { flowId: '1', step: { message: { text: 'a' }, end: {} } });
   const { openTicket } = await request(admin, OpenTicketDocument, { stepId: '1', message: 'x' });
-  // @ts-expect-error: `topic` was not selected by OpenTicket
+  // @ts-expect-error: a visitor's ticket has no `topic` (topic tags are internal)
   console.log(openTicket.ticket.topic);
   const { ticket } = await request(admin, TicketDocument, { id: '1' });
   // @ts-expect-error: `ticket` is null for an unknown id

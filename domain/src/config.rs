@@ -186,6 +186,9 @@ pub struct DeliveryConfig {
     pub webhook_allow_private_networks: bool,
 }
 
+/// The most attempts a webhook delivery may be given (each is kept and listed).
+pub const MAX_WEBHOOK_ATTEMPTS: u32 = 100;
+
 impl DeliveryConfig {
     /// Reads the retry and worker settings.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -204,6 +207,12 @@ impl DeliveryConfig {
             return Err(ConfigError {
                 var: "MAX_DELIVERY_ATTEMPTS",
                 message: "must be at least 1".into(),
+            });
+        }
+        if !(1..=MAX_WEBHOOK_ATTEMPTS).contains(&cfg.webhook_max_attempts) {
+            return Err(ConfigError {
+                var: "WEBHOOK_MAX_ATTEMPTS",
+                message: format!("must be between 1 and {MAX_WEBHOOK_ATTEMPTS}"),
             });
         }
         if cfg.concurrency == 0 {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use entity::{flow, step};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -168,6 +168,14 @@ impl StepColumns {
         targets
     }
 
+    /// A ticket step may not bring the account past [`limits::TOPIC_TAGS`] distinct topics.
+    async fn check_topic(&self, db: &impl ConnectionTrait, account_id: Uuid) -> Result<()> {
+        match &self.topic {
+            Some(topic) => limits::check_topic(db, account_id, &validate::tag_key(topic)).await,
+            None => Ok(()),
+        }
+    }
+
     /// A link may dangle later (its target deleted, which `validateFlow` reports), but it can
     /// only be made to a step of the same account: another account's step id is `NOT_FOUND`,
     /// exactly like an id that never existed.
@@ -238,11 +246,33 @@ pub async fn create_flow(
 }
 
 /// The account's flows, oldest first.
-pub async fn list_flows(db: &impl ConnectionTrait, account_id: Uuid) -> Result<Vec<flow::Model>> {
-    Ok(flow::Entity::find()
-        .filter(flow::Column::AccountId.eq(account_id))
+/// The account's flows, oldest first: at most `first`, after the flow `after` when given
+/// (`NotFound` when the account has no such flow).
+pub async fn list_flows(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    first: u64,
+    after: Option<Uuid>,
+) -> Result<Vec<flow::Model>> {
+    let mut query = flow::Entity::find().filter(flow::Column::AccountId.eq(account_id));
+    if let Some(after) = after {
+        let from = find_flow(db, account_id, after)
+            .await?
+            .ok_or(Error::NotFound("flow"))?;
+        query = query.filter(
+            Condition::any()
+                .add(flow::Column::CreatedAt.gt(from.created_at))
+                .add(
+                    Condition::all()
+                        .add(flow::Column::CreatedAt.eq(from.created_at))
+                        .add(flow::Column::Id.gt(from.id)),
+                ),
+        );
+    }
+    Ok(query
         .order_by_asc(flow::Column::CreatedAt)
         .order_by_asc(flow::Column::Id)
+        .limit(first)
         .all(db)
         .await?)
 }
@@ -329,6 +359,7 @@ pub async fn add_step<C: ConnectionTrait + TransactionTrait>(
         .await?
         .ok_or(Error::NotFound("flow"))?;
     columns.check_targets(&txn, account_id).await?;
+    columns.check_topic(&txn, account_id).await?;
     let position = step::Entity::find()
         .filter(step::Column::FlowId.eq(flow.id))
         .count(&txn)
@@ -367,6 +398,7 @@ pub async fn update_step(
         .await?
         .ok_or(Error::NotFound("step"))?;
     columns.check_targets(db, account_id).await?;
+    columns.check_topic(db, account_id).await?;
     let mut model: step::ActiveModel = existing.into();
     columns.apply(&mut model);
     Ok(model.update(db).await?)

@@ -3,7 +3,11 @@
 //! bound. Checked when something is added; lists that grow with traffic (tickets,
 //! deliveries, webhook deliveries) are paged instead.
 
-use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, sea_query::SimpleExpr};
+use entity::step;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    sea_query::SimpleExpr,
+};
 
 use crate::{Error, Result};
 
@@ -19,6 +23,9 @@ pub const AGENTS: u64 = 1_000;
 pub const API_KEYS: u64 = 100;
 /// Webhooks of one account.
 pub const WEBHOOKS: u64 = 10;
+/// Distinct topic tags of the ticket steps of one account: the routing form's list, and the
+/// bound `topicTags` is costed at.
+pub const TOPIC_TAGS: u64 = 1_000;
 
 /// Refuses one more `what` when the rows matching `scope` already number `max`.
 pub async fn check<E>(
@@ -34,6 +41,39 @@ where
     let count = E::find().filter(scope).count(db).await?;
     if count >= max {
         return Err(Error::LimitReached { what, max });
+    }
+    Ok(())
+}
+
+/// Refuses a ticket step whose topic (by its case-folded key) would be the account's
+/// [`TOPIC_TAGS`]+1st distinct one; a topic some step already uses is always accepted.
+pub async fn check_topic(
+    db: &impl ConnectionTrait,
+    account_id: uuid::Uuid,
+    key: &str,
+) -> Result<()> {
+    let in_use = step::Entity::find()
+        .filter(step::Column::AccountId.eq(account_id))
+        .filter(step::Column::TopicKey.eq(key))
+        .limit(1)
+        .count(db)
+        .await?;
+    if in_use > 0 {
+        return Ok(());
+    }
+    let distinct = step::Entity::find()
+        .select_only()
+        .column(step::Column::TopicKey)
+        .filter(step::Column::AccountId.eq(account_id))
+        .filter(step::Column::TopicKey.is_not_null())
+        .distinct()
+        .count(db)
+        .await?;
+    if distinct >= TOPIC_TAGS {
+        return Err(Error::LimitReached {
+            what: "topic tags",
+            max: TOPIC_TAGS,
+        });
     }
     Ok(())
 }

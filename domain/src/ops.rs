@@ -232,6 +232,9 @@ struct WorkerRow {
     in_flight: i64,
 }
 
+/// The most worker processes `workers` lists (the query's `LIMIT`), most recently seen first.
+pub const MAX_WORKERS_LISTED: u64 = 200;
+
 /// The worker processes of the ticket queue, most recently seen first. A worker is alive
 /// while its last heartbeat is younger than `gone_after`.
 pub async fn workers(

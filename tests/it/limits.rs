@@ -21,28 +21,95 @@ async fn hostile_queries_are_refused_with_their_code() {
         error_code(&app.gql(key, &deep, json!({})).await),
         "QUERY_TOO_DEEP"
     );
+    // 10 levels of objects (no lists multiplying them) are fine.
     let shallow = format!(
-        "{{ flows {{ {}id{} }} }}",
-        "steps { flow { ".repeat(4),
-        " } }".repeat(4)
+        "{{ tickets(first: 1) {{ edges {{ node {{ {}id{} }} }} }} }}",
+        "conversation { ticket { ".repeat(3),
+        " } }".repeat(3)
     );
     let ok = app.gql(key, &shallow, json!({})).await;
     assert!(ok.get("errors").is_none(), "10 levels are fine: {ok:#}");
 
-    let aliases: String = (0..31).map(|i| format!("a{i}: flows {{ id }} ")).collect();
+    let aliases: String = (0..31).map(|i| format!("a{i}: agents {{ id }} ")).collect();
     assert_eq!(
         error_code(&app.gql(key, &format!("{{ {aliases} }}"), json!({})).await),
         "TOO_MANY_ALIASES"
     );
-    let fine: String = (0..30).map(|i| format!("a{i}: flows {{ id }} ")).collect();
+    let fine: String = (0..30).map(|i| format!("a{i}: agents {{ id }} ")).collect();
     let ok = app.gql(key, &format!("{{ {fine} }}"), json!({})).await;
     assert!(ok.get("errors").is_none(), "30 aliases are fine: {ok:#}");
 
-    let wide: String = "flows { id name createdAt } ".repeat(400);
+    // Lists multiply what is under them: a flow's steps lead back to the flow, so nesting
+    // them asks for 200^4 objects per alias, whatever the flow holds today.
+    let cycle = format!(
+        "query($id: ID!) {{ {} }}",
+        (0..8)
+            .map(|i| format!(
+                "a{i}: flow(id: $id) {{ steps {{ flow {{ steps {{ flow {{ steps {{ flow {{ steps {{ id }} }} }} }} }} }} }} }} "
+            ))
+            .collect::<String>()
+    );
+    let refused = app
+        .gql(
+            key,
+            &cycle,
+            json!({ "id": "00000000-0000-7000-8000-000000000000" }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "QUERY_TOO_COMPLEX", "{refused:#}");
+    let extensions = &refused["errors"][0]["extensions"];
+    assert_eq!(extensions["budget"], 250_000);
+    assert!(
+        extensions["cost"].as_u64().unwrap() > 8 * 200u64.pow(4),
+        "{extensions:#}"
+    );
+    // `first` is what a paged list counts.
+    let paged = |first: i64| {
+        format!(
+            "{{ tickets(first: {first}) {{ edges {{ node {{ deliveries(first: 200) {{ id recipient status attempts lastError sentAt }} timeline(first: 200) {{ at kind message }} }} }} }} }}"
+        )
+    };
+    let ok = app.gql(key, &paged(50), json!({})).await;
+    assert!(
+        ok.get("errors").is_none(),
+        "50 tickets with their details fit: {ok:#}"
+    );
+    assert_eq!(
+        error_code(&app.gql(key, &paged(200), json!({})).await),
+        "QUERY_TOO_COMPLEX"
+    );
+    let wide: String = "agents { id name email } ".repeat(100);
     assert_eq!(
         error_code(&app.gql(key, &format!("{{ {wide} }}"), json!({})).await),
         "QUERY_TOO_COMPLEX"
     );
+
+    // A value that does not fit its type, written in the query or passed as a variable, is
+    // refused before anything runs, with a code.
+    for (query, variables) in [
+        (
+            "{ tickets(first: 78789425892731328) { edges { cursor } } }",
+            json!({}),
+        ),
+        (
+            "{ tickets(first: \"ten\") { edges { cursor } } }",
+            json!({}),
+        ),
+        (
+            "query($n: Int) { tickets(first: $n) { edges { cursor } } }",
+            json!({ "n": 78789425892731328u64 }),
+        ),
+        (
+            "query($n: Int) { flows(first: $n) { id } }",
+            json!({ "n": -1 }),
+        ),
+    ] {
+        let body = app.gql(key, query, variables).await;
+        assert!(
+            ["BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED"].contains(&error_code(&body).as_str()),
+            "{body:#}"
+        );
+    }
 
     assert_eq!(
         error_code(&app.gql(key, "{ flows { ", json!({})).await),

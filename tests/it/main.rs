@@ -26,4 +26,5 @@ mod schema;
 mod smtp_tls;
 mod ticket_path;
 mod validation;
+mod visitor_surface;
 mod webhooks;

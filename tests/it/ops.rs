@@ -39,7 +39,7 @@ pub const DELETE_RULE: &str = "mutation($id: ID!) { deleteRoutingRule(id: $id) }
 pub const RULES: &str = "{ routingRules { id tag emails tagKnown } }";
 
 pub const OPEN_TICKET: &str = "mutation($input: OpenTicketInput!) {
-  openTicket(input: $input) { confirmationMessage ticket { id number topic status message visitor { name email phone } flow { name } } }
+  openTicket(input: $input) { confirmationMessage ticket { id number createdAt } }
 }";
 
 pub const TICKET: &str = "query($id: ID!) {
@@ -66,7 +66,7 @@ pub const VALIDATE_FLOW: &str =
 pub const PUBLISH_FLOW: &str =
     "mutation($id: ID!) { publishFlow(id: $id) { id number publishedAt } }";
 
-pub const TURN_FIELDS: &str = "conversation { id status awaiting answers } botMessages awaiting options { id label } ticket { id number topic }";
+pub const TURN_FIELDS: &str = "conversation { id status awaiting } botMessages awaiting options { id label } ticket { id number }";
 
 pub fn start_conversation() -> String {
     format!(
@@ -86,6 +86,16 @@ pub fn choose_option() -> String {
     )
 }
 
+/// A conversation as the chat widget reads it (widget or admin key).
 pub const CONVERSATION: &str = "query($id: ID!) {
-  conversation(id: $id) { id status awaiting answers transcript { sender text } ticket { id number transcript { sender text } answers } }
+  conversation(id: $id) { id status awaiting transcript { sender text } ticket { id number } }
+}";
+
+/// What an admin reads of a ticket: its content and the conversation that opened it.
+pub const TICKET_CONTENT: &str = "query($id: ID!) {
+  ticket(id: $id) {
+    id number topic status message answers visitor { name email phone } flow { name }
+    transcript { sender text }
+    conversation { id status answers transcript { sender text } }
+  }
 }";

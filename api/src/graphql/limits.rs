@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
 
 /// The limits; see the README's error table.
 #[derive(Clone, Copy, Debug)]
@@ -36,6 +36,11 @@ fn coded(mut error: ServerError, code: &str) -> ServerError {
             .set("code", code);
     }
     error
+}
+
+/// async-graphql's messages for an input that does not fit its type.
+fn is_coercion(message: &str) -> bool {
+    message.starts_with("Failed to parse") || message.starts_with("Invalid value")
 }
 
 fn count_aliases(set: &SelectionSet) -> usize {
@@ -95,6 +100,30 @@ impl Extension for Limits {
         Ok(document)
     }
 
+    /// Errors async-graphql raises itself while executing carry no code: a value that does not
+    /// fit its type (an `Int` out of range in the variables, say) is the caller's input, and
+    /// anything else is ours.
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        response.errors = std::mem::take(&mut response.errors)
+            .into_iter()
+            .map(|error| {
+                let code = if is_coercion(&error.message) {
+                    "BAD_USER_INPUT"
+                } else {
+                    "INTERNAL_SERVER_ERROR"
+                };
+                coded(error, code)
+            })
+            .collect();
+        response
+    }
+
     async fn validation(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -119,16 +148,19 @@ impl Extension for Limits {
             )]);
         }
         if result.complexity > self.max_complexity {
-            return Err(vec![coded(
-                ServerError::new(
-                    format!(
-                        "the query's complexity is {}; at most {} is accepted",
-                        result.complexity, self.max_complexity
-                    ),
-                    None,
+            let mut error = ServerError::new(
+                format!(
+                    "the query costs {} and the budget is {}: lists multiply what is selected \
+                     under them (by `first` or their documented bound); ask for fewer items or \
+                     fewer nested lists",
+                    result.complexity, self.max_complexity
                 ),
-                "QUERY_TOO_COMPLEX",
-            )]);
+                None,
+            );
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            extensions.set("cost", result.complexity as u64);
+            extensions.set("budget", self.max_complexity as u64);
+            return Err(vec![coded(error, "QUERY_TOO_COMPLEX")]);
         }
         Ok(result)
     }

@@ -1,6 +1,7 @@
 //! The GraphQL schema: types, queries, mutations, batch loaders and the one place where domain
 //! errors become GraphQL errors.
 
+mod cost;
 mod cursor;
 mod error;
 mod limits;
@@ -11,6 +12,7 @@ mod ops;
 mod query;
 mod subscription;
 mod types;
+mod visitor;
 mod webhooks;
 
 use std::sync::Arc;
@@ -25,12 +27,18 @@ pub use loaders::Loaders;
 /// All read operations.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct Query(query::Query, ops::OpsQuery, webhooks::WebhookQuery);
+pub struct Query(
+    visitor::VisitorQuery,
+    query::Query,
+    ops::OpsQuery,
+    webhooks::WebhookQuery,
+);
 
 /// All write operations.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct Mutation(
+    visitor::VisitorMutation,
     mutation::Mutation,
     ops::OpsMutation,
     webhooks::WebhookMutation,
@@ -41,8 +49,8 @@ pub type ApiSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// Deepest query accepted.
 pub const MAX_DEPTH: usize = 12;
-/// Most expensive query accepted (each field costs 1).
-pub const MAX_COMPLEXITY: usize = 1_000;
+/// Most expensive query accepted: see `cost` for how lists count.
+pub const MAX_COMPLEXITY: usize = cost::BUDGET;
 /// Most aliases in one request.
 pub const MAX_ALIASES: usize = 30;
 

@@ -1,6 +1,5 @@
-//! Write operations. The visitor operations (`openTicket`, `startConversation`,
-//! `sendVisitorMessage`, `chooseOption`) accept admin and widget keys; everything else needs an
-//! admin key. Each one validates all input before writing anything.
+//! Write operations of the admin key, and the inputs of the visitor operations (which live in
+//! `visitor`). Each one validates all input before writing anything.
 
 use std::sync::Arc;
 
@@ -8,13 +7,12 @@ use async_graphql::{Context, ID, InputObject, Object, OneofObject};
 use domain::flows::{OptionInput, StepInput as DomainStep};
 use domain::keys::KeyCache;
 use domain::rules::RuleInput;
-use domain::tickets::{OpenTicket, VisitorInput as DomainVisitor};
 
 use super::types::{
-    AccountSettings, Agent, ApiKey, ApiKeyKind, ConversationTurn, CreatedApiKey, Flow, FlowProblem,
-    FlowVersion, Locale, OpenTicketPayload, RoutingRule, Step, TestEmail, Ticket,
+    AccountSettings, Agent, ApiKey, ApiKeyKind, CreatedApiKey, Flow, FlowProblem, FlowVersion,
+    Locale, RoutingRule, Step, TestEmail,
 };
-use super::{ApiResult, admin, db, parse_id, principal, settings};
+use super::{ApiResult, admin, cost, db, parse_id};
 
 /// Write operations.
 #[derive(Default)]
@@ -237,14 +235,6 @@ pub struct ChooseOptionInput {
     pub client_message_id: Option<String>,
 }
 
-fn visitor_input(v: Option<VisitorInput>) -> DomainVisitor {
-    v.map_or_else(DomainVisitor::default, |v| DomainVisitor {
-        name: v.name,
-        email: v.email,
-        phone: v.phone,
-    })
-}
-
 fn not_found_id(what: &'static str, id: &ID) -> ApiResult<uuid::Uuid> {
     parse_id(id).ok_or(domain::Error::NotFound(what).into())
 }
@@ -331,6 +321,8 @@ impl Mutation {
     /// Sends a sample ticket with the rule's tag to each of the rule's addresses, in the rule's
     /// language, through the service's own mailer and templates, and answers what the SMTP
     /// server said to each. Nothing is stored or retried.
+    /// Cost: counted as 50 (the most addresses a rule has).
+    #[graphql(complexity = "cost::list(cost::RULE_EMAILS, child_complexity)")]
     async fn send_test_email(&self, ctx: &Context<'_>, rule_id: ID) -> ApiResult<Vec<TestEmail>> {
         let account = admin(ctx)?;
         let id = not_found_id("routing rule", &rule_id)?;
@@ -363,38 +355,6 @@ impl Mutation {
         let uuid = not_found_id("routing rule", &id)?;
         domain::rules::delete_rule(db(ctx)?, account, uuid).await?;
         Ok(id)
-    }
-
-    /// Opens a ticket from a ticket step (what the chatbot does when a visitor reaches it) and
-    /// queues its e-mail notification in the same transaction. Widget and admin keys.
-    async fn open_ticket(
-        &self,
-        ctx: &Context<'_>,
-        input: OpenTicketInput,
-    ) -> ApiResult<OpenTicketPayload> {
-        let account = principal(ctx)?.account_id;
-        let step_id = not_found_id("step", &input.step_id)?;
-        let visitor = input
-            .visitor
-            .map_or_else(DomainVisitor::default, |v| DomainVisitor {
-                name: v.name,
-                email: v.email,
-                phone: v.phone,
-            });
-        let opened = domain::tickets::open_ticket(
-            db(ctx)?,
-            account,
-            &OpenTicket {
-                step_id,
-                message: input.message,
-                visitor,
-            },
-        )
-        .await?;
-        Ok(OpenTicketPayload {
-            ticket: Ticket(opened.ticket),
-            confirmation_message: opened.confirmation_message,
-        })
     }
 
     /// Creates an API key; its secret is in the answer and nowhere else, ever.
@@ -440,6 +400,8 @@ impl Mutation {
     }
 
     /// Every problem that stops the flow's draft from being published; empty when it can be.
+    /// Cost: counted as 4,200 (a problem per step and button).
+    #[graphql(complexity = "cost::list(cost::FLOW_PROBLEMS, child_complexity)")]
     async fn validate_flow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Vec<FlowProblem>> {
         let account = admin(ctx)?;
         let id = not_found_id("flow", &id)?;
@@ -456,69 +418,5 @@ impl Mutation {
         Ok(FlowVersion(
             domain::design::publish_flow(db(ctx)?, account, id).await?,
         ))
-    }
-
-    /// A visitor opens the chat: the bot's first messages and what it waits for. Widget and
-    /// admin keys.
-    async fn start_conversation(
-        &self,
-        ctx: &Context<'_>,
-        input: StartConversationInput,
-    ) -> ApiResult<ConversationTurn> {
-        let account = principal(ctx)?.account_id;
-        let flow_id = not_found_id("flow", &input.flow_id)?;
-        let visitor = visitor_input(input.visitor);
-        Ok(ConversationTurn(
-            domain::conversations::start(db(ctx)?, account, flow_id, &visitor).await?,
-        ))
-    }
-
-    /// The visitor answers a question. An invalid `name`, `email` or `phone` answer is asked
-    /// again. `BAD_USER_INPUT` when the bot waits for a button or the conversation has ended;
-    /// `CONVERSATION_EXPIRED` after the idle timeout. Widget and admin keys.
-    async fn send_visitor_message(
-        &self,
-        ctx: &Context<'_>,
-        input: VisitorMessageInput,
-    ) -> ApiResult<ConversationTurn> {
-        let account = principal(ctx)?.account_id;
-        let id = not_found_id("conversation", &input.conversation_id)?;
-        let idle = settings(ctx)?.conversation_idle;
-        let turn = domain::conversations::send_message(
-            db(ctx)?,
-            account,
-            id,
-            &input.text,
-            input.client_message_id.as_deref(),
-            idle,
-        )
-        .await?;
-        Ok(ConversationTurn(turn))
-    }
-
-    /// The visitor presses a button. `BAD_USER_INPUT` for an option not offered now, when the
-    /// bot waits for text, or when the conversation has ended; `CONVERSATION_EXPIRED` after the
-    /// idle timeout. Widget and admin keys.
-    async fn choose_option(
-        &self,
-        ctx: &Context<'_>,
-        input: ChooseOptionInput,
-    ) -> ApiResult<ConversationTurn> {
-        let account = principal(ctx)?.account_id;
-        let id = not_found_id("conversation", &input.conversation_id)?;
-        let option_id = parse_id(&input.option_id).ok_or_else(|| {
-            domain::Error::invalid("optionId", "is not one of the options offered")
-        })?;
-        let idle = settings(ctx)?.conversation_idle;
-        let turn = domain::conversations::choose_option(
-            db(ctx)?,
-            account,
-            id,
-            option_id,
-            input.client_message_id.as_deref(),
-            idle,
-        )
-        .await?;
-        Ok(ConversationTurn(turn))
     }
 }

@@ -8,7 +8,7 @@ use domain::ops::{self, DeliveryFilter};
 use domain::routing::status;
 
 use super::types::{Delivery, DeliveryStatus, PageInfo};
-use super::{ApiResult, cursor, db, ops_scope, parse_id};
+use super::{ApiResult, cost, cursor, db, ops_scope, parse_id};
 
 /// Deliveries by state.
 #[derive(SimpleObject)]
@@ -164,6 +164,8 @@ impl OpsQuery {
 
     /// The worker processes, most recently seen first; a worker is `GONE` after three missed
     /// heartbeats (15 s). Operator only.
+    /// Cost: counted as 200 (the most listed).
+    #[graphql(complexity = "cost::list(cost::WORKERS, child_complexity)")]
     async fn workers(&self, ctx: &Context<'_>) -> ApiResult<Vec<WorkerProcess>> {
         if ops_scope(ctx)? != ops::Scope::All {
             return Err(domain::Error::Forbidden.into());
@@ -191,6 +193,8 @@ impl OpsQuery {
     /// Deliveries, newest first, with their last error and attempts; filter by state, by the
     /// ticket's topic (ignoring case) and by last change (`since`). `first` is 1 to 200.
     /// Operator or admin key.
+    /// Cost: counted as `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,

@@ -1,13 +1,13 @@
-//! Read operations. All but `conversation` need an admin key; every one sees only the key's
-//! account.
+//! Read operations of the admin key (the visitor's `conversation` lives in `visitor`); every
+//! one sees only the key's account.
 
 use async_graphql::{Context, ID, Object};
 
 use super::types::{
-    AccountSettings, Agent, ApiKey, Conversation, Flow, PageInfo, RoutingRule, Ticket,
-    TicketConnection, TicketEdge, TopicTag,
+    AccountSettings, Agent, ApiKey, Flow, PageInfo, RoutingRule, Ticket, TicketConnection,
+    TicketEdge, TopicTag,
 };
-use super::{ApiResult, admin, cursor, db, parse_id, principal};
+use super::{ApiError, ApiResult, admin, cost, cursor, db, parse_id, types};
 
 /// Read operations.
 #[derive(Default)]
@@ -23,14 +23,31 @@ impl Query {
         ))
     }
 
-    /// The account's chatbot flows, oldest first.
-    async fn flows(&self, ctx: &Context<'_>) -> ApiResult<Vec<Flow>> {
+    /// The account's chatbot flows, oldest first: the `first` (1 to 200) after the flow
+    /// `after`; pass the last flow's id as `after` for the next ones.
+    /// Cost: counted as `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
+    async fn flows(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: Option<i32>,
+        after: Option<ID>,
+    ) -> ApiResult<Vec<Flow>> {
         let account = admin(ctx)?;
-        Ok(domain::flows::list_flows(db(ctx)?, account)
-            .await?
-            .into_iter()
-            .map(Flow)
-            .collect())
+        let first = types::page_size(first)?;
+        let after = match after {
+            None => None,
+            Some(id) => {
+                Some(parse_id(&id).ok_or_else(|| ApiError::from(domain::Error::NotFound("flow")))?)
+            }
+        };
+        Ok(
+            domain::flows::list_flows(db(ctx)?, account, first as u64, after)
+                .await?
+                .into_iter()
+                .map(Flow)
+                .collect(),
+        )
     }
 
     /// One flow; null when no flow of the account has this id.
@@ -46,6 +63,8 @@ impl Query {
 
     /// Distinct topic tags of all ticket steps in all flows of the account, sorted ignoring
     /// case. This is the list the routing form offers; `*` is not part of it.
+    /// Cost: counted as 1,000 (the most distinct topic tags an account has).
+    #[graphql(complexity = "cost::list(cost::TOPIC_TAGS, child_complexity)")]
     async fn topic_tags(&self, ctx: &Context<'_>) -> ApiResult<Vec<TopicTag>> {
         let account = admin(ctx)?;
         let with_steps = ctx.look_ahead().field("steps").exists();
@@ -57,6 +76,8 @@ impl Query {
     }
 
     /// The account's agents, by name.
+    /// Cost: counted as 1,000.
+    #[graphql(complexity = "cost::list(cost::AGENTS, child_complexity)")]
     async fn agents(&self, ctx: &Context<'_>) -> ApiResult<Vec<Agent>> {
         let account = admin(ctx)?;
         Ok(domain::agents::list_agents(db(ctx)?, account)
@@ -67,6 +88,8 @@ impl Query {
     }
 
     /// The account's API keys, newest first, revoked ones included.
+    /// Cost: counted as 100.
+    #[graphql(complexity = "cost::list(cost::API_KEYS, child_complexity)")]
     async fn api_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiKey>> {
         let account = admin(ctx)?;
         Ok(domain::keys::list_keys(db(ctx)?, account)
@@ -77,6 +100,8 @@ impl Query {
     }
 
     /// The account's routing rules, oldest first.
+    /// Cost: counted as 1,000.
+    #[graphql(complexity = "cost::list(cost::RULES, child_complexity)")]
     async fn routing_rules(&self, ctx: &Context<'_>) -> ApiResult<Vec<RoutingRule>> {
         let account = admin(ctx)?;
         Ok(domain::rules::list_rules(db(ctx)?, account)
@@ -88,6 +113,8 @@ impl Query {
 
     /// The account's tickets, newest first; `topic` filters by tag (ignoring case). Pass the
     /// last `endCursor` as `after` for the next page. `first` is 1 to 200.
+    /// Cost: counted as `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
     async fn tickets(
         &self,
         ctx: &Context<'_>,
@@ -115,18 +142,6 @@ impl Query {
             },
             edges,
         })
-    }
-
-    /// One conversation (admin or widget key); null when no conversation of the account has
-    /// this id.
-    async fn conversation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Conversation>> {
-        let account = principal(ctx)?.account_id;
-        let Some(id) = parse_id(&id) else {
-            return Ok(None);
-        };
-        Ok(domain::conversations::find(db(ctx)?, account, id)
-            .await?
-            .map(Conversation))
     }
 
     /// One ticket; null when no ticket of the account has this id.

@@ -9,7 +9,7 @@ use entity::{
     account, agent, conversation, delivery, flow, flow_version, routing_rule, step, ticket,
 };
 
-use super::{ApiError, ApiResult, Loaders};
+use super::{ApiError, ApiResult, Loaders, cost};
 
 fn loaders<'a>(ctx: &Context<'a>) -> ApiResult<&'a Loaders> {
     Ok(ctx.data::<Loaders>()?)
@@ -17,6 +17,13 @@ fn loaders<'a>(ctx: &Context<'a>) -> ApiResult<&'a Loaders> {
 
 fn shared(e: std::sync::Arc<domain::Error>) -> ApiError {
     ApiError::Domain(e)
+}
+
+/// A list's `first`: 1 to 200, else `BAD_USER_INPUT` on `first`.
+pub(super) fn page_size(first: Option<i32>) -> ApiResult<usize> {
+    let first = u64::try_from(first.unwrap_or(50)).unwrap_or(0);
+    domain::tickets::check_page_size(first)?;
+    Ok(usize::try_from(first).unwrap_or(usize::MAX))
 }
 
 /// A chatbot flow (design): an ordered list of steps.
@@ -33,6 +40,8 @@ impl Flow {
         &self.0.name
     }
     /// The steps in order (position 0 first).
+    /// Cost: counted as 200 (the most steps a flow has).
+    #[graphql(complexity = "cost::list(cost::STEPS, child_complexity)")]
     async fn steps(&self, ctx: &Context<'_>) -> ApiResult<Vec<Step>> {
         let steps = loaders(ctx)?
             .steps
@@ -49,8 +58,15 @@ impl Flow {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    /// Published versions, newest first. Empty until the flow is published.
-    async fn versions(&self, ctx: &Context<'_>) -> ApiResult<Vec<FlowVersion>> {
+    /// Published versions, newest first: the `first` newest (1 to 200). Empty until the flow
+    /// is published. Cost: counted as `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
+    async fn versions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: Option<i32>,
+    ) -> ApiResult<Vec<FlowVersion>> {
+        let first = page_size(first)?;
         let versions = loaders(ctx)?
             .versions
             .load_one(self.0.id)
@@ -59,6 +75,7 @@ impl Flow {
         Ok(versions
             .unwrap_or_default()
             .into_iter()
+            .take(first)
             .map(FlowVersion)
             .collect())
     }
@@ -259,6 +276,8 @@ impl ChoiceStep {
         self.0.text.as_deref().unwrap_or_default()
     }
     /// The buttons, in order.
+    /// Cost: counted as 20 (the most buttons a step has).
+    #[graphql(complexity = "cost::list(cost::CHOICE_OPTIONS, child_complexity)")]
     async fn options(&self) -> Vec<ChoiceOption> {
         domain::flows::options(&self.0)
             .into_iter()
@@ -335,9 +354,22 @@ impl TopicTag {
     async fn tag(&self) -> &str {
         &self.0.tag
     }
-    /// The ticket steps, in any flow of the account, that use this tag (ignoring case).
-    async fn steps(&self) -> Vec<TicketStep> {
-        self.0.steps.iter().cloned().map(TicketStep).collect()
+    /// The ticket steps, in any flow of the account, that use this tag (ignoring case): the
+    /// `first` oldest (1 to 200). Cost: counted as `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
+    async fn steps(
+        &self,
+        #[graphql(default = 50)] first: Option<i32>,
+    ) -> ApiResult<Vec<TicketStep>> {
+        let first = page_size(first)?;
+        Ok(self
+            .0
+            .steps
+            .iter()
+            .take(first)
+            .cloned()
+            .map(TicketStep)
+            .collect())
     }
 }
 
@@ -540,6 +572,8 @@ impl Ticket {
             .map(Conversation))
     }
     /// The conversation up to the ticket step; empty for tickets opened with `openTicket`.
+    /// Cost: counted as the most lines a conversation holds.
+    #[graphql(complexity = "cost::list(cost::TRANSCRIPT_LINES, child_complexity)")]
     async fn transcript(&self) -> Vec<TranscriptEntry> {
         domain::conversations::ticket_transcript(&self.0)
             .into_iter()
@@ -551,20 +585,40 @@ impl Ticket {
     async fn answers(&self) -> Option<Json<serde_json::Value>> {
         self.0.answers.clone().map(Json)
     }
-    /// One e-mail per recipient. Empty until the worker has routed the ticket (usually well
-    /// under a second), and for a ticket that no rule or forward address matches.
-    async fn deliveries(&self, ctx: &Context<'_>) -> ApiResult<Vec<Delivery>> {
+    /// One e-mail per recipient, the `first` (1 to 200) in the order they were created. Empty
+    /// until the worker has routed the ticket (usually well under a second), and for a ticket
+    /// that no rule or forward address matches; `deliveries(topic:)` of the operations API
+    /// pages through all of them. Cost: counted as `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 200)] first: Option<i32>,
+    ) -> ApiResult<Vec<Delivery>> {
+        let first = page_size(first)?;
         let rows = loaders(ctx)?
             .deliveries
             .load_one(self.0.id)
             .await
             .map_err(shared)?;
-        Ok(rows.unwrap_or_default().into_iter().map(Delivery).collect())
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .take(first)
+            .map(Delivery)
+            .collect())
     }
     /// The ticket's history, oldest first: opened by which flow, routed to whom, who was
     /// notified through which rule, and which deliveries are retrying or failed, and why. A
-    /// delivery shows its latest attempt.
-    async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TicketEvent>> {
+    /// delivery shows its latest attempt. The `first` (1 to 200) events. Cost: counted as
+    /// `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 200)] first: Option<i32>,
+    ) -> ApiResult<Vec<TicketEvent>> {
+        let first = page_size(first)?;
         let rows = loaders(ctx)?
             .deliveries
             .load_one(self.0.id)
@@ -573,6 +627,7 @@ impl Ticket {
             .unwrap_or_default();
         Ok(domain::timeline::events(&self.0, &rows)
             .into_iter()
+            .take(first)
             .map(|e| TicketEvent {
                 at: e.at,
                 kind: e.kind.into(),
@@ -671,6 +726,17 @@ pub struct DeliverySource {
 /// One notification e-mail of a ticket to one recipient.
 pub struct Delivery(pub delivery::Model);
 
+impl Delivery {
+    async fn ticket(&self, ctx: &Context<'_>) -> ApiResult<ticket::Model> {
+        loaders(ctx)?
+            .tickets
+            .load_one(self.0.ticket_id)
+            .await
+            .map_err(shared)?
+            .ok_or(ApiError::from(domain::Error::NotFound("ticket")))
+    }
+}
+
 #[Object]
 impl Delivery {
     /// Stable id of the delivery.
@@ -708,14 +774,18 @@ impl Delivery {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
-    /// The ticket it notifies about.
-    async fn ticket(&self, ctx: &Context<'_>) -> ApiResult<Option<Ticket>> {
-        Ok(loaders(ctx)?
-            .tickets
-            .load_one(self.0.ticket_id)
-            .await
-            .map_err(shared)?
-            .map(Ticket))
+    /// The ticket it notifies about; an admin key reads it with `ticket(id)`. Deliveries are
+    /// what operators see, so they lead to no visitor's message, contact data or transcript.
+    async fn ticket_id(&self) -> ID {
+        self.0.ticket_id.into()
+    }
+    /// The ticket's per-account number.
+    async fn ticket_number(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        Ok(self.ticket(ctx).await?.number)
+    }
+    /// The ticket's topic tag.
+    async fn topic(&self, ctx: &Context<'_>) -> ApiResult<String> {
+        Ok(self.ticket(ctx).await?.topic)
     }
     /// When the next attempt is due; null unless `RETRYING`.
     async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
@@ -772,15 +842,6 @@ pub struct PageInfo {
     pub has_next_page: bool,
     /// The cursor of the last edge; null on an empty page.
     pub end_cursor: Option<String>,
-}
-
-/// A new ticket and what the bot says back.
-#[derive(SimpleObject)]
-pub struct OpenTicketPayload {
-    /// The ticket just opened; its notification is already queued.
-    pub ticket: Ticket,
-    /// The step's confirmation message, for the chat widget to show ("Talep alındı").
-    pub confirmation_message: String,
 }
 
 /// Who said a line of a conversation.
@@ -849,7 +910,8 @@ pub enum ConversationStatus {
     Expired,
 }
 
-/// A visitor's conversation with a chatbot, on the flow version that was live when it began.
+/// A visitor's conversation with a chatbot, on the flow version that was live when it began
+/// (admin keys, through the ticket it opened).
 pub struct Conversation(pub conversation::Model);
 
 #[Object]
@@ -860,23 +922,15 @@ impl Conversation {
     }
     /// Current state (an idle conversation shows `EXPIRED` once its time has passed).
     async fn status(&self, ctx: &Context<'_>) -> ApiResult<ConversationStatus> {
-        use domain::conversations::status;
-        let idle = super::settings(ctx)?.conversation_idle;
-        let expired_by_time = self.0.status == status::ACTIVE
-            && chrono::Duration::from_std(idle)
-                .is_ok_and(|idle| self.0.last_activity_at + idle < domain::now());
-        Ok(match self.0.status.as_str() {
-            _ if expired_by_time => ConversationStatus::Expired,
-            status::COMPLETED => ConversationStatus::Completed,
-            status::EXPIRED => ConversationStatus::Expired,
-            _ => ConversationStatus::Active,
-        })
+        super::visitor::conversation_status(ctx, &self.0)
     }
     /// What the bot waits for now.
     async fn awaiting(&self) -> Awaiting {
         domain::conversations::Awaiting::parse(&self.0.awaiting).into()
     }
     /// The buttons offered now; empty unless `awaiting` is `CHOICE`.
+    /// Cost: counted as 20.
+    #[graphql(complexity = "cost::list(cost::CHOICE_OPTIONS, child_complexity)")]
     async fn options(&self, ctx: &Context<'_>) -> ApiResult<Vec<ChoiceOption>> {
         let db = ctx.data::<sea_orm::DatabaseConnection>()?;
         Ok(domain::conversations::current_options(db, &self.0)
@@ -886,17 +940,10 @@ impl Conversation {
             .collect())
     }
     /// Everything said so far, in order.
+    /// Cost: counted as the most lines a conversation holds.
+    #[graphql(complexity = "cost::list(cost::TRANSCRIPT_LINES, child_complexity)")]
     async fn transcript(&self, ctx: &Context<'_>) -> ApiResult<Vec<TranscriptEntry>> {
-        let lines = loaders(ctx)?
-            .transcripts
-            .load_one(self.0.id)
-            .await
-            .map_err(shared)?;
-        Ok(lines
-            .unwrap_or_default()
-            .into_iter()
-            .map(TranscriptEntry::from)
-            .collect())
+        super::visitor::transcript_of(ctx, &self.0).await
     }
     /// The answers collected so far, by the questions' fields.
     async fn answers(&self) -> Json<serde_json::Value> {
@@ -923,33 +970,6 @@ impl Conversation {
     /// When the visitor last did something.
     async fn last_activity_at(&self) -> DateTime<Utc> {
         self.0.last_activity_at
-    }
-}
-
-/// The bot's reply to one visitor action.
-pub struct ConversationTurn(pub domain::conversations::Turn);
-
-#[Object]
-impl ConversationTurn {
-    /// The conversation after this turn.
-    async fn conversation(&self) -> Conversation {
-        Conversation(self.0.conversation.clone())
-    }
-    /// What the bot says now, in order (for an invalid answer: why, and the question again).
-    async fn bot_messages(&self) -> &[String] {
-        &self.0.bot_messages
-    }
-    /// What the bot waits for next.
-    async fn awaiting(&self) -> Awaiting {
-        self.0.awaiting.into()
-    }
-    /// The buttons to show; empty unless `awaiting` is `CHOICE`.
-    async fn options(&self) -> Vec<ChoiceOption> {
-        self.0.options.iter().cloned().map(ChoiceOption).collect()
-    }
-    /// The ticket this turn opened; null on every other turn.
-    async fn ticket(&self) -> Option<Ticket> {
-        self.0.ticket.clone().map(Ticket)
     }
 }
 

@@ -7,7 +7,7 @@ use domain::webhooks;
 use entity::{webhook, webhook_attempt, webhook_delivery};
 
 use super::types::PageInfo;
-use super::{ApiResult, admin, cursor, db, parse_id};
+use super::{ApiResult, admin, cost, cursor, db, parse_id};
 
 /// What a webhook can subscribe to (the `type` of the request body in parentheses).
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -64,7 +64,8 @@ impl Webhook {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    /// What was sent to it, newest first. `first` is 1 to 200.
+    /// What was sent to it, newest first. `first` is 1 to 200. Cost: counted as `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
@@ -165,6 +166,8 @@ impl WebhookDelivery {
         self.0.created_at
     }
     /// Every request made, first first.
+    /// Cost: counted as 100 (the most attempts `WEBHOOK_MAX_ATTEMPTS` allows).
+    #[graphql(complexity = "cost::list(cost::WEBHOOK_ATTEMPTS, child_complexity)")]
     async fn attempts(&self, ctx: &Context<'_>) -> ApiResult<Vec<WebhookAttempt>> {
         Ok(webhooks::attempts(db(ctx)?, self.0.id)
             .await?
@@ -227,6 +230,8 @@ pub struct WebhookQuery;
 #[Object]
 impl WebhookQuery {
     /// The account's webhooks, oldest first (at most 10).
+    /// Cost: counted as 10.
+    #[graphql(complexity = "cost::list(cost::WEBHOOKS, child_complexity)")]
     async fn webhooks(&self, ctx: &Context<'_>) -> ApiResult<Vec<Webhook>> {
         let account = admin(ctx)?;
         Ok(webhooks::list_webhooks(db(ctx)?, account)
