@@ -122,11 +122,14 @@ pub struct MailConfig {
     pub outbox_dir: PathBuf,
     /// `SMTP_TIMEOUT_MS`: bound on one whole send (connect, dialogue, data).
     pub timeout: Duration,
+    /// `SMTP_MAX_CONNECTIONS`: connections one process keeps open to the SMTP server at most
+    /// (in use or idle); a send waits for one when all are in use.
+    pub max_connections: usize,
 }
 
 impl MailConfig {
     /// Reads `SMTP_URL`, `SMTP_USERNAME`, `SMTP_PASSWORD`, `SMTP_CA_FILE`, `MAIL_FROM`,
-    /// `OUTBOX_DIR` and `SMTP_TIMEOUT_MS`.
+    /// `OUTBOX_DIR`, `SMTP_TIMEOUT_MS` and `SMTP_MAX_CONNECTIONS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let from = var("MAIL_FROM").unwrap_or_else(|| "Tickets <tickets@localhost>".into());
         let smtp_credentials = match (var("SMTP_USERNAME"), var("SMTP_PASSWORD")) {
@@ -157,6 +160,15 @@ impl MailConfig {
                 .unwrap_or_else(|| "data/outbox".into())
                 .into(),
             timeout: millis("SMTP_TIMEOUT_MS", 30_000)?,
+            max_connections: match parse("SMTP_MAX_CONNECTIONS", 64)? {
+                0 => {
+                    return Err(ConfigError {
+                        var: "SMTP_MAX_CONNECTIONS",
+                        message: "must be at least 1".into(),
+                    });
+                }
+                n => n,
+            },
         })
     }
 }

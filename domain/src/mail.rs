@@ -89,7 +89,7 @@ impl Mailer {
                             credentials,
                             connect_timeout: cfg.timeout,
                         };
-                        Ok(Mailer::Smtp(SmtpPool::new(target, MAX_IDLE_CONNECTIONS)))
+                        Ok(Mailer::Smtp(SmtpPool::new(target, cfg.max_connections)))
                     }
                     "smtps" => {
                         let mut builder =
@@ -258,9 +258,6 @@ impl<'a> SmtpUrl<'a> {
     }
 }
 
-/// Connections kept open between sends; more than a worker ever has sends in flight.
-const MAX_IDLE_CONNECTIONS: usize = 64;
-
 /// `%XX` escapes of a URL's user or password.
 fn percent_decode(s: &str) -> Result<String, String> {
     let bad = || "SMTP_URL has a malformed %-escape in its user or password".to_owned();
@@ -390,6 +387,7 @@ mod tests {
             from: "t@example.com".parse().unwrap(),
             outbox_dir: std::env::temp_dir(),
             timeout: Duration::from_secs(1),
+            max_connections: 4,
         }
     }
 

@@ -86,35 +86,79 @@ pub fn validate_events(events: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Whether a worker may send to this address when private networks are not allowed: public
-/// unicast only (no loopback, private, link-local, shared, documentation or multicast
-/// ranges), so an account cannot point the worker at the internal network.
+/// IPv4 ranges that are not global unicast (IANA's special-purpose registry): this
+/// network, private, shared (CGNAT), loopback, link-local, IETF protocol assignments,
+/// documentation, the 6to4 relay anycast, benchmarking (198.18.0.0/15), multicast, reserved
+/// and broadcast.
+const NOT_PUBLIC_V4: [(u32, u32); 16] = [
+    (0x0000_0000, 8),  // 0.0.0.0/8
+    (0x0a00_0000, 8),  // 10.0.0.0/8
+    (0x6440_0000, 10), // 100.64.0.0/10
+    (0x7f00_0000, 8),  // 127.0.0.0/8
+    (0xa9fe_0000, 16), // 169.254.0.0/16
+    (0xac10_0000, 12), // 172.16.0.0/12
+    (0xc000_0000, 24), // 192.0.0.0/24
+    (0xc000_0200, 24), // 192.0.2.0/24
+    (0xc058_6300, 24), // 192.88.99.0/24
+    (0xc0a8_0000, 16), // 192.168.0.0/16
+    (0xc612_0000, 15), // 198.18.0.0/15
+    (0xc633_6400, 24), // 198.51.100.0/24
+    (0xcb00_7100, 24), // 203.0.113.0/24
+    (0xe000_0000, 4),  // 224.0.0.0/4 multicast
+    (0xf000_0000, 4),  // 240.0.0.0/4 reserved, and the broadcast address
+    (0xffff_ffff, 32), // 255.255.255.255
+];
+
+/// IPv6 ranges that are never sent to: unspecified and loopback, IPv4-compatible (::/96,
+/// deprecated), the local-use NAT64 prefix, discard, Teredo and the other IETF assignments
+/// under 2001::/23, documentation, site-local, unique local, link-local, multicast and
+/// SRv6 SIDs. IPv4-mapped, NAT64 (64:ff9b::/96) and 6to4 (2002::/16) addresses are judged
+/// by the IPv4 address they carry, in `is_public`.
+const NOT_PUBLIC_V6: [(u128, u32); 11] = [
+    (0, 96),                      // ::/96 (:: and ::1, IPv4-compatible)
+    (0x0064_ff9b_0001 << 80, 48), // 64:ff9b:1::/48 local-use NAT64
+    (0x0100 << 112, 64),          // 100::/64 discard
+    (0x2001 << 112, 23),          // 2001::/23 IETF (Teredo, ORCHID, ...)
+    (0x2001_0db8 << 96, 32),      // 2001:db8::/32 documentation
+    (0x3fff << 112, 20),          // 3fff::/20 documentation
+    (0x5f00 << 112, 16),          // 5f00::/16 SRv6 SIDs
+    (0xfc00 << 112, 7),           // fc00::/7 unique local
+    (0xfe80 << 112, 10),          // fe80::/10 link-local
+    (0xfec0 << 112, 10),          // fec0::/10 site-local (deprecated)
+    (0xff00 << 112, 8),           // ff00::/8 multicast
+];
+
+fn in_range<T>(ip: T, (network, prefix): (T, u32), bits: u32) -> bool
+where
+    T: Copy + std::ops::Shr<u32, Output = T> + PartialEq,
+{
+    let shift = bits - prefix;
+    shift == bits || ip >> shift == network >> shift
+}
+
+/// Whether a worker may send to this address when private networks are not allowed: global
+/// unicast only, so an account cannot point the worker at the internal network, also not
+/// through an IPv6 address that carries a private IPv4 one (mapped, NAT64 or 6to4).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || a == 0
-                || a >= 240
-                || (a == 100 && (64..128).contains(&b)))
+            let ip = u32::from(v4);
+            !NOT_PUBLIC_V4.iter().any(|&r| in_range(ip, r, 32))
         }
         IpAddr::V6(v6) => {
+            let ip = u128::from(v6);
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            // The IPv4 address a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) gateway would
+            // forward to.
+            if in_range(ip, (0x0064_ff9b << 96, 96), 128) {
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::from(ip as u32)));
+            }
+            if in_range(ip, (0x2002 << 112, 16), 128) {
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::from((ip >> 80) as u32)));
+            }
+            !NOT_PUBLIC_V6.iter().any(|&r| in_range(ip, r, 128))
         }
     }
 }
@@ -422,10 +466,41 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "198.18.0.1",
+            "198.19.255.254",
+            "192.0.0.170",
+            "192.88.99.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "224.0.0.1",
+            "::",
+            "::7f00:1",
+            "::10.0.0.1",
+            "::8.8.8.8",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::",
+            "2001::1",
+            "2001:db8::1",
+            "3fff::1",
+            "fec0::1",
+            "ff02::1",
+            "100::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+        for public in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "8.8.8.8",
+            "198.20.0.1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2a00:1450:4001::1",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

@@ -229,3 +229,76 @@ async fn integrations_get_signed_retried_events(engine: DbEngine) {
     assert_eq!(error_code(&delete), "NOT_FOUND");
     app.stop().await;
 }
+
+/// A TCP listener that counts the connections made to it (a proxy nobody should use).
+async fn counting_listener() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (url, hits)
+}
+
+/// A worker process started with `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` in its
+/// environment sends webhook requests straight to their URL: through a proxy, the
+/// private-network guard would judge the proxy's address, not the target's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_ignore_proxies_in_the_environment() {
+    let smtp = TestSmtp::start();
+    let Some(app) =
+        TestApp::spawn_with(DbEngine::Sqlite, &smtp, |c| c.embedded_worker = false).await
+    else {
+        return;
+    };
+    let (proxy, via_proxy) = counting_listener().await;
+    let _worker = app.start_worker_process_with(
+        &smtp,
+        2,
+        "127.0.0.1:0",
+        &[
+            ("HTTP_PROXY", &proxy),
+            ("http_proxy", &proxy),
+            ("HTTPS_PROXY", &proxy),
+            ("ALL_PROXY", &proxy),
+            ("NO_PROXY", ""),
+            // The receiver is on loopback.
+            ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true"),
+        ],
+    );
+    let (url, received) = receiver("none").await;
+    app.admin(
+        CREATE_WEBHOOK,
+        json!({ "url": url, "events": ["TICKET_OPENED"] }),
+    )
+    .await;
+    let (_, step) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    app.admin(
+        CREATE_RULE,
+        json!({ "tag": "*", "emails": ["agent@example.com"] }),
+    )
+    .await;
+    open_ticket(&app, &app.widget_key, &step, "hi").await;
+    for _ in 0..150 {
+        if !received.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        received.lock().unwrap().len(),
+        1,
+        "the receiver got the event"
+    );
+    assert_eq!(
+        via_proxy.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the worker went through the proxy"
+    );
+    app.stop().await;
+}

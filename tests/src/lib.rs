@@ -169,6 +169,7 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
             from: "Tickets <tickets@example.org>".parse().expect("mailbox"),
             outbox_dir: std::env::temp_dir().join("ticketing-tests-outbox"),
             timeout: Duration::from_secs(10),
+            max_connections: 64,
         },
         delivery: DeliveryConfig {
             retry_base: Duration::from_millis(300),
@@ -487,7 +488,19 @@ impl TestApp {
         concurrency: usize,
         listen: &str,
     ) -> WorkerProcess {
+        self.start_worker_process_with(smtp, concurrency, listen, &[])
+    }
+
+    /// Like [`TestApp::start_worker_process_on`], with more environment variables.
+    pub fn start_worker_process_with(
+        &self,
+        smtp: &TestSmtp,
+        concurrency: usize,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> WorkerProcess {
         let child = std::process::Command::new(worker_binary())
+            .envs(env.iter().copied())
             .env("DATABASE_URL", self.config.database.url.expose())
             .env("SMTP_URL", smtp.url())
             .env("WORKER_LISTEN_ADDR", listen)

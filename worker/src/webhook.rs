@@ -23,8 +23,9 @@ use crate::deliver::{Outcome, backoff};
 use crate::{Context, lease};
 
 /// The HTTP client of webhook requests: rustls with the public roots, no redirects (a
-/// receiver must answer at the URL it gave), and, unless private networks are allowed, a
-/// resolver that only hands out public addresses.
+/// receiver must answer at the URL it gave), no proxy from the environment (through
+/// `HTTP(S)_PROXY` the guard below would check the proxy's address instead of the target's),
+/// and, unless private networks are allowed, a resolver that only hands out public addresses.
 pub fn client(timeout: Duration, allow_private: bool) -> Result<reqwest::Client, String> {
     // reqwest wants a process-wide rustls provider even with a preconfigured client; ring is
     // the service's one (an Err means one is installed already).
@@ -42,6 +43,7 @@ pub fn client(timeout: Duration, allow_private: bool) -> Result<reqwest::Client,
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .timeout(timeout)
         .user_agent(concat!("ticketing-webhooks/", env!("CARGO_PKG_VERSION")));
     if !allow_private {
