@@ -63,6 +63,7 @@ def base_env(db_url, **more):
     env.update({
         "DATABASE_URL": db_url,
         "LISTEN_ADDR": API_ADDR,
+        "METRICS_LISTEN_ADDR": "127.0.0.1:0",
         "RUST_LOG": "warn",
         "WIDGET_RATE_LIMIT_PER_MINUTE": "0",
         "CLIENT_RATE_LIMIT_PER_MINUTE": "0",

@@ -41,8 +41,11 @@ pub struct App {
 pub struct RunningApp {
     /// Where it listens (useful with port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_addr: SocketAddr,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    metrics: JoinHandle<std::io::Result<()>>,
     worker: Option<JoinHandle<()>>,
     relay: Option<JoinHandle<()>>,
     forget: JoinHandle<()>,
@@ -61,6 +64,18 @@ impl App {
             addr: self.config.listen,
             source,
         })?;
+        let metrics_listener = TcpListener::bind(self.config.metrics_listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: self.config.metrics_listen,
+                source,
+            })?;
+        let metrics_addr = metrics_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: self.config.metrics_listen,
+                source,
+            })?;
         let (stop, stopped) = watch::channel(false);
         domain::telemetry::prometheus();
         // Subscribers hear of every process's writes through the database.
@@ -111,6 +126,15 @@ impl App {
             client_limit: Arc::new(RateLimiter::new(self.config.client_rate_per_minute)),
             keys,
         };
+        let metrics = {
+            let router = http::metrics_router(state.db.clone());
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                axum::serve(metrics_listener, router)
+                    .with_graceful_shutdown(wait_for(stopped))
+                    .await
+            })
+        };
         let router = http::router(state, self.config.max_body_bytes);
         let server = tokio::spawn(async move {
             axum::serve(
@@ -122,8 +146,10 @@ impl App {
         });
         Ok(RunningApp {
             addr,
+            metrics_addr,
             stop,
             server,
+            metrics,
             worker,
             relay,
             forget,
@@ -141,6 +167,9 @@ impl RunningApp {
         let _ = self.stop.send(true);
         if let Ok(Err(error)) = self.server.await {
             tracing::error!(%error, "HTTP server stopped with an error");
+        }
+        if let Ok(Err(error)) = self.metrics.await {
+            tracing::error!(%error, "metrics server stopped with an error");
         }
         if let Some(worker) = self.worker {
             let _ = worker.await;

@@ -12,6 +12,9 @@ use domain::config::{
 pub struct ApiConfig {
     /// `LISTEN_ADDR`: where GraphQL and the health endpoints are served.
     pub listen: SocketAddr,
+    /// `METRICS_LISTEN_ADDR`: where `/metrics` is served, apart from the public port so that
+    /// whoever reaches the API cannot read or load it.
+    pub metrics_listen: SocketAddr,
     pub database: DatabaseConfig,
     pub mail: MailConfig,
     pub delivery: DeliveryConfig,
@@ -43,6 +46,10 @@ impl ApiConfig {
         let embedded_default = !database.is_postgres();
         Ok(ApiConfig {
             listen: parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            metrics_listen: parse(
+                "METRICS_LISTEN_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9090)),
+            )?,
             embedded_worker: flag("EMBEDDED_WORKER", embedded_default)?,
             mail: MailConfig::from_env()?,
             delivery: DeliveryConfig::from_env()?,

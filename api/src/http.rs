@@ -1,5 +1,5 @@
-//! HTTP routes: `/graphql` (POST and GET per GraphQL over HTTP, GraphiQL for browsers), `/healthz`, `/readyz`,
-//! `/metrics` and the operators' page `/ops`.
+//! HTTP routes: `/graphql` (POST and GET per GraphQL over HTTP, GraphiQL for browsers), `/healthz`, `/readyz`
+//! and the operators' page `/ops` on the public port; `/metrics` on its own listener.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use domain::config::Secret;
 use domain::keys::KeyCache;
 use sea_orm::DatabaseConnection;
 
-use crate::graphql::operation::OperationName;
+use crate::graphql::operation::RootFields;
 use crate::graphql::{ApiSchema, Caller, Loaders};
 use crate::graphql_http::{self, Media};
 use crate::rate_limit::RateLimiter;
@@ -43,6 +43,11 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `/metrics` alone, for `METRICS_LISTEN_ADDR`.
+pub fn metrics_router(db: DatabaseConnection) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(db)
+}
+
 /// The service's routes.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
@@ -53,7 +58,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route("/ops", get(crate::ops_page::page))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
@@ -320,15 +324,15 @@ async fn execute(
                 .into_response();
         }
     }
-    let named = OperationName::default();
+    let fields = RootFields::default();
     let chosen = request.operation_name.clone();
     let request = request
         .data(caller)
         .data(Loaders::new(state.db.clone()))
-        .data(named.clone());
+        .data(fields.clone());
     let started = std::time::Instant::now();
     let response = state.schema.execute(request).await;
-    let operation = operation_label(chosen.as_deref().or(named.get()));
+    let operation = fields.label(chosen.as_deref());
     metrics::histogram!("ticketing_graphql_request_duration_seconds", "operation" => operation.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("ticketing_graphql_requests_total", "operation" => operation.clone())
@@ -338,32 +342,23 @@ async fn execute(
             .extensions
             .as_ref()
             .and_then(|e| e.get("code"))
-            .map_or_else(
-                || "UNKNOWN".to_owned(),
-                |c| c.to_string().trim_matches('"').to_owned(),
-            );
+            .map(|c| c.to_string())
+            .and_then(|c| {
+                crate::graphql::CODES
+                    .into_iter()
+                    .find(|known| c.trim_matches('"') == *known)
+            })
+            .unwrap_or("UNKNOWN");
         metrics::counter!("ticketing_graphql_errors_total", "operation" => operation.clone(), "code" => code)
             .increment(1);
     }
     graphql_http::respond(response, media)
 }
 
-/// The operation name as a metric label; clients choose names, so anything unusual is
-/// folded into `other` to keep the label set small.
-fn operation_label(name: Option<&str>) -> String {
-    match name {
-        None => "anonymous".to_owned(),
-        Some(n) if n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-            n.to_owned()
-        }
-        Some(_) => "other".to_owned(),
-    }
-}
-
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(db): State<DatabaseConnection>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        domain::telemetry::render(&state.db).await,
+        domain::telemetry::render(&db).await,
     )
 }
 

@@ -42,6 +42,8 @@ fn api(dir: &Path) -> Command {
     ] {
         cmd.env_remove(var);
     }
+    // Tests run side by side: each server gets its own metrics port (the default is 9090).
+    cmd.env("METRICS_LISTEN_ADDR", free_addr().to_string());
     cmd.env("RUST_LOG", "warn");
     cmd
 }

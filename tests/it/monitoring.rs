@@ -10,6 +10,7 @@ use crate::ticket_path::{flow_with_ticket_step, open_ticket};
 
 on_both_engines!(
     metrics_and_health_endpoints_report_the_service,
+    callers_cannot_add_metric_label_sets,
     the_ops_page_shows_queue_workers_and_failures
 );
 
@@ -44,9 +45,9 @@ async fn metrics_and_health_endpoints_report_the_service(engine: Engine) {
     assert_eq!(app.get("/healthz", None).await.0, 200);
     assert_eq!(app.get("/readyz", None).await.0, 200);
     let expected = [
-        "ticketing_graphql_requests_total{operation=\"OpenFromWidget\"} 1",
-        "ticketing_graphql_errors_total{operation=\"ListFlows\",code=\"FORBIDDEN\"} 1",
-        "ticketing_graphql_request_duration_seconds_bucket{operation=\"OpenFromWidget\"",
+        "ticketing_graphql_requests_total{operation=\"openTicket\"} 1",
+        "ticketing_graphql_errors_total{operation=\"flows\",code=\"FORBIDDEN\"} 1",
+        "ticketing_graphql_request_duration_seconds_bucket{operation=\"openTicket\"",
         "ticketing_jobs_total{kind=\"route\",outcome=\"routed\"} 1",
         "ticketing_jobs_total{kind=\"send\",outcome=\"sent\"} 1",
         "ticketing_delivery_latency_seconds_count 1",
@@ -57,7 +58,7 @@ async fn metrics_and_health_endpoints_report_the_service(engine: Engine) {
     // The mail arrives a moment before the worker records it and ends the job.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let text = loop {
-        let (status, text) = app.get("/metrics", None).await;
+        let (status, text) = metrics(&app).await;
         assert_eq!(status, 200);
         if expected.iter().all(|e| text.contains(e)) || std::time::Instant::now() > deadline {
             break text;
@@ -100,6 +101,85 @@ async fn metrics_and_health_endpoints_report_the_service(engine: Engine) {
         assert!(body.contains(needle), "{path}: {body}");
     }
     drop(process);
+    app.stop().await;
+}
+
+async fn metrics(app: &TestApp) -> (u16, String) {
+    let response = reqwest::get(&app.metrics_url).await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// Callers cannot add label sets to `/metrics`: operation names, unknown fields and keys,
+/// broken documents and odd error codes all land on labels from a fixed set (the schema's
+/// root fields and a few words), and the public port does not serve `/metrics` at all.
+async fn callers_cannot_add_metric_label_sets(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    assert_eq!(app.get("/metrics", None).await.0, 404, "public port");
+    let series = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| l.starts_with("ticketing_graphql_"))
+            .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+            .collect()
+    };
+    // Warm up: one of each shape.
+    let shapes = |i: usize| {
+        [
+            (None, format!("query Made{i}Up {{ __typename }}")),
+            (
+                Some(app.admin_key.clone()),
+                format!("query Q{i} {{ agents {{ id }} }}"),
+            ),
+            (None, format!("query R{i} {{ agents {{ id }} }}")),
+            (
+                Some(format!("tk_widget_made_up_{i}")),
+                format!("query S{i} {{ flows {{ id }} }}"),
+            ),
+            (
+                Some(app.admin_key.clone()),
+                format!("query T{i} {{ noSuch{i} }}"),
+            ),
+            (
+                Some(app.admin_key.clone()),
+                format!("query U{i} {{ agents {{ id "),
+            ),
+            (
+                Some(app.admin_key.clone()),
+                format!("query V{i} {{ a: agents {{ id }} b: routingRules {{ id }} }}"),
+            ),
+        ]
+    };
+    for (key, query) in shapes(0) {
+        app.gql(key.as_deref(), &query, json!({})).await;
+    }
+    let before = series(&metrics(&app).await.1);
+    for i in 1..=200 {
+        for (key, query) in shapes(i) {
+            app.gql(key.as_deref(), &query, json!({})).await;
+        }
+    }
+    let after = series(&metrics(&app).await.1);
+    let added: Vec<_> = after.difference(&before).collect();
+    assert!(added.is_empty(), "1,400 requests added series: {added:#?}");
+    for needle in [
+        "operation=\"invalid\"",
+        "operation=\"multiple\"",
+        "operation=\"introspection\"",
+        "operation=\"agents\"",
+    ] {
+        assert!(
+            after.iter().any(|s| s.contains(needle)),
+            "{needle} in {after:#?}"
+        );
+    }
+    assert!(
+        !after
+            .iter()
+            .any(|s| s.contains("Made") || s.contains("noSuch")),
+        "{after:#?}"
+    );
     app.stop().await;
 }
 

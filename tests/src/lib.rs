@@ -158,6 +158,7 @@ pub const OPS_TOKEN: &str = "test-operator-token";
 pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
     ApiConfig {
         listen: "127.0.0.1:0".parse().expect("address"),
+        metrics_listen: "127.0.0.1:0".parse().expect("address"),
         database: DatabaseConfig {
             url: Secret::new(db_url.to_owned()),
             max_connections: 8,
@@ -215,6 +216,8 @@ pub struct TestApp {
     pub config: ApiConfig,
     pub db: DatabaseConnection,
     pub url: String,
+    /// `http://127.0.0.1:PORT/metrics` on the metrics listener.
+    pub metrics_url: String,
     pub admin_key: String,
     pub widget_key: String,
     pub account_id: String,
@@ -259,6 +262,7 @@ impl TestApp {
             config,
             db,
             url: format!("http://{}/graphql", running.addr),
+            metrics_url: format!("http://{}/metrics", running.metrics_addr),
             admin_key: account.admin_key,
             widget_key: account.widget_key,
             account_id: account.account_id.to_string(),

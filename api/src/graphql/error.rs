@@ -8,6 +8,32 @@ use std::sync::Arc;
 
 use async_graphql::ErrorExtensions;
 
+/// Every `extensions.code` the service answers (the README's error table): resolvers' codes
+/// from this module, the refusals of `limits` and the HTTP layer's. Metrics label errors
+/// with these and nothing else.
+pub const CODES: [&str; 20] = [
+    "BAD_USER_INPUT",
+    "NOT_FOUND",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "ORIGIN_NOT_ALLOWED",
+    "CONVERSATION_EXPIRED",
+    "LIMIT_REACHED",
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "QUERY_TOO_DEEP",
+    "QUERY_TOO_COMPLEX",
+    "TOO_MANY_ALIASES",
+    "RATE_LIMITED",
+    "BATCH_NOT_SUPPORTED",
+    "BAD_REQUEST",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "NOT_ACCEPTABLE",
+    "METHOD_NOT_ALLOWED",
+    "SERVICE_UNAVAILABLE",
+    "INTERNAL_SERVER_ERROR",
+];
+
 /// A resolver's error. Deliberately not `Display`, so it cannot slip through
 /// async-graphql's blanket conversion and lose its code.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use domain::keys::{KeyCache, Principal};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, CODES};
 pub use loaders::Loaders;
 /// All read operations.
 #[derive(async_graphql::MergedObject, Default)]
@@ -83,7 +83,7 @@ pub fn schema(
         max_complexity: MAX_COMPLEXITY,
         max_aliases: MAX_ALIASES,
     })
-    .extension(operation::RecordOperationName)
+    .extension(operation::RecordRootFields)
     .finish()
 }
 
