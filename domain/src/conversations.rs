@@ -5,24 +5,55 @@
 //! A turn reads the conversation, works out the bot's reply with [`walk`] (pure), and commits
 //! only on the revision it read, so concurrent or retried requests never interleave. A visitor
 //! message sent again with the same `client_message_id` gets the earlier turn back.
+//!
+//! A conversation is bounded, so no visitor can grow a ticket or its mail without limit: at
+//! most [`MAX_VISITOR_TURNS`] visitor turns and [`MAX_REASKS`] re-asks of one question, hence at
+//! most [`TRANSCRIPT_LINES`] lines; the ticket keeps the latest [`TICKET_TRANSCRIPT_LINES`]
+//! lines within [`TICKET_TRANSCRIPT_CHARS`] characters. A turn reads counters on the
+//! conversation row, never the transcript, so its cost does not grow with the conversation.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::{conversation, conversation_message, flow, flow_version, ticket};
+use entity::{account, conversation, conversation_message, flow, flow_version, ticket};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    SqlErr, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr, TransactionSession, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::design::{self, SnapStep, successor};
 use crate::flows::{ChoiceOption, KIND_CHOICE, KIND_END, KIND_MESSAGE, KIND_QUESTION, KIND_TICKET};
+use crate::limits::STEPS_PER_FLOW;
+use crate::templates::Locale;
 use crate::tickets::{self, NewTicket, VisitorInput};
 use crate::{Error, Result, now, validate};
+
+/// Visitor turns (messages and button presses) one conversation takes. The turn that reaches
+/// it is answered, then the bot says [`Notice::TurnLimit`] and the conversation completes;
+/// a flow whose buttons lead in a circle cannot run forever.
+pub const MAX_VISITOR_TURNS: i32 = 50;
+/// Times the bot asks one question again after an invalid answer. The next invalid answer is
+/// not stored: the bot says [`Notice::MovingOn`] and goes on to the question's next step.
+pub const MAX_REASKS: i32 = 3;
+/// The most lines one walk says: one per step, each step at most once (a published flow has
+/// no loop without a waiting step, and [`walk`] stops after as many steps as a flow may have).
+pub const MAX_WALK_LINES: usize = STEPS_PER_FLOW as usize;
+/// The most bot lines one visitor turn adds: a walk, a notice before it (an invalid answer's
+/// [`Notice::MovingOn`]) and one after it ([`Notice::TurnLimit`]). A re-ask says two.
+pub const MAX_BOT_LINES_PER_TURN: usize = MAX_WALK_LINES + 2;
+/// The most lines a conversation holds: the walk that greets, then per visitor turn its own
+/// line and the bot's. What a transcript list is costed at in GraphQL.
+pub const TRANSCRIPT_LINES: usize =
+    MAX_WALK_LINES + MAX_VISITOR_TURNS as usize * (1 + MAX_BOT_LINES_PER_TURN);
+/// The latest lines of its conversation a ticket keeps (and its mail shows).
+pub const TICKET_TRANSCRIPT_LINES: usize = 100;
+/// The most characters of text the lines a ticket keeps hold together. The ticket's message
+/// is the visitor's lines among them, so it is within this bound too.
+pub const TICKET_TRANSCRIPT_CHARS: usize = 30_000;
 
 /// Conversation states as stored.
 pub mod status {
@@ -93,11 +124,12 @@ pub struct Walk {
 }
 
 /// Walks from step `from` until a step waits for the visitor or the flow ends. Published
-/// flows have no loop without a waiting step; the step budget guards anyway.
+/// flows have no loop without a waiting step, so a walk visits each step at most once; the
+/// step budget guards anyway and bounds a walk's lines by [`MAX_WALK_LINES`].
 pub fn walk(steps: &[SnapStep], from: Option<usize>) -> Walk {
     let mut out = Walk::default();
     let mut at = from;
-    let mut budget = steps.len() * 2 + 2;
+    let mut budget = steps.len().min(MAX_WALK_LINES);
     while let Some(i) = at {
         if budget == 0 {
             break;
@@ -131,8 +163,66 @@ pub fn walk(steps: &[SnapStep], from: Option<usize>) -> Walk {
     out
 }
 
-/// Checks a question's answer; `Err` carries what the bot says before asking again.
-fn check_answer(field: &str, text: &str) -> std::result::Result<String, String> {
+/// What the bot says on its own, in the conversation's language (the account's default locale
+/// when it started); the flow's texts are the designer's and are said as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// An answer to a `name` question that is not a name; the question follows again.
+    NotAName,
+    /// An answer to an `email` question that is not an address; the question follows again.
+    NotAnEmail,
+    /// An answer to a `phone` question that is not a number; the question follows again.
+    NotAPhone,
+    /// Any other answer that could not be taken; the question follows again.
+    NotTaken,
+    /// The invalid answer after [`MAX_REASKS`] re-asks: the question stays unanswered and the
+    /// flow goes on.
+    MovingOn,
+    /// The conversation reached [`MAX_VISITOR_TURNS`] and is completed.
+    TurnLimit,
+}
+
+impl Notice {
+    /// What the bot says, in `locale`.
+    pub fn text(self, locale: Locale) -> String {
+        match (self, locale) {
+            (Notice::NotAName, Locale::En) => "Sorry, that does not look like a name.".to_owned(),
+            (Notice::NotAName, Locale::Tr) => "Üzgünüm, bu bir isme benzemiyor.".to_owned(),
+            (Notice::NotAnEmail, Locale::En) => {
+                "Sorry, that does not look like an e-mail address (like name@example.com)."
+                    .to_owned()
+            }
+            (Notice::NotAnEmail, Locale::Tr) => {
+                "Üzgünüm, bu bir e-posta adresine benzemiyor (ad@example.com gibi).".to_owned()
+            }
+            (Notice::NotAPhone, Locale::En) => {
+                "Sorry, that does not look like a phone number.".to_owned()
+            }
+            (Notice::NotAPhone, Locale::Tr) => {
+                "Üzgünüm, bu bir telefon numarasına benzemiyor.".to_owned()
+            }
+            (Notice::NotTaken, Locale::En) => "Sorry, I could not take that answer.".to_owned(),
+            (Notice::NotTaken, Locale::Tr) => "Üzgünüm, bu yanıtı alamadım.".to_owned(),
+            (Notice::MovingOn, Locale::En) => {
+                "Sorry, I still could not take that answer, so we go on without it.".to_owned()
+            }
+            (Notice::MovingOn, Locale::Tr) => {
+                "Üzgünüm, bu yanıtı yine alamadım; onsuz devam ediyoruz.".to_owned()
+            }
+            (Notice::TurnLimit, Locale::En) => format!(
+                "This conversation has reached its limit of {MAX_VISITOR_TURNS} messages and is \
+                 closed. Please start a new one if you still need help."
+            ),
+            (Notice::TurnLimit, Locale::Tr) => format!(
+                "Bu konuşma {MAX_VISITOR_TURNS} mesaj sınırına ulaştı ve kapandı. Hâlâ yardıma \
+                 ihtiyacınız varsa lütfen yeni bir konuşma başlatın."
+            ),
+        }
+    }
+}
+
+/// Checks a question's answer; `Err` names what the bot says before asking again.
+fn check_answer(field: &str, text: &str) -> std::result::Result<String, Notice> {
     let checked = match field {
         "name" => validate::name("text", text),
         "email" => validate::email("text", text),
@@ -140,13 +230,68 @@ fn check_answer(field: &str, text: &str) -> std::result::Result<String, String> 
         _ => validate::message("text", text),
     };
     checked.map_err(|_| match field {
-        "name" => "Sorry, that does not look like a name.".to_owned(),
-        "email" => {
-            "Sorry, that does not look like an e-mail address (like name@example.com).".to_owned()
-        }
-        "phone" => "Sorry, that does not look like a phone number.".to_owned(),
-        _ => "Sorry, I could not take that answer.".to_owned(),
+        "name" => Notice::NotAName,
+        "email" => Notice::NotAnEmail,
+        "phone" => Notice::NotAPhone,
+        _ => Notice::NotTaken,
     })
+}
+
+/// What the bot does with an invalid answer to the question at `at`, asked again `reasks`
+/// times so far: asks once more, or after [`MAX_REASKS`] re-asks goes on without the answer
+/// (a visitor who cannot or will not answer is not stuck, and cannot fill the transcript).
+/// Returns the walk and the re-asks counted at the step the conversation then waits at.
+fn after_invalid(
+    steps: &[SnapStep],
+    at: usize,
+    notice: Notice,
+    reasks: i32,
+    locale: Locale,
+) -> (Walk, i32) {
+    let step = &steps[at];
+    if reasks < MAX_REASKS {
+        // Ask again: the conversation stays at the question.
+        let again = Walk {
+            bot: [Some(notice.text(locale)), step.text.clone()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            waiting_at: Some(at),
+            ticket_at: None,
+        };
+        return (again, reasks + 1);
+    }
+    let mut on = walk(steps, successor(steps, at, step.next));
+    on.bot.insert(0, Notice::MovingOn.text(locale));
+    on.ticket_at = on.ticket_at.map(|(i, before)| (i, before + 1));
+    (on, 0)
+}
+
+/// Ends the conversation on the turn that reaches [`MAX_VISITOR_TURNS`], if it still waits:
+/// the bot says so instead of waiting.
+fn close_at_turn_limit(walked: &mut Walk, visitor_turns: i32, locale: Locale) {
+    if visitor_turns >= MAX_VISITOR_TURNS && walked.waiting_at.is_some() {
+        walked.bot.push(Notice::TurnLimit.text(locale));
+        walked.waiting_at = None;
+    }
+}
+
+/// Where the lines a ticket keeps start in `lines` (the conversation's latest lines, oldest
+/// first): the latest [`TICKET_TRANSCRIPT_LINES`] that hold [`TICKET_TRANSCRIPT_CHARS`]
+/// characters together. A line is never cut in the middle; one line alone always fits, as
+/// texts are shorter than the bound.
+fn ticket_window(lines: &[Line]) -> usize {
+    let mut chars = 0;
+    let mut start = lines.len();
+    while start > 0 && lines.len() - start < TICKET_TRANSCRIPT_LINES {
+        let len = lines[start - 1].text.chars().count();
+        if chars + len > TICKET_TRANSCRIPT_CHARS && start < lines.len() {
+            break;
+        }
+        chars += len;
+        start -= 1;
+    }
+    start
 }
 
 struct Loaded {
@@ -228,6 +373,12 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
             )
         })?;
     let steps = design::version_steps(&version);
+    // The bot's own words keep the language the conversation started in.
+    let locale = account::Entity::find_by_id(account_id)
+        .one(db)
+        .await?
+        .map(|a| Locale::from_code(Some(&a.locale)))
+        .unwrap_or_default();
     let started = now();
     let conversation = conversation::Model {
         id: Uuid::now_v7(),
@@ -243,6 +394,10 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
         visitor_phone: visitor.phone,
         ticket_id: None,
         revision: 0,
+        locale: locale.code().to_owned(),
+        visitor_turns: 0,
+        reasks: 0,
+        line_count: 0,
         created_at: started,
         last_activity_at: started,
     };
@@ -259,7 +414,7 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
         conversation: inserted,
         ..loaded
     };
-    let turn = commit_turn(&txn, &flow, loaded, None, walked, None)
+    let turn = commit_turn(&txn, &flow, loaded, None, walked, None, 0)
         .await?
         .ok_or(Error::invalid(
             "flowId",
@@ -309,23 +464,23 @@ pub async fn send_message<C: ConnectionTrait + TransactionTrait>(
     let at = current_index(&loaded)?;
     let step = &loaded.steps[at];
     let field = step.field.clone().unwrap_or_default();
-    let (walked, answer) = match check_answer(&field, &text) {
+    let locale = Locale::from_code(Some(&loaded.conversation.locale));
+    let (walked, answer, reasks) = match check_answer(&field, &text) {
         Ok(answer) => (
             walk(&loaded.steps, successor(&loaded.steps, at, step.next)),
             Some((field, answer)),
+            0,
         ),
-        Err(sorry) => (
-            // Ask again: the conversation stays at the question.
-            Walk {
-                bot: [Some(sorry), step.text.clone()]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-                waiting_at: Some(at),
-                ticket_at: None,
-            },
-            None,
-        ),
+        Err(notice) => {
+            let (walked, reasks) = after_invalid(
+                &loaded.steps,
+                at,
+                notice,
+                loaded.conversation.reasks,
+                locale,
+            );
+            (walked, None, reasks)
+        }
     };
     let flow = flow_of(db, &loaded).await?;
     let line = VisitorLine {
@@ -333,7 +488,7 @@ pub async fn send_message<C: ConnectionTrait + TransactionTrait>(
         client_message_id: client_message_id.clone(),
     };
     let txn = crate::db::begin(db).await?;
-    let turn = commit_turn(&txn, &flow, loaded, Some(line), walked, answer).await;
+    let turn = commit_turn(&txn, &flow, loaded, Some(line), walked, answer, reasks).await;
     finish(db, txn, turn, account_id, id, client_message_id.as_deref()).await
 }
 
@@ -384,7 +539,7 @@ pub async fn choose_option<C: ConnectionTrait + TransactionTrait>(
         client_message_id: client_message_id.clone(),
     };
     let txn = crate::db::begin(db).await?;
-    let turn = commit_turn(&txn, &flow, loaded, Some(line), walked, None).await;
+    let turn = commit_turn(&txn, &flow, loaded, Some(line), walked, None, 0).await;
     finish(db, txn, turn, account_id, id, client_message_id.as_deref()).await
 }
 
@@ -456,16 +611,71 @@ async fn flow_of(db: &impl ConnectionTrait, loaded: &Loaded) -> Result<flow::Mod
         .ok_or(Error::NotFound("flow"))
 }
 
+/// The lines a turn adds, numbered on from the conversation's line count, and the latest
+/// lines a ticket opened on this turn would keep.
+struct Said {
+    conversation_id: Uuid,
+    first_seq: i32,
+    at: DateTime<Utc>,
+    rows: Vec<conversation_message::ActiveModel>,
+    /// Earlier lines (only loaded when the turn opens the ticket), then this turn's.
+    lines: Vec<Line>,
+}
+
+impl Said {
+    fn push(&mut self, sender: &str, text: String, client_id: Option<String>) {
+        self.rows.push(conversation_message::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            conversation_id: Set(self.conversation_id),
+            seq: Set(self.total()),
+            sender: Set(sender.to_owned()),
+            text: Set(text.clone()),
+            client_message_id: Set(client_id),
+            created_at: Set(self.at),
+        });
+        self.lines.push(Line {
+            sender: sender.to_owned(),
+            text,
+            at: self.at,
+        });
+    }
+
+    /// Lines the conversation holds with the ones said so far on this turn.
+    fn total(&self) -> i32 {
+        self.first_seq + self.rows.len() as i32
+    }
+}
+
+/// The latest `n` lines of a conversation, oldest first.
+async fn latest_lines(db: &impl ConnectionTrait, id: Uuid, n: usize) -> Result<Vec<Line>> {
+    let mut rows = conversation_message::Entity::find()
+        .filter(conversation_message::Column::ConversationId.eq(id))
+        .order_by_desc(conversation_message::Column::Seq)
+        .limit(n as u64)
+        .all(db)
+        .await?;
+    rows.reverse();
+    Ok(rows
+        .into_iter()
+        .map(|m| Line {
+            sender: m.sender,
+            text: m.text,
+            at: m.created_at,
+        })
+        .collect())
+}
+
 /// Writes the visitor's line, the bot's lines, the new state and, at a ticket step, the
 /// ticket with its job - all on `txn`, and only if nobody else changed the conversation since
-/// it was read.
+/// it was read. `reasks` is the re-ask count at the step the conversation then waits at.
 async fn commit_turn(
     txn: &impl ConnectionTrait,
     flow: &flow::Model,
     loaded: Loaded,
     visitor_line: Option<VisitorLine>,
-    walked: Walk,
+    mut walked: Walk,
     answer: Option<(String, String)>,
+    reasks: i32,
 ) -> Result<Option<Turn>> {
     let Loaded {
         conversation: mut c,
@@ -502,63 +712,62 @@ async fn commit_turn(
             map.insert(field, serde_json::Value::String(value));
         }
     }
+    if visitor_line.is_some() {
+        c.visitor_turns += 1;
+        close_at_turn_limit(
+            &mut walked,
+            c.visitor_turns,
+            Locale::from_code(Some(&c.locale)),
+        );
+    }
+    c.reasks = if walked.waiting_at.is_some() {
+        reasks
+    } else {
+        0
+    };
 
-    let existing = conversation_message::Entity::find()
-        .filter(conversation_message::Column::ConversationId.eq(c.id))
-        .order_by_asc(conversation_message::Column::Seq)
-        .all(txn)
-        .await?;
-    let mut lines: Vec<Line> = existing
-        .iter()
-        .map(|m| Line {
-            sender: m.sender.clone(),
-            text: m.text.clone(),
-            at: m.created_at,
-        })
-        .collect();
-    let mut new_rows = Vec::new();
-    let mut push =
-        |lines: &mut Vec<Line>, sender: &str, text: String, client_id: Option<String>| {
-            new_rows.push(conversation_message::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                conversation_id: Set(c.id),
-                seq: Set(lines.len() as i32),
-                sender: Set(sender.to_owned()),
-                text: Set(text.clone()),
-                client_message_id: Set(client_id),
-                created_at: Set(at),
-            });
-            lines.push(Line {
-                sender: sender.to_owned(),
-                text,
-                at,
-            });
-        };
+    // Only a ticket opened on this turn needs earlier lines, and only as many as it keeps.
+    let opens_ticket = walked.ticket_at.is_some() && c.ticket_id.is_none();
+    let earlier = if opens_ticket {
+        latest_lines(txn, c.id, TICKET_TRANSCRIPT_LINES).await?
+    } else {
+        Vec::new()
+    };
+    let mut said = Said {
+        conversation_id: c.id,
+        first_seq: c.line_count,
+        at,
+        rows: Vec::new(),
+        lines: earlier,
+    };
     if let Some(line) = visitor_line {
-        push(&mut lines, VISITOR, line.text, line.client_message_id);
+        said.push(VISITOR, line.text, line.client_message_id);
     }
     let mut opened = None;
     for (i, text) in walked.bot.iter().enumerate() {
         if let Some((step_index, before)) = walked.ticket_at
             && before == i
             && c.ticket_id.is_none()
+            && opened.is_none()
         {
-            opened = Some(open_from(txn, flow, &c, &steps[step_index], &lines).await?);
+            opened = Some(open_from(txn, flow, &c, &steps[step_index], &said).await?);
         }
-        push(&mut lines, BOT, text.clone(), None);
+        said.push(BOT, text.clone(), None);
     }
     if let Some((step_index, before)) = walked.ticket_at
         && before == walked.bot.len()
         && c.ticket_id.is_none()
         && opened.is_none()
     {
-        opened = Some(open_from(txn, flow, &c, &steps[step_index], &lines).await?);
+        opened = Some(open_from(txn, flow, &c, &steps[step_index], &said).await?);
     }
     if let Some(t) = &opened {
         c.ticket_id = Some(t.id);
     }
-    if !new_rows.is_empty() {
-        let inserted = conversation_message::Entity::insert_many(new_rows)
+    debug_assert!(said.total() as usize <= TRANSCRIPT_LINES);
+    c.line_count = said.total();
+    if !said.rows.is_empty() {
+        let inserted = conversation_message::Entity::insert_many(said.rows)
             .exec(txn)
             .await;
         if let Err(e) = inserted {
@@ -591,6 +800,9 @@ async fn commit_turn(
         conversation::Column::VisitorEmail,
         conversation::Column::VisitorPhone,
         conversation::Column::TicketId,
+        conversation::Column::VisitorTurns,
+        conversation::Column::Reasks,
+        conversation::Column::LineCount,
     ] {
         model.reset(column);
     }
@@ -604,15 +816,18 @@ async fn commit_turn(
     }))
 }
 
-/// Opens the conversation's ticket at a ticket step of its version.
+/// Opens the conversation's ticket at a ticket step of its version, with the latest lines
+/// said so far (bounded by [`ticket_window`]) and the visitor's lines among them as message.
 async fn open_from(
     txn: &impl ConnectionTrait,
     flow: &flow::Model,
     c: &conversation::Model,
     step: &SnapStep,
-    lines: &[Line],
+    said: &Said,
 ) -> Result<ticket::Model> {
-    let visitor_text: Vec<&str> = lines
+    let kept = &said.lines[ticket_window(&said.lines)..];
+    let omitted = said.total() - kept.len() as i32;
+    let visitor_text: Vec<&str> = kept
         .iter()
         .filter(|l| l.sender == VISITOR)
         .map(|l| l.text.as_str())
@@ -638,14 +853,16 @@ async fn open_from(
                 phone: c.visitor_phone.clone(),
             },
             conversation_id: Some(c.id),
-            transcript: Some(serde_json::json!(lines)),
+            transcript: Some(serde_json::json!(kept)),
+            transcript_omitted: omitted,
             answers: Some(c.answers.clone()),
         },
     )
     .await
 }
 
-/// The turn an earlier request with this client message id produced, if there was one.
+/// The turn an earlier request with this client message id produced, if there was one. Reads
+/// that line and the few after it, not the transcript.
 async fn replay(
     db: &impl ConnectionTrait,
     account_id: Uuid,
@@ -658,29 +875,36 @@ async fn replay(
     let Some(conversation) = find(db, account_id, id).await? else {
         return Err(Error::NotFound("conversation"));
     };
-    let lines = conversation_message::Entity::find()
+    let Some(sent) = conversation_message::Entity::find()
         .filter(conversation_message::Column::ConversationId.eq(id))
-        .order_by_asc(conversation_message::Column::Seq)
-        .all(db)
-        .await?;
-    let Some(pos) = lines
-        .iter()
-        .position(|l| l.client_message_id.as_deref() == Some(client_id))
+        .filter(conversation_message::Column::ClientMessageId.eq(client_id))
+        .one(db)
+        .await?
     else {
         return Ok(None);
     };
-    let bot_messages: Vec<String> = lines[pos + 1..]
+    // The bot's reply to it, and the visitor's next line if there is one: a turn says at most
+    // MAX_BOT_LINES_PER_TURN lines.
+    let after = conversation_message::Entity::find()
+        .filter(conversation_message::Column::ConversationId.eq(id))
+        .filter(conversation_message::Column::Seq.gt(sent.seq))
+        .order_by_asc(conversation_message::Column::Seq)
+        .limit(MAX_BOT_LINES_PER_TURN as u64 + 1)
+        .all(db)
+        .await?;
+    let bot_messages: Vec<String> = after
         .iter()
         .take_while(|l| l.sender == BOT)
         .map(|l| l.text.clone())
         .collect();
-    let sent_at = lines[pos].created_at;
+    let next_visitor_at = after
+        .iter()
+        .find(|l| l.sender == VISITOR)
+        .map(|l| l.created_at);
+    // The ticket is this turn's if it was opened after the line and before the next one.
     let ticket = match conversation.ticket_id {
         Some(tid) => ticket::Entity::find_by_id(tid).one(db).await?.filter(|t| {
-            t.created_at >= sent_at
-                && lines[pos + 1..]
-                    .iter()
-                    .all(|l| l.sender == BOT || l.created_at > t.created_at)
+            t.created_at >= sent.created_at && next_visitor_at.is_none_or(|n| n > t.created_at)
         }),
         None => None,
     };
@@ -791,6 +1015,99 @@ mod tests {
         let w = walk(&steps, Some(0));
         assert!(w.bot.len() <= 6, "{:?}", w.bot);
         assert_eq!(w.waiting_at, None);
+    }
+
+    #[test]
+    fn an_invalid_answer_is_asked_again_then_left_unanswered() {
+        let steps = [
+            step(0, KIND_QUESTION, "E-posta?", None),
+            step(1, KIND_TICKET, "", None),
+            step(2, KIND_END, "Görüşürüz", None),
+        ];
+        for reasks in 0..MAX_REASKS {
+            let (w, after) = after_invalid(&steps, 0, Notice::NotAnEmail, reasks, Locale::Tr);
+            assert_eq!(
+                w.bot,
+                [Notice::NotAnEmail.text(Locale::Tr), "E-posta?".into()]
+            );
+            assert_eq!((w.waiting_at, after), (Some(0), reasks + 1));
+        }
+        let (w, after) = after_invalid(&steps, 0, Notice::NotAnEmail, MAX_REASKS, Locale::Tr);
+        assert_eq!(
+            w.bot,
+            [
+                Notice::MovingOn.text(Locale::Tr),
+                "Talep alındı".into(),
+                "Görüşürüz".into()
+            ]
+        );
+        assert_eq!(
+            w.ticket_at,
+            Some((1, 1)),
+            "the ticket comes after the notice"
+        );
+        assert_eq!((w.waiting_at, after), (None, 0));
+    }
+
+    #[test]
+    fn the_turn_that_reaches_the_limit_closes_the_conversation() {
+        let waiting = || Walk {
+            bot: vec!["?".into()],
+            waiting_at: Some(0),
+            ticket_at: None,
+        };
+        let mut w = waiting();
+        close_at_turn_limit(&mut w, MAX_VISITOR_TURNS - 1, Locale::En);
+        assert_eq!(w, waiting());
+        close_at_turn_limit(&mut w, MAX_VISITOR_TURNS, Locale::En);
+        assert_eq!(w.waiting_at, None);
+        assert_eq!(w.bot.last(), Some(&Notice::TurnLimit.text(Locale::En)));
+        assert!(w.bot.len() <= MAX_BOT_LINES_PER_TURN);
+    }
+
+    #[test]
+    fn notices_speak_both_languages() {
+        for notice in [
+            Notice::NotAName,
+            Notice::NotAnEmail,
+            Notice::NotAPhone,
+            Notice::NotTaken,
+            Notice::MovingOn,
+            Notice::TurnLimit,
+        ] {
+            let (en, tr) = (notice.text(Locale::En), notice.text(Locale::Tr));
+            assert!(en.starts_with("Sorry") || en.starts_with("This"), "{en}");
+            assert_ne!(en, tr);
+        }
+        assert!(Notice::TurnLimit.text(Locale::Tr).contains("50 mesaj"));
+    }
+
+    #[test]
+    fn a_ticket_keeps_the_latest_lines_within_its_bounds() {
+        let line = |n: usize| Line {
+            sender: VISITOR.into(),
+            text: "x".repeat(n),
+            at: now(),
+        };
+        let short: Vec<Line> = (0..TICKET_TRANSCRIPT_LINES + 20).map(|_| line(5)).collect();
+        assert_eq!(ticket_window(&short), 20, "by lines");
+        let long: Vec<Line> = (0..10).map(|_| line(validate::MAX_MESSAGE_CHARS)).collect();
+        let start = ticket_window(&long);
+        let chars: usize = long[start..].iter().map(|l| l.text.len()).sum();
+        assert_eq!((start, chars), (7, 30_000), "by characters");
+        let huge = [line(TICKET_TRANSCRIPT_CHARS + 1)];
+        assert_eq!(ticket_window(&huge), 0, "the latest line is always kept");
+        assert_eq!(ticket_window(&[]), 0);
+    }
+
+    #[test]
+    fn the_transcript_bound_follows_from_the_caps() {
+        assert_eq!(MAX_BOT_LINES_PER_TURN, 202);
+        assert_eq!(TRANSCRIPT_LINES, 200 + 50 * 203);
+        let steps: Vec<SnapStep> = (0..STEPS_PER_FLOW as u128 + 50)
+            .map(|n| step(n, KIND_MESSAGE, "m", None))
+            .collect();
+        assert_eq!(walk(&steps, Some(0)).bot.len(), MAX_WALK_LINES);
     }
 
     #[test]

@@ -461,6 +461,7 @@ mod tests {
             transcript: Some(
                 serde_json::json!([{"sender": "VISITOR", "text": "<img src=x>", "at": Utc::now()}]),
             ),
+            transcript_omitted: 0,
             answers: Some(serde_json::json!({"order_no": "<b>17</b>"})),
             created_at: Utc::now(),
             routed_at: None,

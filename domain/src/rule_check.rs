@@ -121,6 +121,7 @@ fn sample_ticket(account_id: Uuid, tag: &str, locale: Locale) -> ticket::Model {
             { "sender": crate::conversations::BOT, "text": question, "at": at },
             { "sender": crate::conversations::VISITOR, "text": message, "at": at },
         ])),
+        transcript_omitted: 0,
         answers: Some(serde_json::json!({ "order_no": "A-17" })),
         created_at: at,
         routed_at: Some(at),

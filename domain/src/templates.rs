@@ -122,6 +122,18 @@ fn environment() -> &'static Environment<'static> {
     })
 }
 
+/// The most characters of one answer a mail shows; a longer one is cut (the ticket keeps it
+/// whole). With at most one answer per visitor turn, a mail's answers stay bounded.
+pub const MAIL_ANSWER_CHARS: usize = 1_000;
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn shortened(text: &str, max: usize) -> (String, bool) {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => (format!("{}…", &text[..end]), true),
+        None => (text.to_owned(), false),
+    }
+}
+
 #[derive(Serialize)]
 struct Answer {
     field: String,
@@ -157,19 +169,26 @@ pub fn render(
     .into_iter()
     .flatten()
     .collect();
+    let mut answers_cut = false;
     let answers: Vec<Answer> = ticket
         .answers
         .as_ref()
         .and_then(|a| a.as_object())
         .map(|a| {
             a.iter()
-                .map(|(field, value)| Answer {
-                    field: field.clone(),
-                    value: value.as_str().unwrap_or_default().to_owned(),
+                .map(|(field, value)| {
+                    let (value, cut) =
+                        shortened(value.as_str().unwrap_or_default(), MAIL_ANSWER_CHARS);
+                    answers_cut |= cut;
+                    Answer {
+                        field: field.clone(),
+                        value,
+                    }
                 })
                 .collect()
         })
         .unwrap_or_default();
+    // Already bounded when the ticket was opened (`conversations::TICKET_TRANSCRIPT_LINES`).
     let transcript: Vec<Line> = crate::conversations::ticket_transcript(ticket)
         .into_iter()
         .map(|line| Line {
@@ -205,6 +224,8 @@ pub fn render(
         message => ticket.message,
         answers => answers,
         transcript => transcript,
+        omitted => ticket.transcript_omitted.max(0),
+        answers_cut => answers_cut,
         reasons => reasons,
     };
     let env = environment();

@@ -55,6 +55,8 @@ pub struct NewTicket {
     pub visitor: VisitorInput,
     pub conversation_id: Option<Uuid>,
     pub transcript: Option<serde_json::Value>,
+    /// Earlier conversation lines `transcript` leaves out (0 when whole).
+    pub transcript_omitted: i32,
     pub answers: Option<serde_json::Value>,
 }
 
@@ -109,6 +111,7 @@ pub async fn insert_ticket(
         forward_emails: Set(serde_json::json!(new.forward_emails)),
         conversation_id: Set(new.conversation_id),
         transcript: Set(new.transcript),
+        transcript_omitted: Set(new.transcript_omitted),
         answers: Set(new.answers),
         created_at: Set(created_at),
         routed_at: Set(None),
@@ -137,6 +140,7 @@ struct Visit {
     visitor: VisitorInput,
     conversation_id: Option<Uuid>,
     transcript: Option<serde_json::Value>,
+    transcript_omitted: i32,
     answers: Option<serde_json::Value>,
 }
 
@@ -154,6 +158,7 @@ impl NewTicket {
             visitor: self.visitor,
             conversation_id: self.conversation_id,
             transcript: self.transcript,
+            transcript_omitted: self.transcript_omitted,
             answers: self.answers,
         };
         (design, visit)
@@ -221,6 +226,7 @@ async fn open_in_one_statement(
         bind(visit.visitor.phone.into()),
         bind(visit.conversation_id.into()),
         bind(visit.transcript.into()),
+        bind(visit.transcript_omitted.into()),
         bind(visit.answers.into()),
         bind(created_at.into()),
     ]
@@ -237,7 +243,8 @@ async fn open_in_one_statement(
          ), ticket AS ( \
              INSERT INTO tickets (id, account_id, number, flow_id, step_id, flow_name, topic_key, \
                                   topic, status, message, visitor_name, visitor_email, \
-                                  visitor_phone, conversation_id, transcript, answers, \
+                                  visitor_phone, conversation_id, transcript, \
+                                  transcript_omitted, answers, \
                                   created_at, forward_emails) \
              SELECT $2, $1, number.ticket_seq, design.flow_id, design.step_id, design.flow_name, \
                     design.topic_key, design.topic, {visit}, design.forward_emails \
@@ -292,6 +299,7 @@ pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
             visitor,
             conversation_id: None,
             transcript: None,
+            transcript_omitted: 0,
             answers: None,
         };
         let design = Design::Step(input.step_id);
@@ -322,6 +330,7 @@ pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
             visitor,
             conversation_id: None,
             transcript: None,
+            transcript_omitted: 0,
             answers: None,
         },
     )

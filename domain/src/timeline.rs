@@ -176,6 +176,7 @@ mod tests {
             forward_emails: serde_json::json!([]),
             conversation_id: None,
             transcript: None,
+            transcript_omitted: 0,
             answers: None,
             created_at: at(0),
             routed_at: None,

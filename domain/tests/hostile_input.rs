@@ -455,6 +455,7 @@ fn build(c: &Content) -> (ticket::Model, delivery::Model) {
         forward_emails: Value::Array(vec![]),
         conversation_id: None,
         transcript: (!transcript.is_empty()).then(|| serde_json::to_value(&transcript).unwrap()),
+        transcript_omitted: 0,
         answers: (!answers.is_empty()).then_some(Value::Object(answers)),
         created_at: at,
         routed_at: None,

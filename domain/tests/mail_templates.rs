@@ -36,6 +36,7 @@ fn ticket() -> ticket::Model {
             {"sender": "BOT", "text": "Konu nedir?", "at": at},
             {"sender": "VISITOR", "text": "Sipariş\nikinci satır", "at": at},
         ])),
+        transcript_omitted: 0,
         answers: Some(serde_json::json!({"email": "ali@example.net", "order_no": "A-17"})),
         created_at: at,
         routed_at: Some(at),

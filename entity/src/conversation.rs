@@ -24,6 +24,15 @@ pub struct Model {
     pub ticket_id: Option<Uuid>,
     /// Bumped by every turn; a turn only commits on the revision it read.
     pub revision: i32,
+    /// The language of what the bot says on its own (re-asks, limits): `en` or `tr`, the
+    /// account's default when the conversation started.
+    pub locale: String,
+    /// Visitor messages and button presses so far; capped (`MAX_VISITOR_TURNS`).
+    pub visitor_turns: i32,
+    /// Invalid answers re-asked at the question now waiting; capped (`MAX_REASKS`).
+    pub reasks: i32,
+    /// Transcript lines so far: the next line's `seq`, without counting the transcript.
+    pub line_count: i32,
     pub created_at: DateTimeUtc,
     pub last_activity_at: DateTimeUtc,
 }

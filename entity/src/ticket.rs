@@ -29,6 +29,9 @@ pub struct Model {
     pub conversation_id: Option<Uuid>,
     /// The conversation's transcript up to the ticket step (JSON array).
     pub transcript: Option<Json>,
+    /// How many earlier lines of the conversation `transcript` leaves out to stay bounded
+    /// (0: it is whole). The conversation itself keeps every line.
+    pub transcript_omitted: i32,
     /// The answers the conversation collected (JSON object).
     pub answers: Option<Json>,
     pub created_at: DateTimeUtc,

@@ -12,6 +12,7 @@ mod m20261125_000006_add_locales;
 mod m20261125_000007_add_event_triggers;
 mod m20261125_000008_add_webhooks;
 mod m20261125_000009_index_step_topic_firsts;
+mod m20261125_000010_add_conversation_counters;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_add_event_triggers::Migration),
             Box::new(m20261125_000008_add_webhooks::Migration),
             Box::new(m20261125_000009_index_step_topic_firsts::Migration),
+            Box::new(m20261125_000010_add_conversation_counters::Migration),
         ]
     }
 }

@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+use domain::conversations::{
+    MAX_REASKS, MAX_VISITOR_TURNS, Notice, TICKET_TRANSCRIPT_CHARS, TICKET_TRANSCRIPT_LINES,
+};
+use domain::templates::Locale;
+use domain::validate::MAX_MESSAGE_CHARS;
 use integration_tests::{Engine, TestApp, TestSmtp, error_code, error_field, on_both_engines};
 use serde_json::{Value, json};
 
@@ -11,7 +16,10 @@ on_both_engines!(
     a_visitor_walks_a_published_flow_to_a_ticket,
     validate_flow_reports_every_problem_kind,
     idle_conversations_expire,
-    conversations_belong_to_their_account
+    conversations_belong_to_their_account,
+    an_invalid_answer_is_asked_again_at_most_max_reasks_times,
+    a_looping_conversation_completes_after_max_visitor_turns,
+    the_longest_conversation_makes_a_bounded_ticket_and_mail
 );
 
 fn id(v: &Value) -> String {
@@ -534,5 +542,285 @@ async fn conversations_belong_to_their_account(engine: Engine) {
         let body = app.gql(Some(&other_admin), query, variables).await;
         assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
     }
+    app.stop().await;
+}
+
+const SET_DEFAULT_LOCALE: &str =
+    "mutation($l: Locale!) { setDefaultLocale(locale: $l) { defaultLocale } }";
+
+async fn an_invalid_answer_is_asked_again_at_most_max_reasks_times(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (flow_id, steps) = support_bot(&app, "orders").await;
+    link_menu(&app, &steps).await;
+    app.admin(PUBLISH_FLOW, json!({ "id": flow_id })).await;
+    let turn = widget(&app, &start_conversation(), json!({ "flowId": flow_id })).await;
+    let conversation_id = id(&turn["conversation"]["id"]);
+    let orders = id(&turn["options"][0]["id"]);
+    widget(
+        &app,
+        &choose_option(),
+        json!({ "conversationId": conversation_id, "optionId": orders }),
+    )
+    .await;
+    let say = |text: &str| json!({ "conversationId": conversation_id, "text": text });
+
+    for n in 1..=MAX_REASKS {
+        let turn = widget(&app, &send_visitor_message(), say(&format!("yok {n}"))).await;
+        assert_eq!(
+            turn["botMessages"],
+            json!([Notice::NotAnEmail.text(Locale::En), "E-posta adresiniz?"]),
+            "re-ask {n}"
+        );
+        assert_eq!(turn["awaiting"], "TEXT");
+    }
+    // One more invalid answer: the bot goes on to the next step without an address.
+    let turn = widget(&app, &send_visitor_message(), say("hâlâ yok")).await;
+    assert_eq!(
+        turn["botMessages"],
+        json!([Notice::MovingOn.text(Locale::En), "Sipariş numaranız?"])
+    );
+    assert_eq!(turn["awaiting"], "TEXT");
+    let turn = widget(&app, &send_visitor_message(), say("A-17")).await;
+    assert_eq!(turn["conversation"]["status"], "COMPLETED");
+    let t = app
+        .admin(TICKET_CONTENT, json!({ "id": id(&turn["ticket"]["id"]) }))
+        .await["ticket"]
+        .clone();
+    assert_eq!(
+        t["answers"],
+        json!({ "order_no": "A-17" }),
+        "no e-mail stored"
+    );
+    assert!(t["visitor"]["email"].is_null(), "{t:#}");
+
+    // The bot's own words follow the account's language.
+    app.admin(SET_DEFAULT_LOCALE, json!({ "l": "TR" })).await;
+    let turn = widget(&app, &start_conversation(), json!({ "flowId": flow_id })).await;
+    let conversation_id = id(&turn["conversation"]["id"]);
+    widget(
+        &app,
+        &choose_option(),
+        json!({ "conversationId": conversation_id, "optionId": id(&turn["options"][0]["id"]) }),
+    )
+    .await;
+    let turn = widget(
+        &app,
+        &send_visitor_message(),
+        json!({ "conversationId": conversation_id, "text": "yok" }),
+    )
+    .await;
+    assert_eq!(
+        turn["botMessages"][0],
+        "Üzgünüm, bu bir e-posta adresine benzemiyor (ad@example.com gibi)."
+    );
+    app.stop().await;
+}
+
+/// A menu whose first button leads back to itself, the second to an end step. Returns
+/// (flow id, menu step id).
+async fn looping_menu(app: &TestApp) -> String {
+    let flow_id = id(&app.admin(CREATE_FLOW, json!({ "name": "Döngü" })).await["createFlow"]["id"]);
+    let menu = add(
+        app,
+        &flow_id,
+        json!({ "choice": { "text": "Tekrar?", "options": [{ "label": "Evet" }, { "label": "Hayır" }] } }),
+    )
+    .await;
+    let end = add(app, &flow_id, json!({ "end": { "text": "Hoşça kalın" } })).await;
+    app.admin(
+        UPDATE_STEP,
+        json!({ "id": menu, "step": { "choice": { "text": "Tekrar?", "options": [
+            { "label": "Evet", "next": menu }, { "label": "Hayır", "next": end } ] } } }),
+    )
+    .await;
+    assert_eq!(
+        app.admin(VALIDATE_FLOW, json!({ "id": flow_id })).await["validateFlow"],
+        json!([])
+    );
+    app.admin(PUBLISH_FLOW, json!({ "id": flow_id })).await;
+    flow_id
+}
+
+async fn a_looping_conversation_completes_after_max_visitor_turns(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    app.admin(SET_DEFAULT_LOCALE, json!({ "l": "TR" })).await;
+    let flow_id = looping_menu(&app).await;
+    let turn = widget(&app, &start_conversation(), json!({ "flowId": flow_id })).await;
+    let conversation_id = id(&turn["conversation"]["id"]);
+    let again = json!({ "conversationId": conversation_id, "optionId": turn["options"][0]["id"] });
+    for n in 1..MAX_VISITOR_TURNS {
+        let turn = widget(&app, &choose_option(), again.clone()).await;
+        assert_eq!(turn["botMessages"], json!(["Tekrar?"]), "turn {n}");
+        assert_eq!(turn["awaiting"], "CHOICE");
+    }
+    let last = widget(&app, &choose_option(), again.clone()).await;
+    assert_eq!(
+        last["botMessages"],
+        json!(["Tekrar?", Notice::TurnLimit.text(Locale::Tr)])
+    );
+    assert!(
+        last["botMessages"][1]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{MAX_VISITOR_TURNS} mesaj sınırına")),
+        "{last:#}"
+    );
+    assert_eq!(last["awaiting"], "NOTHING");
+    assert_eq!(last["conversation"]["status"], "COMPLETED");
+    assert!(last["ticket"].is_null());
+
+    for _ in 0..2 {
+        let refused = widget_error(&app, &choose_option(), again.clone()).await;
+        assert_eq!(error_code(&refused), "BAD_USER_INPUT");
+        assert_eq!(error_field(&refused), "conversationId");
+    }
+    let c = app
+        .admin(CONVERSATION, json!({ "id": conversation_id }))
+        .await["conversation"]
+        .clone();
+    assert_eq!(c["status"], "COMPLETED");
+    assert_eq!(
+        c["transcript"].as_array().unwrap().len(),
+        1 + 2 * MAX_VISITOR_TURNS as usize + 1,
+        "greeting, then a button and the menu per turn, then the limit"
+    );
+    app.stop().await;
+}
+
+async fn the_longest_conversation_makes_a_bounded_ticket_and_mail(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    // A note, "more?" (yes: another note; no: the ticket), the ticket, goodbye.
+    let flow_id =
+        id(&app.admin(CREATE_FLOW, json!({ "name": "Notlar" })).await["createFlow"]["id"]);
+    let note = add(
+        &app,
+        &flow_id,
+        json!({ "question": { "text": "Notunuz?", "field": "note" } }),
+    )
+    .await;
+    let more = add(
+        &app,
+        &flow_id,
+        json!({ "choice": { "text": "Başka?", "options": [{ "label": "Evet" }, { "label": "Hayır" }] } }),
+    )
+    .await;
+    let ticket_step = add(
+        &app,
+        &flow_id,
+        json!({ "ticket": { "topic": "notes", "confirmationMessage": "Talep alındı" } }),
+    )
+    .await;
+    add(
+        &app,
+        &flow_id,
+        json!({ "end": { "text": "Görüşmek üzere" } }),
+    )
+    .await;
+    app.admin(
+        UPDATE_STEP,
+        json!({ "id": more, "step": { "choice": { "text": "Başka?", "options": [
+            { "label": "Evet", "next": note }, { "label": "Hayır", "next": ticket_step } ] } } }),
+    )
+    .await;
+    app.admin(PUBLISH_FLOW, json!({ "id": flow_id })).await;
+    app.admin(
+        CREATE_RULE,
+        json!({ "tag": "notes", "emails": ["ops@example.com"] }),
+    )
+    .await;
+
+    let turn = widget(&app, &start_conversation(), json!({ "flowId": flow_id })).await;
+    let conversation_id = id(&turn["conversation"]["id"]);
+    // Every note at the largest size a message may have, until the last turn opens the ticket.
+    let notes = (MAX_VISITOR_TURNS as usize - 1) / 2 + 1;
+    let mut sent_chars = 0;
+    let mut turn = turn;
+    for n in 0..notes {
+        let text = format!("{n:03} {}", "x".repeat(MAX_MESSAGE_CHARS - 4));
+        sent_chars += text.len();
+        turn = widget(
+            &app,
+            &send_visitor_message(),
+            json!({ "conversationId": conversation_id, "text": text }),
+        )
+        .await;
+        assert_eq!(turn["awaiting"], "CHOICE", "note {n}");
+        let label = if n + 1 < notes { 0 } else { 1 };
+        turn = widget(
+            &app,
+            &choose_option(),
+            json!({ "conversationId": conversation_id, "optionId": turn["options"][label]["id"] }),
+        )
+        .await;
+    }
+    assert_eq!(turn["conversation"]["status"], "COMPLETED", "{turn:#}");
+    let ticket_id = id(&turn["ticket"]["id"]);
+
+    let t = app.admin(TICKET_CONTENT, json!({ "id": ticket_id })).await["ticket"].clone();
+    let lines = t["transcript"].as_array().unwrap();
+    let chars: usize = lines
+        .iter()
+        .map(|l| l["text"].as_str().unwrap().chars().count())
+        .sum();
+    assert!(lines.len() <= TICKET_TRANSCRIPT_LINES, "{}", lines.len());
+    assert!(chars <= TICKET_TRANSCRIPT_CHARS, "{chars}");
+    assert_eq!(
+        lines.last().unwrap()["text"],
+        "Hayır",
+        "the latest lines are kept"
+    );
+    let message = t["message"].as_str().unwrap();
+    assert!(message.chars().count() <= TICKET_TRANSCRIPT_CHARS);
+    assert!(
+        message.contains(&format!("{:03} ", notes - 1)),
+        "the last note"
+    );
+    assert!(!message.contains("000 "), "the first note is left out");
+    // The conversation itself keeps every line.
+    let whole = t["conversation"]["transcript"].as_array().unwrap().len();
+    assert_eq!(whole, 1 + notes * 4 + 1);
+
+    assert!(
+        smtp.wait_until(Duration::from_secs(15), |m| !m.is_empty())
+            .await,
+        "no mail"
+    );
+    let mails = smtp.received_by("ops@example.com");
+    assert_eq!(mails.len(), 1);
+    let size = mails[0].data.len();
+    eprintln!(
+        "visitor sent {sent_chars} characters in {notes} notes; the ticket keeps {} lines, \
+         {chars} characters; the mail is {size} bytes",
+        lines.len()
+    );
+    // Message and transcript (30,000 characters each), once as text and once as HTML, with
+    // room for the encoding.
+    assert!(size < 4 * 2 * TICKET_TRANSCRIPT_CHARS, "{size} bytes");
+    let mail = mails[0].data.replace("=\r\n", "");
+    // The confirmation and the goodbye were said after the ticket was opened.
+    let omitted = whole - 2 - lines.len();
+    let flagged = app
+        .admin(
+            "query($id: ID!) { ticket(id: $id) { transcriptOmitted } }",
+            json!({ "id": ticket_id }),
+        )
+        .await;
+    assert_eq!(flagged["ticket"]["transcriptOmitted"], json!(omitted));
+    assert!(
+        mail.contains(&format!(
+            "its first {omitted} lines are left out here; the latest are below."
+        )),
+        "{}",
+        &mail[..2000.min(mail.len())]
+    );
     app.stop().await;
 }

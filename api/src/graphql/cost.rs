@@ -34,8 +34,11 @@ pub const WEBHOOKS: usize = domain::limits::WEBHOOKS as usize;
 pub const TOPIC_TAGS: usize = domain::limits::TOPIC_TAGS as usize;
 /// Buttons of a choice step.
 pub const CHOICE_OPTIONS: usize = domain::flows::MAX_OPTIONS;
-/// Lines of a conversation's transcript.
-pub const TRANSCRIPT_LINES: usize = 1_000;
+/// Lines of a conversation's transcript: the most a conversation can hold under its turn and
+/// re-ask caps (`domain::conversations::TRANSCRIPT_LINES`).
+pub const TRANSCRIPT_LINES: usize = domain::conversations::TRANSCRIPT_LINES;
+/// Lines of a ticket's transcript (`domain::conversations::TICKET_TRANSCRIPT_LINES`).
+pub const TICKET_TRANSCRIPT_LINES: usize = domain::conversations::TICKET_TRANSCRIPT_LINES;
 /// Attempts kept per webhook delivery.
 pub const WEBHOOK_ATTEMPTS: usize = domain::config::MAX_WEBHOOK_ATTEMPTS as usize;
 

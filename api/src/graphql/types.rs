@@ -571,14 +571,21 @@ impl Ticket {
             .await?
             .map(Conversation))
     }
-    /// The conversation up to the ticket step; empty for tickets opened with `openTicket`.
-    /// Cost: counted as the most lines a conversation holds.
-    #[graphql(complexity = "cost::list(cost::TRANSCRIPT_LINES, child_complexity)")]
+    /// The conversation's latest lines up to the ticket step: at most 100 lines holding at
+    /// most 30,000 characters (`transcriptOmitted` counts the earlier ones left out; the
+    /// conversation keeps them). Empty for tickets opened with `openTicket`.
+    /// Cost: counted as 100 lines.
+    #[graphql(complexity = "cost::list(cost::TICKET_TRANSCRIPT_LINES, child_complexity)")]
     async fn transcript(&self) -> Vec<TranscriptEntry> {
         domain::conversations::ticket_transcript(&self.0)
             .into_iter()
             .map(TranscriptEntry::from)
             .collect()
+    }
+    /// How many earlier lines of the conversation `transcript` leaves out to stay bounded;
+    /// 0 when it is whole (and for tickets opened with `openTicket`).
+    async fn transcript_omitted(&self) -> i32 {
+        self.0.transcript_omitted
     }
     /// The answers the conversation collected, by field (`{"email": "...", "order_no": "..."}`);
     /// null for tickets opened with `openTicket`.
