@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::ApiConfig;
 use crate::graphql;
 use crate::http::{self, AppState};
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{Limits, RateLimiter};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +122,11 @@ impl App {
             ),
             db: self.db,
             ops_token: self.config.ops_token.clone(),
-            widget_limit: Arc::new(RateLimiter::new(self.config.widget_rate_per_minute)),
-            client_limit: Arc::new(RateLimiter::new(self.config.client_rate_per_minute)),
+            limits: Arc::new(Limits {
+                per_address: RateLimiter::new(self.config.client_rate_per_minute),
+                per_key: RateLimiter::new(self.config.widget_rate_per_minute),
+                unknown_per_address: RateLimiter::new(self.config.unknown_key_rate_per_minute),
+            }),
             keys,
         };
         let metrics = {

@@ -33,6 +33,10 @@ pub struct ApiConfig {
     /// `CLIENT_RATE_LIMIT_PER_MINUTE`: widget requests one client address may make per minute
     /// (0: off).
     pub client_rate_per_minute: u32,
+    /// `UNKNOWN_KEY_RATE_LIMIT_PER_MINUTE`: requests one client address may make per minute
+    /// without a key this process has cached (no key, an unknown or revoked key: each costs a
+    /// database lookup; 0: off).
+    pub unknown_key_rate_per_minute: u32,
     /// `API_KEY_CACHE_SECONDS`: how long this process trusts a key it has resolved without
     /// asking the database again (0: ask on every request). Revocations reach every process
     /// at once over the database; this bounds a lost notification.
@@ -58,6 +62,7 @@ impl ApiConfig {
             ops_token: var("OPS_TOKEN").map(Secret::new),
             widget_rate_per_minute: parse("WIDGET_RATE_LIMIT_PER_MINUTE", 600)?,
             client_rate_per_minute: parse("CLIENT_RATE_LIMIT_PER_MINUTE", 60)?,
+            unknown_key_rate_per_minute: parse("UNKNOWN_KEY_RATE_LIMIT_PER_MINUTE", 60)?,
             key_cache_ttl: Duration::from_secs(parse("API_KEY_CACHE_SECONDS", 10)?),
             database,
         })

@@ -21,7 +21,7 @@ use sea_orm::DatabaseConnection;
 use crate::graphql::operation::RootFields;
 use crate::graphql::{ApiSchema, Caller, Loaders};
 use crate::graphql_http::{self, Media};
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::Limits;
 
 /// Shared by every request.
 #[derive(Clone)]
@@ -29,10 +29,8 @@ pub struct AppState {
     pub schema: ApiSchema,
     pub db: DatabaseConnection,
     pub ops_token: Option<Secret<String>>,
-    /// Per widget key.
-    pub widget_limit: Arc<RateLimiter>,
-    /// Per client address, for widget requests.
-    pub client_limit: Arc<RateLimiter>,
+    /// Rate limits per client address and per widget key.
+    pub limits: Arc<Limits>,
     /// Keys resolved lately.
     pub keys: Arc<KeyCache>,
 }
@@ -41,6 +39,21 @@ pub struct AppState {
 /// a guess was right.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `RATE_LIMITED` (HTTP 429) with when to try again.
+fn rate_limited(wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs() + 1;
+    let body = serde_json::json!({ "errors": [{
+        "message": format!("too many requests; try again in {seconds} s"),
+        "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": seconds },
+    }] });
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// `/metrics` alone, for `METRICS_LISTEN_ADDR`.
@@ -262,7 +275,22 @@ async fn graphql(
     request: async_graphql::Request,
     media: Media,
 ) -> Response {
-    // The key is resolved once per request; resolvers only look at the outcome.
+    // The key is resolved once per request; resolvers only look at the outcome. A request
+    // without a key this process knows is limited per address before anything else: each
+    // unknown key costs a database lookup.
+    let unknown = match bearer(headers) {
+        None => true,
+        Some(key) => {
+            !state.keys.is_cached(key)
+                && !state
+                    .ops_token
+                    .as_ref()
+                    .is_some_and(|t| constant_time_eq(t.expose().as_bytes(), key.as_bytes()))
+        }
+    };
+    if unknown && let Err(wait) = state.limits.unknown_per_address.check(&client.ip()) {
+        return rate_limited(wait);
+    }
     let caller = match bearer(headers) {
         None => Caller::Anonymous,
         Some(key)
@@ -306,22 +334,14 @@ async fn execute(
     if let Caller::Key(principal) = &caller
         && principal.kind == domain::keys::KeyKind::Widget
     {
+        // The address first: a request refused for its address costs the key nothing.
         let limited = state
-            .widget_limit
-            .check(&format!("key:{}", principal.account_id))
-            .and_then(|()| state.client_limit.check(&format!("ip:{}", client.ip())));
+            .limits
+            .per_address
+            .check(&client.ip())
+            .and_then(|()| state.limits.per_key.check(&principal.key_id));
         if let Err(wait) = limited {
-            let seconds = wait.as_secs() + 1;
-            let body = serde_json::json!({ "errors": [{
-                "message": format!("too many requests; try again in {seconds} s"),
-                "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": seconds },
-            }] });
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, seconds.to_string())],
-                axum::Json(body),
-            )
-                .into_response();
+            return rate_limited(wait);
         }
     }
     let fields = RootFields::default();

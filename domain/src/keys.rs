@@ -389,6 +389,15 @@ impl KeyCache {
         Ok(entry.principal)
     }
 
+    /// Whether `key` resolves from the cache, without the database.
+    pub fn is_cached(&self, key: &str) -> bool {
+        let digest = hash(key.trim());
+        self.state()
+            .entries
+            .get(&digest)
+            .is_some_and(|c| c.expires > Instant::now())
+    }
+
     /// Forgets a key (it was revoked).
     pub fn forget(&self, key_id: Uuid) {
         let mut state = self.state();

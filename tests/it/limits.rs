@@ -147,6 +147,30 @@ async fn hostile_queries_are_refused_with_their_code() {
     app.stop().await;
 }
 
+/// A client whose requests come from `127.0.0.<n>` (every 127/8 address is the loopback).
+fn from_address(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+        .build()
+        .unwrap()
+}
+
+async fn post(
+    client: &reqwest::Client,
+    app: &TestApp,
+    key: &str,
+    query: &str,
+) -> (u16, serde_json::Value) {
+    let response = client
+        .post(&app.url)
+        .bearer_auth(key)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn widget_requests_are_rate_limited_per_key_and_per_address() {
     let smtp = TestSmtp::start();
@@ -186,31 +210,84 @@ async fn widget_requests_are_rate_limited_per_key_and_per_address() {
     // Admin work is not limited, and nothing was written for the refused request.
     let tickets = app.admin(crate::ops::TICKETS, json!({})).await;
     assert_eq!(tickets["tickets"]["edges"].as_array().unwrap().len(), 5);
+    // Per key means per key: another widget key of the same account has its own allowance.
+    let second = app
+        .admin(
+            "mutation { createApiKey(kind: WIDGET) { secret } }",
+            json!({}),
+        )
+        .await["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::ticket_path::open_ticket(&app, &second, &step, "the other key").await;
     app.stop().await;
+}
 
+/// The flood: one address sends far more widget requests than its allowance. Its
+/// refusals cost the key nothing, so visitors on other addresses still get through; and
+/// made-up keys are refused per address before any database lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_lock_out_the_visitors_of_an_account() {
+    let smtp = TestSmtp::start();
     let Some(app) = TestApp::spawn_with(Engine::Sqlite, &smtp, |c| {
-        c.widget_rate_per_minute = 0;
-        c.client_rate_per_minute = 3;
+        c.widget_rate_per_minute = 40;
+        c.client_rate_per_minute = 10;
+        c.unknown_key_rate_per_minute = 10;
     })
     .await
     else {
         return;
     };
-    let (_, other_widget) = app.other_account().await;
     let query = "{ conversation(id: \"00000000-0000-7000-8000-000000000000\") { id } }";
-    for key in [&app.widget_key, &other_widget, &app.widget_key] {
-        assert!(
-            app.gql(Some(key), query, json!({}))
-                .await
-                .get("errors")
-                .is_none()
-        );
+    let flood = from_address(2);
+    let mut refused = 0;
+    for _ in 0..300 {
+        let (status, body) = post(&flood, &app, &app.widget_key, query).await;
+        if status == 429 {
+            assert_eq!(error_code(&body), "RATE_LIMITED");
+            refused += 1;
+        }
     }
-    let limited = app.gql(Some(&other_widget), query, json!({})).await;
-    assert_eq!(
-        error_code(&limited),
-        "RATE_LIMITED",
-        "one address, whatever the key"
+    assert_eq!(refused, 290, "the address's allowance is 10");
+    for n in 3..13 {
+        let (status, body) = post(&from_address(n), &app, &app.widget_key, query).await;
+        assert_eq!(status, 200, "visitor at 127.0.0.{n}: {body:#}");
+        assert!(body.get("errors").is_none(), "{body:#}");
+    }
+
+    // Made-up keys: limited per address (each would cost a database lookup), without
+    // touching the widget allowance of that address or of the key.
+    let guesser = from_address(20);
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let (status, body) = post(&guesser, &app, &format!("tk_widget_guess_{i}"), query).await;
+        statuses.push((status, error_code(&body)));
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|(s, c)| *s == 200 && c == "UNAUTHENTICATED"),
+        "{statuses:?}"
     );
+    assert!(
+        statuses[10..]
+            .iter()
+            .all(|(s, c)| *s == 429 && c == "RATE_LIMITED"),
+        "{statuses:?}"
+    );
+    // Requests with no key at all count the same.
+    let (status, _) = post(&from_address(21), &app, "", query).await;
+    assert_eq!(status, 200);
+    let (status, body) = post(&guesser, &app, &app.widget_key, query).await;
+    assert_eq!(
+        status, 200,
+        "a known key from the guessing address: {body:#}"
+    );
+    // The admin key is never limited.
+    for _ in 0..30 {
+        let (status, _) = post(&flood, &app, &app.admin_key, "{ agents { id } }").await;
+        assert_eq!(status, 200);
+    }
     app.stop().await;
 }

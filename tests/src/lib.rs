@@ -190,6 +190,7 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
         ops_token: Some(Secret::new(OPS_TOKEN.to_owned())),
         widget_rate_per_minute: 0,
         client_rate_per_minute: 0,
+        unknown_key_rate_per_minute: 0,
         key_cache_ttl: Duration::from_secs(10),
     }
 }
