@@ -122,6 +122,7 @@ impl App {
             ),
             db: self.db,
             ops_token: self.config.ops_token.clone(),
+            max_body_bytes: self.config.max_body_bytes,
             limits: Arc::new(Limits {
                 per_address: RateLimiter::new(self.config.client_rate_per_minute),
                 per_key: RateLimiter::new(self.config.widget_rate_per_minute),

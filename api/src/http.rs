@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql_axum::GraphQLProtocol;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
@@ -31,6 +31,8 @@ pub struct AppState {
     pub ops_token: Option<Secret<String>>,
     /// Rate limits per client address and per widget key.
     pub limits: Arc<Limits>,
+    /// `MAX_BODY_BYTES`, also the largest WebSocket message.
+    pub max_body_bytes: usize,
     /// Keys resolved lately.
     pub keys: Arc<KeyCache>,
 }
@@ -170,30 +172,63 @@ fn unavailable(error: &domain::Error) -> Response {
 /// WebSocket.
 async fn graphql_ws(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let origin = cross_origin(&headers);
-    let db = state.db.clone();
-    let keys = state.keys.clone();
+    let accepted = crate::live::Accepted::default();
+    let init = ConnectionInit {
+        db: state.db.clone(),
+        keys: state.keys.clone(),
+        limits: state.limits.clone(),
+        client,
+        origin,
+        accepted: accepted.clone(),
+    };
+    // A message is capped like a request body.
     upgrade
+        .max_message_size(state.max_body_bytes)
+        .max_frame_size(state.max_body_bytes)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, state.schema, protocol)
-                .on_connection_init(move |payload| connection_data(db, keys, origin, payload))
-                .serve()
+            crate::live::serve(
+                socket,
+                state.schema,
+                protocol,
+                state.db,
+                state.keys,
+                accepted,
+                move |payload| connection_data(init, payload),
+            )
         })
+}
+
+/// What `connection_init` is checked with.
+struct ConnectionInit {
+    db: DatabaseConnection,
+    keys: Arc<KeyCache>,
+    limits: Arc<Limits>,
+    client: SocketAddr,
+    origin: Option<String>,
+    accepted: crate::live::Accepted,
 }
 
 /// Accepts a WebSocket connection whose `connection_init` carries a working admin key
 /// (`{"Authorization": "Bearer tk_admin_..."}`), usable from the page's origin.
 async fn connection_data(
-    db: DatabaseConnection,
-    keys: Arc<KeyCache>,
-    origin: Option<String>,
+    init: ConnectionInit,
     payload: serde_json::Value,
 ) -> async_graphql::Result<async_graphql::Data> {
+    let ConnectionInit {
+        db,
+        keys,
+        limits,
+        client,
+        origin,
+        accepted,
+    } = init;
     let key = ["Authorization", "authorization"]
         .iter()
         .find_map(|name| payload.get(*name).and_then(|v| v.as_str()))
@@ -203,6 +238,11 @@ async fn connection_data(
                 "send the admin key in connection_init: {\"Authorization\": \"Bearer tk_admin_...\"}",
             )
         })?;
+    if !keys.is_cached(key) && limits.unknown_per_address.check(&client.ip()).is_err() {
+        return Err(async_graphql::Error::new(
+            "too many requests; try again later",
+        ));
+    }
     let principal = keys.authenticate(&db, key).await?;
     principal.require_admin()?;
     if let Some(origin) = origin
@@ -212,6 +252,7 @@ async fn connection_data(
             "this key may not be used from pages on {origin}"
         )));
     }
+    accepted.set(principal, key);
     let mut data = async_graphql::Data::default();
     data.insert(Caller::Key(principal));
     data.insert(Loaders::new(db));

@@ -6,6 +6,7 @@ pub mod config;
 pub mod graphql;
 pub mod graphql_http;
 pub mod http;
+pub mod live;
 pub mod ops_page;
 pub mod rate_limit;
 

@@ -15,6 +15,7 @@ mod delivery;
 mod faults;
 mod isolation;
 mod limits;
+mod live;
 mod mail_language;
 mod monitoring;
 mod operations;
