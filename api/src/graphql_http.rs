@@ -15,6 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use crate::code::Code;
+
 /// The media type of GraphQL responses in the spec.
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -40,12 +42,12 @@ impl Media {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
 impl Refusal {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         Refusal {
             status,
             code,
@@ -54,7 +56,7 @@ impl Refusal {
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
-        Refusal::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+        Refusal::new(StatusCode::BAD_REQUEST, Code::BadRequest, message)
     }
 }
 
@@ -62,7 +64,7 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "errors": [{
             "message": self.message,
-            "extensions": { "code": self.code },
+            "extensions": { "code": self.code.as_str() },
         }] });
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::METHOD_NOT_ALLOWED {
@@ -110,7 +112,7 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Media, Refusal> {
     best.map(|(_, media)| media).ok_or_else(|| {
         Refusal::new(
             StatusCode::NOT_ACCEPTABLE,
-            "NOT_ACCEPTABLE",
+            Code::NotAcceptable,
             format!("responses are {GRAPHQL_RESPONSE_JSON} or application/json"),
         )
     })
@@ -121,7 +123,7 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
     let unsupported = || {
         Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
+            Code::UnsupportedMediaType,
             "send the request as `Content-Type: application/json`",
         )
     };
@@ -147,7 +149,7 @@ pub fn request_from_json(body: &[u8]) -> Result<async_graphql::Request, Refusal>
     let value: Value = serde_json::from_slice(body).map_err(|_| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
-            "GRAPHQL_PARSE_FAILED",
+            Code::GraphqlParseFailed,
             "the body must be a JSON object with a `query` (and optional `variables`, `operationName`, `extensions`)",
         )
     })?;
@@ -155,7 +157,7 @@ pub fn request_from_json(body: &[u8]) -> Result<async_graphql::Request, Refusal>
         Value::Object(params) => request_from_params(params),
         Value::Array(_) => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
-            "BATCH_NOT_SUPPORTED",
+            Code::BatchNotSupported,
             "send one operation per request",
         )),
         _ => Err(Refusal::bad_request(
@@ -232,15 +234,6 @@ pub fn is_mutation(request: &async_graphql::Request) -> bool {
     )
 }
 
-/// Codes of the errors that stop a request before execution.
-const REQUEST_ERRORS: [&str; 5] = [
-    "GRAPHQL_PARSE_FAILED",
-    "GRAPHQL_VALIDATION_FAILED",
-    "QUERY_TOO_DEEP",
-    "QUERY_TOO_COMPLEX",
-    "TOO_MANY_ALIASES",
-];
-
 fn is_request_error(response: &async_graphql::Response) -> bool {
     !response.errors.is_empty()
         && response.data == async_graphql::Value::Null
@@ -249,7 +242,8 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
                 .as_ref()
                 .and_then(|x| x.get("code"))
                 .is_some_and(|c| {
-                    matches!(c, async_graphql::Value::String(s) if REQUEST_ERRORS.contains(&s.as_str()))
+                    matches!(c, async_graphql::Value::String(s)
+                        if Code::parse(s).is_some_and(Code::is_request_error))
                 })
         })
 }
@@ -377,17 +371,17 @@ mod tests {
             let refused = request_from_json(body.as_bytes()).unwrap_err();
             assert_eq!(
                 (refused.status, refused.code),
-                (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+                (StatusCode::BAD_REQUEST, Code::BadRequest),
                 "{body}"
             );
         }
         assert_eq!(
             request_from_json(b"[]").unwrap_err().code,
-            "BATCH_NOT_SUPPORTED"
+            Code::BatchNotSupported
         );
         assert_eq!(
             request_from_json(b"{").unwrap_err().code,
-            "GRAPHQL_PARSE_FAILED"
+            Code::GraphqlParseFailed
         );
     }
 

@@ -18,6 +18,7 @@ use domain::config::Secret;
 use domain::keys::KeyCache;
 use sea_orm::DatabaseConnection;
 
+use crate::code::Code;
 use crate::graphql::operation::RootFields;
 use crate::graphql::{ApiSchema, Caller, Loaders};
 use crate::graphql_http::{self, Media};
@@ -48,7 +49,7 @@ fn rate_limited(wait: std::time::Duration) -> Response {
     let seconds = wait.as_secs() + 1;
     let body = serde_json::json!({ "errors": [{
         "message": format!("too many requests; try again in {seconds} s"),
-        "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": seconds },
+        "extensions": { "code": Code::RateLimited.as_str(), "retryAfterSeconds": seconds },
     }] });
     (
         StatusCode::TOO_MANY_REQUESTS,
@@ -87,7 +88,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// A request refused before GraphQL sees it, shaped as a GraphQL error.
-fn refused(status: StatusCode, code: &'static str, message: &str) -> Response {
+fn refused(status: StatusCode, code: Code, message: &str) -> Response {
     graphql_http::Refusal::new(status, code, message).into_response()
 }
 
@@ -122,7 +123,7 @@ fn allow_origin(mut response: Response, origin: &str) -> Response {
 fn origin_refused(origin: &str) -> Response {
     refused(
         StatusCode::FORBIDDEN,
-        "ORIGIN_NOT_ALLOWED",
+        Code::OriginNotAllowed,
         &format!(
             "this key may not be used from pages on {origin}; add the origin with setApiKeyOrigins"
         ),
@@ -162,7 +163,7 @@ fn unavailable(error: &domain::Error) -> Response {
     tracing::warn!(%error, "could not check the request's origin");
     refused(
         StatusCode::SERVICE_UNAVAILABLE,
-        "SERVICE_UNAVAILABLE",
+        Code::ServiceUnavailable,
         "the service is temporarily unavailable; retry shortly",
     )
 }
@@ -297,7 +298,7 @@ async fn graphql_get(
         if graphql_http::is_mutation(&request) {
             return Err(graphql_http::Refusal::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
+                Code::MethodNotAllowed,
                 "mutations need POST",
             ));
         }
@@ -403,13 +404,11 @@ async fn execute(
             .extensions
             .as_ref()
             .and_then(|e| e.get("code"))
-            .map(|c| c.to_string())
-            .and_then(|c| {
-                crate::graphql::CODES
-                    .into_iter()
-                    .find(|known| c.trim_matches('"') == *known)
+            .and_then(|c| match c {
+                async_graphql::Value::String(s) => Code::parse(s),
+                _ => None,
             })
-            .unwrap_or("UNKNOWN");
+            .map_or("UNKNOWN", Code::as_str);
         metrics::counter!("ticketing_graphql_errors_total", "operation" => operation.clone(), "code" => code)
             .increment(1);
     }

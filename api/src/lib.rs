@@ -2,6 +2,7 @@
 //! endpoints for operators. In the embedded setup the same process also runs the worker.
 
 pub mod app;
+pub mod code;
 pub mod config;
 pub mod graphql;
 pub mod graphql_http;

@@ -24,6 +24,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
+use crate::code::Code;
 use crate::graphql::ApiSchema;
 
 /// How long a client has to send an acceptable `connection_init`.
@@ -116,7 +117,7 @@ pub async fn serve<F, R>(
                                     "a connection runs at most {MAX_SUBSCRIPTIONS} subscriptions; \
                                      complete one first"
                                 ),
-                                "extensions": { "code": "LIMIT_REACHED", "max": MAX_SUBSCRIPTIONS },
+                                "extensions": { "code": Code::LimitReached.as_str(), "max": MAX_SUBSCRIPTIONS },
                             }],
                         });
                         let _ = refusals.send(Message::Text(error.to_string().into()));

@@ -1,38 +1,13 @@
-//! Domain errors become GraphQL errors here and only here, with a closed set of
-//! `extensions.code` values: `BAD_USER_INPUT` (with `field`), `NOT_FOUND`, `UNAUTHENTICATED`,
-//! `FORBIDDEN`, `CONVERSATION_EXPIRED`, `LIMIT_REACHED` (with `max`), `SERVICE_UNAVAILABLE`
-//! and `INTERNAL_SERVER_ERROR`. Internals are logged, never
-//! sent to clients.
+//! Domain errors become GraphQL errors here and only here, with codes of [`Code`]:
+//! `BAD_USER_INPUT` (with `field`), `NOT_FOUND`, `UNAUTHENTICATED`, `FORBIDDEN`,
+//! `CONVERSATION_EXPIRED`, `LIMIT_REACHED` (with `max`), `SERVICE_UNAVAILABLE` and
+//! `INTERNAL_SERVER_ERROR`. Internals are logged, never sent to clients.
 
 use std::sync::Arc;
 
 use async_graphql::ErrorExtensions;
 
-/// Every `extensions.code` the service answers (the README's error table): resolvers' codes
-/// from this module, the refusals of `limits` and the HTTP layer's. Metrics label errors
-/// with these and nothing else.
-pub const CODES: [&str; 20] = [
-    "BAD_USER_INPUT",
-    "NOT_FOUND",
-    "UNAUTHENTICATED",
-    "FORBIDDEN",
-    "ORIGIN_NOT_ALLOWED",
-    "CONVERSATION_EXPIRED",
-    "LIMIT_REACHED",
-    "GRAPHQL_PARSE_FAILED",
-    "GRAPHQL_VALIDATION_FAILED",
-    "QUERY_TOO_DEEP",
-    "QUERY_TOO_COMPLEX",
-    "TOO_MANY_ALIASES",
-    "RATE_LIMITED",
-    "BATCH_NOT_SUPPORTED",
-    "BAD_REQUEST",
-    "UNSUPPORTED_MEDIA_TYPE",
-    "NOT_ACCEPTABLE",
-    "METHOD_NOT_ALLOWED",
-    "SERVICE_UNAVAILABLE",
-    "INTERNAL_SERVER_ERROR",
-];
+use crate::code::Code;
 
 /// A resolver's error. Deliberately not `Display`, so it cannot slip through
 /// async-graphql's blanket conversion and lose its code.
@@ -72,30 +47,34 @@ fn to_graphql(e: &domain::Error) -> async_graphql::Error {
         E::Invalid { field, message } => {
             let field = field.clone();
             async_graphql::Error::new(format!("{field}: {message}")).extend_with(|_, ext| {
-                ext.set("code", "BAD_USER_INPUT");
+                ext.set("code", Code::BadUserInput.as_str());
                 ext.set("field", field.as_str());
             })
         }
-        E::NotFound(_) => e.extend_with(|_, ext| ext.set("code", "NOT_FOUND")),
-        E::Unauthenticated => e.extend_with(|_, ext| ext.set("code", "UNAUTHENTICATED")),
-        E::Forbidden => e.extend_with(|_, ext| ext.set("code", "FORBIDDEN")),
-        E::ConversationExpired => e.extend_with(|_, ext| ext.set("code", "CONVERSATION_EXPIRED")),
+        E::NotFound(_) => e.extend_with(|_, ext| ext.set("code", Code::NotFound.as_str())),
+        E::Unauthenticated => {
+            e.extend_with(|_, ext| ext.set("code", Code::Unauthenticated.as_str()))
+        }
+        E::Forbidden => e.extend_with(|_, ext| ext.set("code", Code::Forbidden.as_str())),
+        E::ConversationExpired => {
+            e.extend_with(|_, ext| ext.set("code", Code::ConversationExpired.as_str()))
+        }
         E::LimitReached { max, .. } => {
             let max = *max;
             e.extend_with(|_, ext| {
-                ext.set("code", "LIMIT_REACHED");
+                ext.set("code", Code::LimitReached.as_str());
                 ext.set("max", max);
             })
         }
         E::Unavailable(source) => {
             tracing::warn!(error = %source, "database unavailable");
             async_graphql::Error::new("the service is temporarily unavailable, try again shortly")
-                .extend_with(|_, ext| ext.set("code", "SERVICE_UNAVAILABLE"))
+                .extend_with(|_, ext| ext.set("code", Code::ServiceUnavailable.as_str()))
         }
         E::Db(source) => {
             tracing::error!(error = %source, "database error");
             async_graphql::Error::new("internal error")
-                .extend_with(|_, ext| ext.set("code", "INTERNAL_SERVER_ERROR"))
+                .extend_with(|_, ext| ext.set("code", Code::InternalServerError.as_str()))
         }
     }
 }

@@ -10,6 +10,8 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
 
+use crate::code::Code;
+
 /// The limits; see the README's error table.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -24,7 +26,7 @@ impl ExtensionFactory for Limits {
     }
 }
 
-fn coded(mut error: ServerError, code: &str) -> ServerError {
+fn coded(mut error: ServerError, code: Code) -> ServerError {
     let has_code = error
         .extensions
         .as_ref()
@@ -33,7 +35,7 @@ fn coded(mut error: ServerError, code: &str) -> ServerError {
         error
             .extensions
             .get_or_insert_with(Default::default)
-            .set("code", code);
+            .set("code", code.as_str());
     }
     error
 }
@@ -83,7 +85,7 @@ impl Extension for Limits {
         let document = next
             .run(ctx, query, variables)
             .await
-            .map_err(|e| coded(e, "GRAPHQL_PARSE_FAILED"))?;
+            .map_err(|e| coded(e, Code::GraphqlParseFailed))?;
         let found = aliases(&document);
         if found > self.max_aliases {
             return Err(coded(
@@ -94,7 +96,7 @@ impl Extension for Limits {
                     ),
                     None,
                 ),
-                "TOO_MANY_ALIASES",
+                Code::TooManyAliases,
             ));
         }
         Ok(document)
@@ -114,9 +116,9 @@ impl Extension for Limits {
             .into_iter()
             .map(|error| {
                 let code = if is_coercion(&error.message) {
-                    "BAD_USER_INPUT"
+                    Code::BadUserInput
                 } else {
-                    "INTERNAL_SERVER_ERROR"
+                    Code::InternalServerError
                 };
                 coded(error, code)
             })
@@ -132,7 +134,7 @@ impl Extension for Limits {
         let result = next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
-                .map(|e| coded(e, "GRAPHQL_VALIDATION_FAILED"))
+                .map(|e| coded(e, Code::GraphqlValidationFailed))
                 .collect::<Vec<_>>()
         })?;
         if result.depth > self.max_depth {
@@ -144,7 +146,7 @@ impl Extension for Limits {
                     ),
                     None,
                 ),
-                "QUERY_TOO_DEEP",
+                Code::QueryTooDeep,
             )]);
         }
         if result.complexity > self.max_complexity {
@@ -160,7 +162,7 @@ impl Extension for Limits {
             let extensions = error.extensions.get_or_insert_with(Default::default);
             extensions.set("cost", result.complexity as u64);
             extensions.set("budget", self.max_complexity as u64);
-            return Err(vec![coded(error, "QUERY_TOO_COMPLEX")]);
+            return Err(vec![coded(error, Code::QueryTooComplex)]);
         }
         Ok(result)
     }

@@ -22,7 +22,7 @@ use domain::keys::{KeyCache, Principal};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-pub use error::{ApiError, ApiResult, CODES};
+pub use error::{ApiError, ApiResult};
 pub use loaders::Loaders;
 /// All read operations.
 #[derive(async_graphql::MergedObject, Default)]
