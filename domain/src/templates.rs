@@ -8,7 +8,8 @@
 use std::sync::OnceLock;
 
 use entity::{delivery, ticket};
-use minijinja::{AutoEscape, Environment, context};
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, Value, context};
 use serde::Serialize;
 
 use crate::routing::{self, Source};
@@ -93,8 +94,14 @@ fn environment() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         // Block tags on lines of their own leave no blank lines in the text part.
-        env.set_trim_blocks(true);
-        env.set_lstrip_blocks(true);
+        #[allow(clippy::expect_used, reason = "a fixed, valid syntax configuration")]
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .expect("the default delimiters are valid"),
+        );
         // A value the template does not know is a bug in the template, not an empty string.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         // HTML templates escape with the service's one HTML escaping (`mail::escape`, also
@@ -217,16 +224,16 @@ pub fn render(
         test => test.is_some(),
         rule_tag => test.unwrap_or_default(),
         number => ticket.number,
-        topic => ticket.topic,
-        flow => ticket.flow_name,
-        visitor => visitor,
+        topic => ticket.topic.as_str(),
+        flow => ticket.flow_name.as_str(),
+        visitor => Value::from(Serde(&visitor)),
         opened => ticket.created_at.format(locale.date_format()).to_string(),
-        message => ticket.message,
-        answers => answers,
-        transcript => transcript,
+        message => ticket.message.as_str(),
+        answers => Value::from(Serde(&answers)),
+        transcript => Value::from(Serde(&transcript)),
         omitted => ticket.transcript_omitted.max(0),
         answers_cut => answers_cut,
-        reasons => reasons,
+        reasons => Value::from(Serde(&reasons)),
     };
     let env = environment();
     let one = |format: &str| -> Result<String, TemplateError> {

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{webhook, webhook_attempt, webhook_delivery};
-use rand::RngCore;
+use rand::Rng;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,

@@ -16,7 +16,7 @@ use domain::queue::{self, Job};
 use domain::routing::{attempt_key, status};
 use domain::webhooks;
 use entity::{delivery, ticket};
-use rand::Rng;
+use rand::RngExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::task::JoinSet;
@@ -42,7 +42,7 @@ pub enum Outcome {
 
 /// The backoff before attempt `attempt + 1`: the base doubled per attempt, capped, with
 /// "equal jitter" (between half and all of it) so retries of many deliveries spread out.
-pub fn backoff(attempt: i32, base: Duration, max: Duration, rng: &mut impl Rng) -> Duration {
+pub fn backoff(attempt: i32, base: Duration, max: Duration, rng: &mut impl RngExt) -> Duration {
     let exponent = Ord::min(u32::try_from(attempt.saturating_sub(1)).unwrap_or(0), 30);
     let full = base.saturating_mul(1 << exponent).min(max);
     full.mul_f64(rng.random_range(0.5..=1.0))
