@@ -13,8 +13,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::ApiConfig;
 use crate::graphql;
-use crate::http::{self, AppState};
+use crate::http;
 use crate::rate_limit::{Limits, RateLimiter};
+use crate::state::AppState;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]

@@ -14,35 +14,15 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use domain::config::Secret;
 use domain::keys::KeyCache;
 use sea_orm::DatabaseConnection;
 
 use crate::code::Code;
 use crate::graphql::operation::RootFields;
-use crate::graphql::{ApiSchema, Caller, Loaders};
+use crate::graphql::{Caller, Loaders};
 use crate::graphql_http::{self, Media};
 use crate::rate_limit::Limits;
-
-/// Shared by every request.
-#[derive(Clone)]
-pub struct AppState {
-    pub schema: ApiSchema,
-    pub db: DatabaseConnection,
-    pub ops_token: Option<Secret<String>>,
-    /// Rate limits per client address and per widget key.
-    pub limits: Arc<Limits>,
-    /// `MAX_BODY_BYTES`, also the largest WebSocket message.
-    pub max_body_bytes: usize,
-    /// Keys resolved lately.
-    pub keys: Arc<KeyCache>,
-}
-
-/// Compares without stopping at the first difference, so timing does not reveal how much of
-/// a guess was right.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+use crate::state::{AppState, constant_time_eq};
 
 /// `RATE_LIMITED` (HTTP 429) with when to try again.
 fn rate_limited(wait: std::time::Duration) -> Response {

@@ -10,6 +10,7 @@ pub mod http;
 pub mod live;
 pub mod ops_page;
 pub mod rate_limit;
+pub mod state;
 
 pub use app::{App, RunningApp};
 pub use config::ApiConfig;

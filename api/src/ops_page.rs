@@ -8,11 +8,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use domain::mail::escape;
 use domain::ops::{self, DeliveryFilter, Scope};
 use domain::routing::status;
+use domain::vocab::escape;
 
-use crate::http::{AppState, constant_time_eq};
+use crate::state::{AppState, constant_time_eq};
 
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
     let Some(value) = headers

@@ -5,7 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::templates::Locale;
+use crate::vocab::Locale;
 use crate::{Error, Result};
 
 /// The account.

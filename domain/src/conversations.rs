@@ -28,8 +28,8 @@ use uuid::Uuid;
 use crate::design::{self, SnapStep, successor};
 use crate::flows::{ChoiceOption, KIND_CHOICE, KIND_END, KIND_MESSAGE, KIND_QUESTION, KIND_TICKET};
 use crate::limits::STEPS_PER_FLOW;
-use crate::templates::Locale;
 use crate::tickets::{self, NewTicket, VisitorInput};
+use crate::vocab::Locale;
 use crate::{Error, Result, now, validate};
 
 /// Visitor turns (messages and button presses) one conversation takes. The turn that reaches

@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::events::{self, Event};
-use crate::templates::Locale;
+use crate::vocab::Locale;
 use crate::{Error, Result, limits, now, validate};
 
 /// What a key may do.

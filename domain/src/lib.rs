@@ -27,6 +27,7 @@ pub mod templates;
 pub mod tickets;
 pub mod timeline;
 pub mod validate;
+pub mod vocab;
 pub mod webhooks;
 
 pub use error::{Error, Result};

@@ -14,8 +14,10 @@ use lettre::transport::smtp::response::Response;
 use lettre::{Address, AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::MailConfig;
+use crate::routing::{self, Source};
 use crate::smtp::{SmtpPool, SmtpTarget, StartTls};
-use crate::templates::{self, Kind, Locale};
+use crate::templates::{self, Kind, Line, Notification, Reason};
+use crate::vocab::Locale;
 
 /// Why a send did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -312,6 +314,46 @@ pub fn render_test(
     build(ticket, delivery, from, Some(rule_tag))
 }
 
+/// What the notification of `ticket` to `delivery`'s recipient shows. `test` marks the sample a
+/// rule's test e-mail sends, naming the rule's tag.
+pub fn notification<'a>(
+    ticket: &'a ticket::Model,
+    delivery: &delivery::Model,
+    test: Option<&'a str>,
+) -> Notification<'a> {
+    // Already bounded when the ticket was opened (`conversations::TICKET_TRANSCRIPT_LINES`).
+    let transcript = crate::conversations::ticket_transcript(ticket)
+        .into_iter()
+        .map(|line| Line {
+            bot: line.sender == crate::conversations::BOT,
+            text: line.text,
+        })
+        .collect();
+    let reasons = routing::sources(delivery)
+        .into_iter()
+        .map(|s| match s {
+            Source::Rule { tag, .. } => Reason {
+                kind: "rule",
+                tag: Some(tag),
+            },
+            Source::Wildcard { .. } => Reason {
+                kind: "wildcard",
+                tag: None,
+            },
+            Source::Forward => Reason {
+                kind: "forward",
+                tag: None,
+            },
+        })
+        .collect();
+    Notification {
+        ticket,
+        transcript,
+        reasons,
+        test,
+    }
+}
+
 fn build(
     ticket: &ticket::Model,
     delivery: &delivery::Model,
@@ -323,8 +365,12 @@ fn build(
         .parse()
         .map_err(|e| SendError::Permanent(format!("recipient {:?}: {e}", delivery.recipient)))?;
     let locale = Locale::from_code(delivery.locale.as_deref());
-    let mail = templates::render(Kind::TicketOpened, locale, ticket, delivery, test)
-        .map_err(|e| SendError::Permanent(e.to_string()))?;
+    let mail = templates::render(
+        Kind::TicketOpened,
+        locale,
+        notification(ticket, delivery, test),
+    )
+    .map_err(|e| SendError::Permanent(e.to_string()))?;
     let domain = from.email.domain();
     let mut builder = Message::builder()
         .from(from.clone())
@@ -349,22 +395,6 @@ fn single_line(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-/// HTML-escapes text for element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::templates::Locale;
+use crate::vocab::Locale;
 use crate::{Result, now, rules, validate};
 
 /// Delivery states as stored.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::mail::{self, Mailbox, Mailer, SendError};
 use crate::routing::{self, Source};
-use crate::templates::Locale;
+use crate::vocab::Locale;
 use crate::{Error, Result, now, rules, validate};
 
 /// Where test e-mails go out: the service's own mailer and sender.

@@ -11,7 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::flows::KIND_TICKET;
-use crate::templates::Locale;
+use crate::vocab::Locale;
 use crate::{Error, Result, limits, now, validate};
 
 /// A topic tag and the ticket steps that use it.

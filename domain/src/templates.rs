@@ -7,12 +7,12 @@
 
 use std::sync::OnceLock;
 
-use entity::{delivery, ticket};
+use entity::ticket;
+
+use crate::vocab::Locale;
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, Value, context};
 use serde::Serialize;
-
-use crate::routing::{self, Source};
 
 /// A template failed to render: a bug in a template, caught by the snapshot tests.
 #[derive(Debug, thiserror::Error)]
@@ -21,43 +21,6 @@ pub struct TemplateError {
     name: String,
     #[source]
     source: minijinja::Error,
-}
-
-/// A language notification e-mails are written in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Locale {
-    #[default]
-    En,
-    Tr,
-}
-
-impl Locale {
-    /// Every supported language.
-    pub const ALL: [Locale; 2] = [Locale::En, Locale::Tr];
-
-    /// The stored code (`en`, `tr`).
-    pub fn code(self) -> &'static str {
-        match self {
-            Locale::En => "en",
-            Locale::Tr => "tr",
-        }
-    }
-
-    /// Reads a stored code; anything unknown (a row from a newer version) reads as English.
-    pub fn from_code(code: Option<&str>) -> Locale {
-        match code {
-            Some(c) if c.eq_ignore_ascii_case("tr") => Locale::Tr,
-            _ => Locale::En,
-        }
-    }
-
-    /// How dates are written in this language.
-    fn date_format(self) -> &'static str {
-        match self {
-            Locale::En => "%Y-%m-%d %H:%M UTC",
-            Locale::Tr => "%d.%m.%Y %H:%M UTC",
-        }
-    }
 }
 
 /// A kind of mail the service sends.
@@ -104,11 +67,11 @@ fn environment() -> &'static Environment<'static> {
         );
         // A value the template does not know is a bug in the template, not an empty string.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        // HTML templates escape with the service's one HTML escaping (`mail::escape`, also
+        // HTML templates escape with the service's one HTML escaping (`vocab::escape`, also
         // used by the operators' page and checked by the property tests).
         env.set_formatter(|out, state, value| {
             if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() {
-                out.write_str(&crate::mail::escape(&value.to_string()))
+                out.write_str(&crate::vocab::escape(&value.to_string()))
                     .map_err(minijinja::Error::from)
             } else {
                 minijinja::escape_formatter(out, state, value)
@@ -147,27 +110,47 @@ struct Answer {
     value: String,
 }
 
+/// One line of the transcript a mail shows.
 #[derive(Serialize)]
-struct Line {
-    bot: bool,
-    text: String,
+pub struct Line {
+    /// Said by the bot (else by the visitor).
+    pub bot: bool,
+    pub text: String,
 }
 
+/// Why the recipient gets the mail.
 #[derive(Serialize)]
-struct Reason {
-    kind: &'static str,
-    tag: Option<String>,
+pub struct Reason {
+    /// `rule`, `wildcard` or `forward`.
+    pub kind: &'static str,
+    /// The rule's tag, for `rule`.
+    pub tag: Option<String>,
 }
 
-/// Renders `kind` for `ticket` as `delivery`'s recipient gets it. `test` marks the sample a
-/// rule's test e-mail sends, naming the rule's tag.
+/// What a notification e-mail shows, built by the notification code (`mail`): the templates
+/// read nothing else, so they depend on no feature module.
+pub struct Notification<'a> {
+    pub ticket: &'a ticket::Model,
+    /// The ticket's transcript, oldest first.
+    pub transcript: Vec<Line>,
+    /// Why this recipient gets it.
+    pub reasons: Vec<Reason>,
+    /// Set for the sample a rule's test e-mail sends: the rule's tag.
+    pub test: Option<&'a str>,
+}
+
+/// Renders `kind` in `locale` for what `view` holds.
 pub fn render(
     kind: Kind,
     locale: Locale,
-    ticket: &ticket::Model,
-    delivery: &delivery::Model,
-    test: Option<&str>,
+    view: Notification<'_>,
 ) -> Result<Rendered, TemplateError> {
+    let Notification {
+        ticket,
+        transcript,
+        reasons,
+        test,
+    } = view;
     let visitor: Vec<&str> = [
         ticket.visitor_name.as_deref(),
         ticket.visitor_email.as_deref(),
@@ -195,31 +178,6 @@ pub fn render(
                 .collect()
         })
         .unwrap_or_default();
-    // Already bounded when the ticket was opened (`conversations::TICKET_TRANSCRIPT_LINES`).
-    let transcript: Vec<Line> = crate::conversations::ticket_transcript(ticket)
-        .into_iter()
-        .map(|line| Line {
-            bot: line.sender == crate::conversations::BOT,
-            text: line.text,
-        })
-        .collect();
-    let reasons: Vec<Reason> = routing::sources(delivery)
-        .into_iter()
-        .map(|s| match s {
-            Source::Rule { tag, .. } => Reason {
-                kind: "rule",
-                tag: Some(tag),
-            },
-            Source::Wildcard { .. } => Reason {
-                kind: "wildcard",
-                tag: None,
-            },
-            Source::Forward => Reason {
-                kind: "forward",
-                tag: None,
-            },
-        })
-        .collect();
     let values = context! {
         test => test.is_some(),
         rule_tag => test.unwrap_or_default(),

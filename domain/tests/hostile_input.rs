@@ -1,5 +1,5 @@
 //! Property tests: hostile input against validation (`domain::validate`) and against the
-//! ticket notification e-mail (`domain::mail::render` and `mail::escape`).
+//! ticket notification e-mail (`domain::mail::render` and `vocab::escape`).
 //!
 //! Hostile means arbitrary Unicode, C0 and C1 control characters (CR, LF, NUL, TAB, NEL),
 //! header-looking text such as `\r\nBcc: evil@x.com`, HTML such as
@@ -811,7 +811,7 @@ fn render_and_check(
         typed.push(tag);
     }
     for s in &typed {
-        let shown = crlf(&mail::escape(s));
+        let shown = crlf(&domain::vocab::escape(s));
         prop_assert!(
             html.contains(&shown),
             "{s:?} is not shown escaped in\n{html}"
@@ -990,7 +990,7 @@ proptest! {
     fn escape_leaves_no_markup_and_round_trips(
         s in prop_oneof![hostile(), any::<String>(), "\\PC*", hostile_long(MAX_TEXT_CHARS)],
     ) {
-        let escaped = mail::escape(&s);
+        let escaped = domain::vocab::escape(&s);
         prop_assert!(!escaped.contains(['<', '>', '"', '\'']), "{escaped:?}");
         prop_assert!(ampersands_start_entities(&escaped, &[]), "{escaped:?}");
         prop_assert_eq!(unescape(&escaped), s);

@@ -9,8 +9,10 @@
 )]
 
 use chrono::{TimeZone, Utc};
+use domain::mail;
 use domain::routing::Source;
-use domain::templates::{self, Kind, Locale};
+use domain::templates::{self, Kind};
+use domain::vocab::Locale;
 use entity::{delivery, ticket};
 use uuid::Uuid;
 
@@ -91,9 +93,7 @@ fn ticket_opened_in_every_language() {
         let mail = templates::render(
             Kind::TicketOpened,
             locale,
-            &ticket(),
-            &delivery(locale, &sources()),
-            None,
+            mail::notification(&ticket(), &delivery(locale, &sources()), None),
         )
         .unwrap();
         snapshot(&format!("ticket_opened_{}", locale.code()), &mail);
@@ -112,9 +112,11 @@ fn a_rules_test_mail_says_it_is_one() {
         let mail = templates::render(
             Kind::TicketOpened,
             locale,
-            &t,
-            &delivery(locale, &sources()[..1]),
-            Some("TICKET_TOPIC_FOO_BAR"),
+            mail::notification(
+                &t,
+                &delivery(locale, &sources()[..1]),
+                Some("TICKET_TOPIC_FOO_BAR"),
+            ),
         )
         .unwrap();
         snapshot(&format!("rule_test_{}", locale.code()), &mail);
@@ -126,9 +128,7 @@ fn html_escapes_what_visitors_and_admins_typed() {
     let mail = templates::render(
         Kind::TicketOpened,
         Locale::En,
-        &ticket(),
-        &delivery(Locale::En, &sources()),
-        None,
+        mail::notification(&ticket(), &delivery(Locale::En, &sources()), None),
     )
     .unwrap();
     assert!(

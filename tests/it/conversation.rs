@@ -5,8 +5,8 @@ use std::time::Duration;
 use domain::conversations::{
     MAX_REASKS, MAX_VISITOR_TURNS, Notice, TICKET_TRANSCRIPT_CHARS, TICKET_TRANSCRIPT_LINES,
 };
-use domain::templates::Locale;
 use domain::validate::MAX_MESSAGE_CHARS;
+use domain::vocab::Locale;
 use integration_tests::{Engine, TestApp, TestSmtp, error_code, error_field, on_both_engines};
 use serde_json::{Value, json};
 

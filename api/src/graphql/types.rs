@@ -4,7 +4,6 @@
 use async_graphql::{Context, Enum, ID, Interface, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::routing::{self, Source};
-use domain::templates;
 use entity::{
     account, agent, conversation, delivery, flow, flow_version, routing_rule, step, ticket,
 };
@@ -429,13 +428,13 @@ impl RoutingRule {
         self.0
             .locale
             .as_deref()
-            .map(|code| Locale::from(templates::Locale::from_code(Some(code))))
+            .map(|code| Locale::from(domain::vocab::Locale::from_code(Some(code))))
     }
 }
 
 /// A language notification e-mails are written in.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::templates::Locale")]
+#[graphql(remote = "domain::vocab::Locale")]
 pub enum Locale {
     /// English.
     En,
@@ -458,7 +457,7 @@ impl AccountSettings {
     }
     /// The language of notification e-mails, unless a rule sets its own.
     async fn default_locale(&self) -> Locale {
-        templates::Locale::from_code(Some(&self.0.locale)).into()
+        domain::vocab::Locale::from_code(Some(&self.0.locale)).into()
     }
 }
 
