@@ -3,6 +3,8 @@
 //! the operator token with HTTP Basic authentication (any user name, the token as password)
 //! and does not exist when `OPS_TOKEN` is unset.
 
+use std::sync::OnceLock;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -10,7 +12,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use domain::ops::{self, DeliveryFilter, Scope};
 use domain::routing::status;
-use domain::vocab::escape;
+
+use minijinja::value::Serde;
+use minijinja::{Value, context};
+use serde::Serialize;
 
 use crate::state::{AppState, constant_time_eq};
 
@@ -62,7 +67,11 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
     match render(&state).await {
         Ok(html) => Html(html).into_response(),
-        Err(error) => {
+        Err(PageError::Template(error)) => {
+            tracing::error!(%error, "ops page template failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Err(PageError::Data(error)) => {
             tracing::warn!(%error, "ops page unavailable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -73,7 +82,41 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
-async fn render(state: &AppState) -> domain::Result<String> {
+/// The page's template, auto-escaped as HTML (its name ends in `.html`).
+fn environment() -> &'static minijinja::Environment<'static> {
+    static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = domain::templates::new_environment();
+        env.add_template("ops.html", include_str!("../templates/ops.html"))
+            .unwrap_or_else(|e| panic!("templates/ops.html does not parse: {e}"));
+        env
+    })
+}
+
+const TIME: &str = "%Y-%m-%d %H:%M:%S UTC";
+
+#[derive(Serialize)]
+struct WorkerRow {
+    id: String,
+    host: String,
+    pid: String,
+    started: String,
+    seen: String,
+    jobs: i64,
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+struct FailureRow {
+    when: String,
+    ticket: String,
+    topic: String,
+    to: String,
+    attempts: i32,
+    error: String,
+}
+
+async fn render(state: &AppState) -> Result<String, PageError> {
     let stats = ops::queue_stats(&state.db, Scope::All).await?;
     let gone_after = domain::queue::HEARTBEAT * domain::queue::MISSED_HEARTBEATS;
     let workers = ops::workers(&state.db, gone_after).await?;
@@ -96,85 +139,105 @@ async fn render(state: &AppState) -> domain::Result<String> {
         ("Retrying", d.retrying),
         ("Sent", d.sent),
         ("Failed", d.failed),
-    ]
-    .iter()
-    .map(|(label, n)| format!("<tr><th>{label}</th><td class=\"n\">{n}</td></tr>"))
-    .collect::<String>();
-    let jobs = stats.jobs.as_ref().map_or_else(String::new, |j| {
-        format!(
-            "<p>Queue jobs: {} pending, {} running, {} done, {} failed (will run again), {} killed.</p>",
-            j.pending, j.running, j.done, j.failed, j.killed
-        )
-    });
-    let oldest = stats.oldest_pending_age.map_or_else(
-        || "No delivery is waiting.".to_owned(),
-        |a| format!("The oldest waiting delivery is {} s old.", a.num_seconds()),
-    );
+    ];
     let (sent_hour, failed_hour) = stats
         .per_minute
         .iter()
         .fold((0, 0), |(s, f), m| (s + m.sent, f + m.failed));
-    let worker_rows = if workers.is_empty() {
-        "<tr><td colspan=\"6\">No worker has registered.</td></tr>".to_owned()
-    } else {
-        workers
-            .iter()
-            .map(|w| {
-                format!(
-                    "<tr class=\"{cls}\"><td>{id}</td><td>{host}</td><td>{pid}</td><td>{started}</td><td>{seen}</td><td class=\"n\">{jobs}</td><td>{state}</td></tr>",
-                    cls = if w.alive { "alive" } else { "gone" },
-                    id = escape(&w.id),
-                    host = escape(&w.host),
-                    pid = w.pid.map_or_else(String::new, |p| p.to_string()),
-                    started = w.started_at.map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
-                    seen = w.last_seen.format("%Y-%m-%d %H:%M:%S UTC"),
-                    jobs = w.jobs_in_flight,
-                    state = if w.alive { "alive" } else { "gone" },
-                )
-            })
-            .collect()
+    let workers: Vec<WorkerRow> = workers
+        .iter()
+        .map(|w| WorkerRow {
+            id: w.id.clone(),
+            host: w.host.clone(),
+            pid: w.pid.map_or_else(String::new, |p| p.to_string()),
+            started: w
+                .started_at
+                .map_or_else(String::new, |t| t.format(TIME).to_string()),
+            seen: w.last_seen.format(TIME).to_string(),
+            jobs: w.jobs_in_flight,
+            state: if w.alive { "alive" } else { "gone" },
+        })
+        .collect();
+    let failures: Vec<FailureRow> = failures
+        .deliveries
+        .iter()
+        .map(|(d, t)| FailureRow {
+            when: d.updated_at.format(TIME).to_string(),
+            ticket: t
+                .as_ref()
+                .map_or_else(String::new, |t| format!("#{}", t.number)),
+            topic: t.as_ref().map_or_else(String::new, |t| t.topic.clone()),
+            to: d.recipient.clone(),
+            attempts: d.attempts,
+            error: d.last_error.clone().unwrap_or_default(),
+        })
+        .collect();
+    let values = context! {
+        counts => Value::from(Serde(&counts)),
+        oldest_seconds => stats.oldest_pending_age.map(|a| a.num_seconds()),
+        sent_hour => sent_hour,
+        failed_hour => failed_hour,
+        jobs => stats.jobs.as_ref().map(|j| context! {
+            pending => j.pending,
+            running => j.running,
+            done => j.done,
+            failed => j.failed,
+            killed => j.killed,
+        }),
+        workers => Value::from(Serde(&workers)),
+        failures => Value::from(Serde(&failures)),
     };
-    let failure_rows = if failures.deliveries.is_empty() {
-        "<tr><td colspan=\"6\">No failed deliveries.</td></tr>".to_owned()
-    } else {
-        failures
-            .deliveries
-            .iter()
-            .map(|(d, t)| {
-                format!(
-                    "<tr><td>{when}</td><td>{ticket}</td><td>{topic}</td><td>{to}</td><td class=\"n\">{attempts}</td><td>{error}</td></tr>",
-                    when = d.updated_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                    ticket = t.as_ref().map_or_else(String::new, |t| format!("#{}", t.number)),
-                    topic = t.as_ref().map_or_else(String::new, |t| escape(&t.topic)),
-                    to = escape(&d.recipient),
-                    attempts = d.attempts,
-                    error = escape(d.last_error.as_deref().unwrap_or_default()),
-                )
+    Ok(environment()
+        .get_template("ops.html")
+        .and_then(|t| t.render(values))?)
+}
+
+/// Why the page could not be made.
+#[derive(Debug, thiserror::Error)]
+enum PageError {
+    #[error(transparent)]
+    Data(#[from] domain::Error),
+    /// A bug in the template.
+    #[error("ops page template: {0}")]
+    Template(#[from] minijinja::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_escapes_what_it_shows() {
+        let hostile = "<img src=x onerror=alert(1)>&\"'";
+        let failures = [FailureRow {
+            when: "now".into(),
+            ticket: "#1".into(),
+            topic: hostile.into(),
+            to: hostile.into(),
+            attempts: 1,
+            error: hostile.into(),
+        }];
+        let html = environment()
+            .get_template("ops.html")
+            .unwrap()
+            .render(context! {
+                counts => Value::from(Serde(&[("Pending", 0)])),
+                oldest_seconds => Option::<i64>::None,
+                sent_hour => 0,
+                failed_hour => 0,
+                jobs => Option::<i64>::None,
+                workers => Value::from(Serde(Vec::<WorkerRow>::new())),
+                failures => Value::from(Serde(&failures)),
             })
-            .collect()
-    };
-    Ok(format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
-<title>Ticket delivery - operations</title>
-<style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
-td.n {{ text-align: right; }}
-tr.gone {{ color: #999; }}
-</style></head>
-<body>
-<h1>Ticket delivery</h1>
-<h2>Deliveries</h2>
-<table id="deliveries">{counts}</table>
-<p>{oldest} Last hour: {sent_hour} sent, {failed_hour} failed.</p>
-{jobs}
-<h2>Workers</h2>
-<table id="workers"><tr><th>Worker</th><th>Host</th><th>PID</th><th>Started</th><th>Last heartbeat</th><th>Jobs in flight</th><th>State</th></tr>{worker_rows}</table>
-<h2>Latest failures</h2>
-<table id="failures"><tr><th>When</th><th>Ticket</th><th>Topic</th><th>Recipient</th><th>Attempts</th><th>Last error</th></tr>{failure_rows}</table>
-</body></html>
-"#
-    ))
+            .unwrap();
+        assert!(!html.contains("<img"), "{html}");
+        assert_eq!(
+            html.matches(&domain::vocab::escape(hostile)).count(),
+            3,
+            "{html}"
+        );
+        assert!(
+            html.contains("No delivery is waiting.") && html.contains("No worker has registered.")
+        );
+    }
 }

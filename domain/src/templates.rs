@@ -52,31 +52,39 @@ macro_rules! templates {
     };
 }
 
+/// A template environment with the service's settings, for every template it renders (the
+/// mails here, the operators' page in `api`): block tags leave no blank lines, an unknown
+/// value is an error, and HTML is escaped with the service's one escaping.
+pub fn new_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    // Block tags on lines of their own leave no blank lines in the text part.
+    #[allow(clippy::expect_used, reason = "a fixed, valid syntax configuration")]
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .expect("the default delimiters are valid"),
+    );
+    // A value the template does not know is a bug in the template, not an empty string.
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    // HTML templates escape with the service's one HTML escaping (`vocab::escape`,
+    // checked by the property tests).
+    env.set_formatter(|out, state, value| {
+        if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() {
+            out.write_str(&crate::vocab::escape(&value.to_string()))
+                .map_err(minijinja::Error::from)
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
+    env
+}
+
 fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        // Block tags on lines of their own leave no blank lines in the text part.
-        #[allow(clippy::expect_used, reason = "a fixed, valid syntax configuration")]
-        env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .trim_blocks(true)
-                .lstrip_blocks(true)
-                .build()
-                .expect("the default delimiters are valid"),
-        );
-        // A value the template does not know is a bug in the template, not an empty string.
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        // HTML templates escape with the service's one HTML escaping (`vocab::escape`, also
-        // used by the operators' page and checked by the property tests).
-        env.set_formatter(|out, state, value| {
-            if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() {
-                out.write_str(&crate::vocab::escape(&value.to_string()))
-                    .map_err(minijinja::Error::from)
-            } else {
-                minijinja::escape_formatter(out, state, value)
-            }
-        });
+        let mut env = new_environment();
         for (name, source) in templates![
             "ticket_opened.en.subject",
             "ticket_opened.en.txt",
