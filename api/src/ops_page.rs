@@ -11,7 +11,6 @@ use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use domain::ops::{self, DeliveryFilter, Scope};
-use domain::routing::status;
 
 use minijinja::value::Serde;
 use minijinja::{Value, context};
@@ -124,7 +123,7 @@ async fn render(state: &AppState) -> Result<String, PageError> {
         &state.db,
         Scope::All,
         &DeliveryFilter {
-            status: Some(status::FAILED),
+            status: Some(domain::vocab::DeliveryStatus::Failed.as_str()),
             ..Default::default()
         },
         20,

@@ -29,6 +29,7 @@ use crate::design::{self, SnapStep, successor};
 use crate::flows::{ChoiceOption, KIND_CHOICE, KIND_END, KIND_MESSAGE, KIND_QUESTION, KIND_TICKET};
 use crate::limits::STEPS_PER_FLOW;
 use crate::tickets::{self, NewTicket, VisitorInput};
+use crate::vocab::ConversationStatus;
 use crate::vocab::Locale;
 use crate::{Error, Result, now, validate};
 
@@ -54,13 +55,6 @@ pub const TICKET_TRANSCRIPT_LINES: usize = 100;
 /// The most characters of text the lines a ticket keeps hold together. The ticket's message
 /// is the visitor's lines among them, so it is within this bound too.
 pub const TICKET_TRANSCRIPT_CHARS: usize = 30_000;
-
-/// Conversation states as stored.
-pub mod status {
-    pub const ACTIVE: &str = "ACTIVE";
-    pub const COMPLETED: &str = "COMPLETED";
-    pub const EXPIRED: &str = "EXPIRED";
-}
 
 /// What the bot waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,10 +315,13 @@ async fn load(
     let conversation = find(db, account_id, id)
         .await?
         .ok_or(Error::NotFound("conversation"))?;
-    if conversation.status == status::EXPIRED || is_idle(&conversation, idle) {
-        if conversation.status == status::ACTIVE {
+    if conversation.status == ConversationStatus::Expired.as_str() || is_idle(&conversation, idle) {
+        if conversation.status == ConversationStatus::Active.as_str() {
             conversation::Entity::update_many()
-                .col_expr(conversation::Column::Status, Expr::value(status::EXPIRED))
+                .col_expr(
+                    conversation::Column::Status,
+                    Expr::value(ConversationStatus::Expired.as_str()),
+                )
                 .col_expr(
                     conversation::Column::Awaiting,
                     Expr::value(Awaiting::Nothing.as_str()),
@@ -349,7 +346,7 @@ async fn load(
 }
 
 fn is_idle(c: &conversation::Model, idle: Duration) -> bool {
-    c.status == status::ACTIVE
+    c.status == ConversationStatus::Active.as_str()
         && chrono::Duration::from_std(idle).is_ok_and(|idle| c.last_activity_at + idle < now())
 }
 
@@ -385,7 +382,7 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
         account_id,
         flow_id,
         flow_version_id: version.id,
-        status: status::ACTIVE.into(),
+        status: ConversationStatus::Active.as_str().into(),
         current_step_id: None,
         awaiting: Awaiting::Nothing.as_str().into(),
         answers: serde_json::json!({}),
@@ -787,7 +784,7 @@ async fn commit_turn(
     c.awaiting = awaiting.as_str().to_owned();
     c.current_step_id = walked.waiting_at.map(|i| steps[i].id);
     if walked.waiting_at.is_none() {
-        c.status = status::COMPLETED.into();
+        c.status = ConversationStatus::Completed.as_str().into();
     }
     let mut model: conversation::ActiveModel = c.clone().into();
     model.revision = Set(c.revision);

@@ -29,6 +29,9 @@ pub enum Error {
     /// Any other database failure: a bug or a broken schema.
     #[error("database error")]
     Db(#[source] DbErr),
+    /// A stored value the code does not know (a corrupt row, or a newer version's).
+    #[error(transparent)]
+    Corrupt(#[from] crate::vocab::UnknownValue),
 }
 
 /// Shorthand for domain results.

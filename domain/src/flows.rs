@@ -10,18 +10,20 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::vocab::StepKind;
 use crate::{Error, Result, limits, now, validate};
 
+// The stored spellings of `StepKind` (its one home), for writes and SQL filters.
 /// A step that says a text and moves on.
-pub const KIND_MESSAGE: &str = "message";
+pub const KIND_MESSAGE: &str = StepKind::Message.as_str();
 /// A step that asks and waits for a free-text answer.
-pub const KIND_QUESTION: &str = "question";
+pub const KIND_QUESTION: &str = StepKind::Question.as_str();
 /// A step that offers buttons and waits for one.
-pub const KIND_CHOICE: &str = "choice";
+pub const KIND_CHOICE: &str = StepKind::Choice.as_str();
 /// A step that opens a ticket.
-pub const KIND_TICKET: &str = "ticket";
+pub const KIND_TICKET: &str = StepKind::Ticket.as_str();
 /// A step that ends the conversation.
-pub const KIND_END: &str = "end";
+pub const KIND_END: &str = StepKind::End.as_str();
 
 /// Most buttons on a choice step.
 pub const MAX_OPTIONS: usize = 20;

@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use crate::events::Event;
 use crate::queue::{self, Job};
-use crate::routing::{attempt_key, status};
+use crate::routing::attempt_key;
+use crate::vocab::DeliveryStatus;
 use crate::{Error, Result, now};
 
 /// Whose data a caller may see.
@@ -98,18 +99,18 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
         .await?;
     let mut deliveries = DeliveryCounts::default();
     for r in rows {
-        match r.status.as_str() {
-            status::PENDING => deliveries.pending = r.count,
-            status::SENDING => deliveries.sending = r.count,
-            status::RETRYING => deliveries.retrying = r.count,
-            status::SENT => deliveries.sent = r.count,
-            status::FAILED => deliveries.failed = r.count,
-            _ => {}
+        let count = r.count;
+        match DeliveryStatus::parse(&r.status)? {
+            DeliveryStatus::Pending => deliveries.pending = count,
+            DeliveryStatus::Sending => deliveries.sending = count,
+            DeliveryStatus::Retrying => deliveries.retrying = count,
+            DeliveryStatus::Sent => deliveries.sent = count,
+            DeliveryStatus::Failed => deliveries.failed = count,
         }
     }
     let oldest = delivery::Entity::find()
         .filter(scope.deliveries())
-        .filter(delivery::Column::Status.eq(status::PENDING))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
         .order_by_asc(delivery::Column::CreatedAt)
         .one(db)
         .await?;
@@ -121,12 +122,12 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
             Condition::any()
                 .add(
                     Condition::all()
-                        .add(delivery::Column::Status.eq(status::SENT))
+                        .add(delivery::Column::Status.eq(DeliveryStatus::Sent.as_str()))
                         .add(delivery::Column::SentAt.gte(since)),
                 )
                 .add(
                     Condition::all()
-                        .add(delivery::Column::Status.eq(status::FAILED))
+                        .add(delivery::Column::Status.eq(DeliveryStatus::Failed.as_str()))
                         .add(delivery::Column::UpdatedAt.gte(since)),
                 ),
         )
@@ -147,8 +148,8 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
         );
     }
     for d in recent {
-        let (at, sent) = match d.status.as_str() {
-            status::SENT => (d.sent_at.unwrap_or(d.updated_at), true),
+        let (at, sent) = match DeliveryStatus::parse(&d.status)? {
+            DeliveryStatus::Sent => (d.sent_at.unwrap_or(d.updated_at), true),
             _ => (d.updated_at, false),
         };
         if let Some(b) = buckets.get_mut(&minute(at)) {
@@ -353,7 +354,7 @@ pub async fn retry_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
         .one(&txn)
         .await?
         .ok_or(Error::NotFound("delivery"))?;
-    if found.status != status::FAILED {
+    if found.status != DeliveryStatus::Failed.as_str() {
         return Err(Error::invalid(
             "id",
             format!(
@@ -377,7 +378,7 @@ pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
     let txn = crate::db::begin(db).await?;
     let failed = delivery::Entity::find()
         .filter(scope.deliveries())
-        .filter(delivery::Column::Status.eq(status::FAILED))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Failed.as_str()))
         .filter(delivery::Column::UpdatedAt.gte(since))
         .all(&txn)
         .await?;
@@ -393,14 +394,17 @@ pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
 async fn requeue(txn: &impl ConnectionTrait, d: &delivery::Model) -> Result<delivery::Model> {
     let at = now();
     let updated = delivery::Entity::update_many()
-        .col_expr(delivery::Column::Status, Expr::value(status::PENDING))
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Pending.as_str()),
+        )
         .col_expr(
             delivery::Column::NextAttemptAt,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
         .filter(delivery::Column::Id.eq(d.id))
-        .filter(delivery::Column::Status.eq(status::FAILED))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Failed.as_str()))
         .exec(txn)
         .await?;
     if updated.rows_affected == 1 {

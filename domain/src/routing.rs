@@ -9,22 +9,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::vocab::DeliveryStatus;
 use crate::vocab::Locale;
 use crate::{Result, now, rules, validate};
-
-/// Delivery states as stored.
-pub mod status {
-    /// Created, first attempt not made yet.
-    pub const PENDING: &str = "PENDING";
-    /// A worker holds it and is talking to the SMTP server.
-    pub const SENDING: &str = "SENDING";
-    /// The last attempt failed transiently; another is scheduled.
-    pub const RETRYING: &str = "RETRYING";
-    /// Accepted by the SMTP server. Final.
-    pub const SENT: &str = "SENT";
-    /// Refused for good, or out of attempts. Final.
-    pub const FAILED: &str = "FAILED";
-}
 
 /// Why a recipient gets a ticket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +140,7 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
                 recipient: r.address.clone(),
                 recipient_key: r.address.to_lowercase(),
                 sources: serde_json::json!(r.sources),
-                status: status::SENDING.to_owned(),
+                status: DeliveryStatus::Sending.as_str().to_owned(),
                 attempts: 1,
                 last_error: None,
                 message_id: format!("ticket-{}.delivery-{}", ticket.id, id),
@@ -205,7 +192,10 @@ pub async fn plan_deliveries<C: ConnectionTrait>(
             .select_only()
             .column(delivery::Column::Id)
             .filter(delivery::Column::TicketId.eq(ticket.id))
-            .filter(delivery::Column::Status.is_in([status::PENDING, status::SENDING]))
+            .filter(delivery::Column::Status.is_in([
+                DeliveryStatus::Pending.as_str(),
+                DeliveryStatus::Sending.as_str(),
+            ]))
             .filter(delivery::Column::Attempts.lte(1))
             .filter(delivery::Column::Id.is_not_in(claimed.iter().map(|d| d.id)))
             .order_by_asc(delivery::Column::Id)

@@ -9,7 +9,8 @@ use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
 use uuid::Uuid;
 
 use crate::mail::{self, Mailbox, Mailer, SendError};
-use crate::routing::{self, Source};
+use crate::routing::Source;
+use crate::vocab::DeliveryStatus;
 use crate::vocab::Locale;
 use crate::{Error, Result, now, rules, validate};
 
@@ -142,7 +143,7 @@ fn sample_delivery(
         recipient: recipient.to_owned(),
         recipient_key: recipient.to_lowercase(),
         sources: serde_json::json!([source]),
-        status: routing::status::PENDING.to_owned(),
+        status: DeliveryStatus::Pending.as_str().to_owned(),
         attempts: 0,
         last_error: None,
         message_id: format!("rule-test-{id}"),

@@ -126,7 +126,7 @@ async fn published_topics(db: &impl ConnectionTrait, account_id: Uuid) -> Result
         .column(conversation::Column::FlowVersionId)
         .distinct()
         .filter(conversation::Column::AccountId.eq(account_id))
-        .filter(conversation::Column::Status.eq(crate::conversations::status::ACTIVE))
+        .filter(conversation::Column::Status.eq(crate::vocab::ConversationStatus::Active.as_str()))
         .into_tuple()
         .all(db)
         .await?;

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use entity::{delivery, ticket};
 use uuid::Uuid;
 
-use crate::routing::{self, Source, status};
+use crate::routing::{self, Source};
+use crate::vocab::DeliveryStatus;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,7 +41,7 @@ pub struct Event {
 }
 
 /// The ticket's events, oldest first.
-pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> Vec<Event> {
+pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> crate::Result<Vec<Event>> {
     let mut out = vec![Event {
         at: ticket.created_at,
         kind: EventKind::Opened,
@@ -83,8 +84,8 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> Vec<Eve
             n => format!("{n} attempts"),
         };
         let error = d.last_error.as_deref().unwrap_or("no reply");
-        let event = match d.status.as_str() {
-            status::SENT => Some((
+        let event = match DeliveryStatus::parse(&d.status)? {
+            DeliveryStatus::Sent => Some((
                 d.sent_at.unwrap_or(d.updated_at),
                 EventKind::Notified,
                 format!(
@@ -93,7 +94,7 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> Vec<Eve
                     because(&routing::sources(d))
                 ),
             )),
-            status::RETRYING => Some((
+            DeliveryStatus::Retrying => Some((
                 d.updated_at,
                 EventKind::DeliveryRetrying,
                 format!(
@@ -104,7 +105,7 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> Vec<Eve
                         .map_or_else(|| "once due".to_owned(), |t| t.to_rfc3339())
                 ),
             )),
-            status::FAILED => Some((
+            DeliveryStatus::Failed => Some((
                 d.updated_at,
                 EventKind::DeliveryFailed,
                 format!(
@@ -129,7 +130,7 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> Vec<Eve
         }
     }
     out.sort_by_key(|e| (e.at, e.kind));
-    out
+    Ok(out)
 }
 
 /// Why a recipient got the ticket, as words.
@@ -205,9 +206,9 @@ mod tests {
             last_error: error.map(str::to_owned),
             message_id: String::new(),
             smtp_response: None,
-            next_attempt_at: (state == status::RETRYING).then(|| at(600)),
+            next_attempt_at: (state == DeliveryStatus::Retrying.as_str()).then(|| at(600)),
             locked_until: None,
-            sent_at: (state == status::SENT).then(|| at(2)),
+            sent_at: (state == DeliveryStatus::Sent.as_str()).then(|| at(2)),
             created_at: at(1),
             updated_at: at(3 + n as i64),
             locale: None,
@@ -217,25 +218,32 @@ mod tests {
     #[test]
     fn reads_as_the_story_of_the_ticket() {
         let deliveries = [
-            delivery(2, "a@x.com", status::SENT, 1, None),
+            delivery(2, "a@x.com", DeliveryStatus::Sent.as_str(), 1, None),
             delivery(
                 3,
                 "b@y.com",
-                status::FAILED,
+                DeliveryStatus::Failed.as_str(),
                 8,
                 Some("gave up after 8 attempts: 451 4.3.0 try later"),
             ),
-            delivery(4, "c@z.com", status::RETRYING, 2, Some("451 greylisted")),
+            delivery(
+                4,
+                "c@z.com",
+                DeliveryStatus::Retrying.as_str(),
+                2,
+                Some("451 greylisted"),
+            ),
             delivery(
                 5,
                 "d@z.com",
-                status::FAILED,
+                DeliveryStatus::Failed.as_str(),
                 1,
                 Some("550 5.1.1 no such user"),
             ),
-            delivery(6, "e@z.com", status::PENDING, 0, None),
+            delivery(6, "e@z.com", DeliveryStatus::Pending.as_str(), 0, None),
         ];
         let got: Vec<(EventKind, String)> = events(&ticket(), &deliveries)
+            .unwrap()
             .into_iter()
             .map(|e| (e.kind, e.message))
             .collect();
@@ -275,9 +283,9 @@ mod tests {
     #[test]
     fn a_routed_ticket_without_recipients_says_nobody_was_notified() {
         let mut t = ticket();
-        assert_eq!(events(&t, &[]).len(), 1, "not routed yet");
+        assert_eq!(events(&t, &[]).unwrap().len(), 1, "not routed yet");
         t.routed_at = Some(at(1));
-        let got = events(&t, &[]);
+        let got = events(&t, &[]).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].kind, EventKind::Unrouted);
     }

@@ -21,6 +21,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::queue::{self, Job};
+use crate::vocab::WebhookStatus;
 use crate::{Error, Result, now};
 
 /// A new ticket (after routing, with its recipients' count).
@@ -34,15 +35,6 @@ pub const EVENTS: [&str; 3] = [TICKET_OPENED, TICKET_UNROUTED, DELIVERY_FAILED];
 
 /// Longest accepted URL.
 const MAX_URL_CHARS: usize = 2000;
-
-/// Webhook delivery states.
-pub mod status {
-    pub const PENDING: &str = "PENDING";
-    pub const SENDING: &str = "SENDING";
-    pub const RETRYING: &str = "RETRYING";
-    pub const SUCCEEDED: &str = "SUCCEEDED";
-    pub const FAILED: &str = "FAILED";
-}
 
 /// Checks a webhook URL: absolute `http`/`https` with a host, no credentials in it.
 pub fn validate_url(raw: &str) -> Result<String> {
@@ -294,7 +286,7 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait>(
             account_id: Set(account_id),
             event: Set(event.to_owned()),
             payload: Set(body.clone()),
-            status: Set(status::PENDING.to_owned()),
+            status: Set(WebhookStatus::Pending.as_str().to_owned()),
             attempts: Set(0),
             last_error: Set(None),
             next_attempt_at: Set(None),

@@ -1,6 +1,12 @@
 //! The module structure ARCHITECTURE.md describes, checked from the sources: the domain's
 //! modules import each other without cycles, and the vocabulary layer imports none of them.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic is how a test fails"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Each module of `src/` and the modules of this crate it names (`crate::x`, or `x` inside a
@@ -29,7 +35,9 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         .map(|(name, code)| {
             let mut found = BTreeSet::new();
             for part in code.split("crate::").skip(1) {
-                let group = part.strip_prefix('{').map(|g| g.split('}').next().unwrap_or(""));
+                let group = part
+                    .strip_prefix('{')
+                    .map(|g| g.split('}').next().unwrap_or(""));
                 let words: Vec<&str> = match group {
                     Some(g) => g.split(',').map(str::trim).collect(),
                     None => vec![part],
@@ -88,5 +96,9 @@ fn domain_modules_import_each_other_without_cycles() {
 fn the_vocabulary_imports_no_feature() {
     let graph = imports();
     assert_eq!(graph["vocab"], BTreeSet::new());
-    assert_eq!(graph["error"], BTreeSet::new());
+    assert!(
+        graph["error"].iter().all(|m| m == "vocab"),
+        "{:?}",
+        graph["error"]
+    );
 }

@@ -41,6 +41,7 @@ use domain::validate::{
     self, MAX_EMAIL_CHARS, MAX_EMAILS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS,
     MAX_TOPIC_CHARS, WILDCARD,
 };
+use domain::vocab::DeliveryStatus;
 use domain::{Error, Result};
 use entity::{delivery, ticket};
 use lettre::Address;
@@ -467,7 +468,7 @@ fn build(c: &Content) -> (ticket::Model, delivery::Model) {
         recipient: c.recipient.clone(),
         recipient_key: c.recipient.to_lowercase(),
         sources: serde_json::to_value(&sources).unwrap(),
-        status: routing::status::PENDING.to_owned(),
+        status: DeliveryStatus::Pending.as_str().to_owned(),
         attempts: 0,
         last_error: None,
         message_id: format!("ticket-{}.delivery-{}", ticket.id, Uuid::from_u128(3)),

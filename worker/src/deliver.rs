@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use domain::events::{self, Event};
 use domain::mail::{self, SendError};
 use domain::queue::{self, Job};
-use domain::routing::{attempt_key, status};
+use domain::routing::attempt_key;
 use domain::webhooks;
 use entity::{delivery, ticket};
 use rand::RngExt;
@@ -24,6 +24,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{Context, lease};
+use domain::vocab::DeliveryStatus;
 
 /// What an attempt did.
 #[derive(Debug, PartialEq, Eq)]
@@ -201,7 +202,10 @@ async fn attempt_for(
     };
     // RETURNING hands back the claimed row: no second read per mail.
     let claimed = delivery::Entity::update_many()
-        .col_expr(delivery::Column::Status, Expr::value(status::SENDING))
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Sending.as_str()),
+        )
         .col_expr(delivery::Column::Attempts, Expr::value(attempt))
         .col_expr(
             delivery::Column::LockedUntil,
@@ -265,7 +269,10 @@ async fn record_sent(
         sent_at = sent_at.case(is(delivery), *at);
     }
     let recorded: Vec<Uuid> = delivery::Entity::update_many()
-        .col_expr(delivery::Column::Status, Expr::value(status::SENT))
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Sent.as_str()),
+        )
         .col_expr(delivery::Column::SentAt, sent_at.into())
         .col_expr(delivery::Column::SmtpResponse, replies.into())
         .col_expr(
@@ -278,7 +285,7 @@ async fn record_sent(
         )
         .col_expr(delivery::Column::UpdatedAt, Expr::value(domain::now()))
         .filter(delivery::Column::Id.is_in(accepted.iter().map(|(d, _, _)| d.id)))
-        .filter(delivery::Column::Status.eq(status::SENDING))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Sending.as_str()))
         .filter(delivery::Column::Attempts.eq(attempt))
         .exec_with_returning(&ctx.db)
         .await?
@@ -305,7 +312,9 @@ async fn not_claimed(
         return Ok(Outcome::Skipped);
     };
     match row.locked_until {
-        Some(until) if row.status == status::SENDING && row.attempts == attempt => {
+        Some(until)
+            if row.status == DeliveryStatus::Sending.as_str() && row.attempts == attempt =>
+        {
             let due = until + chrono::Duration::seconds(1);
             queue::enqueue(
                 &ctx.db,
@@ -371,7 +380,7 @@ async fn record_failure(
         )
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .filter(delivery::Column::Id.eq(delivery.id))
-        .filter(delivery::Column::Status.eq(status::SENDING))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Sending.as_str()))
         .filter(delivery::Column::Attempts.eq(attempt));
     // The final error, for the account's integrations.
     let mut failed_with = None;
@@ -385,7 +394,10 @@ async fn record_failure(
             );
             let due = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
             update = update
-                .col_expr(delivery::Column::Status, Expr::value(status::RETRYING))
+                .col_expr(
+                    delivery::Column::Status,
+                    Expr::value(DeliveryStatus::Retrying.as_str()),
+                )
                 .col_expr(delivery::Column::LastError, Expr::value(error))
                 .col_expr(delivery::Column::NextAttemptAt, Expr::value(due));
             (Outcome::Retrying(due), Some(due))
@@ -396,7 +408,10 @@ async fn record_failure(
                 SendError::Permanent(e) => e,
             };
             update = update
-                .col_expr(delivery::Column::Status, Expr::value(status::FAILED))
+                .col_expr(
+                    delivery::Column::Status,
+                    Expr::value(DeliveryStatus::Failed.as_str()),
+                )
                 .col_expr(delivery::Column::LastError, Expr::value(message.clone()))
                 .col_expr(
                     delivery::Column::NextAttemptAt,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use domain::routing::status;
+use domain::vocab::DeliveryStatus;
 use sea_orm::{ColumnTrait, Condition};
 
 /// The state columns of a leased row.
@@ -29,10 +29,13 @@ pub fn length(timeout: Duration) -> chrono::Duration {
 pub fn claimable<C: ColumnTrait>(c: &Columns<C>, attempt: i32, now: DateTime<Utc>) -> Condition {
     let fresh = Condition::all()
         .add(c.attempts.eq(attempt - 1))
-        .add(c.status.is_in([status::PENDING, status::RETRYING]));
+        .add(c.status.is_in([
+            DeliveryStatus::Pending.as_str(),
+            DeliveryStatus::Retrying.as_str(),
+        ]));
     let takeover = Condition::all()
         .add(c.attempts.eq(attempt))
-        .add(c.status.eq(status::SENDING))
+        .add(c.status.eq(DeliveryStatus::Sending.as_str()))
         .add(c.locked_until.lt(now));
     Condition::any().add(fresh).add(takeover)
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::queue::{self, Job};
-use domain::webhooks::{self, status};
+use domain::webhooks;
 use entity::{webhook, webhook_attempt, webhook_delivery};
 use hmac::{KeyInit, Mac};
 use sea_orm::sea_query::Expr;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::deliver::{Outcome, backoff};
 use crate::{Context, lease};
+use domain::vocab::WebhookStatus;
 
 /// The HTTP client of webhook requests: rustls with the public roots, no redirects (a
 /// receiver must answer at the URL it gave), no proxy from the environment (through
@@ -174,7 +175,7 @@ pub async fn attempt(ctx: &Context, id: Uuid, attempt: i32) -> Result<Outcome, d
     let claimed = webhook_delivery::Entity::update_many()
         .col_expr(
             webhook_delivery::Column::Status,
-            Expr::value(status::SENDING),
+            Expr::value(WebhookStatus::Sending.as_str()),
         )
         .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempt))
         .col_expr(
@@ -221,7 +222,7 @@ async fn record(
             .map(|c| format!("HTTP {c}"))
     });
     let (outcome, state, due): (Outcome, &str, Option<DateTime<Utc>>) = if succeeded {
-        (Outcome::Sent, status::SUCCEEDED, None)
+        (Outcome::Sent, WebhookStatus::Succeeded.as_str(), None)
     } else if retryable && attempt < ctx.delivery.webhook_max_attempts as i32 {
         let wait = backoff(
             attempt,
@@ -230,9 +231,13 @@ async fn record(
             &mut rand::rng(),
         );
         let due = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
-        (Outcome::Retrying(due), status::RETRYING, Some(due))
+        (
+            Outcome::Retrying(due),
+            WebhookStatus::Retrying.as_str(),
+            Some(due),
+        )
     } else {
-        (Outcome::Failed, status::FAILED, None)
+        (Outcome::Failed, WebhookStatus::Failed.as_str(), None)
     };
     let txn = domain::db::begin(&ctx.db).await?;
     let written = webhook_delivery::Entity::update_many()
@@ -252,7 +257,7 @@ async fn record(
         )
         .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
         .filter(webhook_delivery::Column::Id.eq(delivery.id))
-        .filter(webhook_delivery::Column::Status.eq(status::SENDING))
+        .filter(webhook_delivery::Column::Status.eq(WebhookStatus::Sending.as_str()))
         .filter(webhook_delivery::Column::Attempts.eq(attempt))
         .exec(&txn)
         .await?;

@@ -71,6 +71,11 @@ fn to_graphql(e: &domain::Error) -> async_graphql::Error {
             async_graphql::Error::new("the service is temporarily unavailable, try again shortly")
                 .extend_with(|_, ext| ext.set("code", Code::ServiceUnavailable.as_str()))
         }
+        E::Corrupt(source) => {
+            tracing::error!(error = %source, "unreadable row");
+            async_graphql::Error::new("internal error")
+                .extend_with(|_, ext| ext.set("code", Code::InternalServerError.as_str()))
+        }
         E::Db(source) => {
             tracing::error!(error = %source, "database error");
             async_graphql::Error::new("internal error")

@@ -264,7 +264,7 @@ impl Mutation {
         let flow_id = not_found_id("flow", &flow_id)?;
         let step =
             domain::flows::add_step(db(ctx)?, account, flow_id, &step.into_domain()?).await?;
-        Ok(step.into())
+        step.try_into()
     }
 
     /// Replaces a step's content (its kind may change); its position stays.
@@ -272,7 +272,7 @@ impl Mutation {
         let account = admin(ctx)?;
         let id = not_found_id("step", &id)?;
         let step = domain::flows::update_step(db(ctx)?, account, id, &step.into_domain()?).await?;
-        Ok(step.into())
+        step.try_into()
     }
 
     /// Removes a step; the steps after it move up. Returns the id.

@@ -5,7 +5,6 @@
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::ops::{self, DeliveryFilter};
-use domain::routing::status;
 
 use super::types::{Delivery, DeliveryStatus, PageInfo};
 use super::{ApiResult, cost, cursor, db, ops_scope, parse_id};
@@ -112,13 +111,7 @@ pub struct DeliveryConnection {
 }
 
 fn db_status(s: DeliveryStatus) -> &'static str {
-    match s {
-        DeliveryStatus::Pending => status::PENDING,
-        DeliveryStatus::Sending => status::SENDING,
-        DeliveryStatus::Sent => status::SENT,
-        DeliveryStatus::Retrying => status::RETRYING,
-        DeliveryStatus::Failed => status::FAILED,
-    }
+    domain::vocab::DeliveryStatus::from(s).as_str()
 }
 
 /// Operations queries.

@@ -47,11 +47,11 @@ impl Flow {
             .load_one(self.0.id)
             .await
             .map_err(shared)?;
-        Ok(steps
+        steps
             .unwrap_or_default()
             .into_iter()
-            .map(Step::from)
-            .collect())
+            .map(Step::try_from)
+            .collect()
     }
     /// When the flow was created.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -159,16 +159,21 @@ pub enum Step {
     End(EndStep),
 }
 
-impl From<step::Model> for Step {
-    fn from(model: step::Model) -> Self {
-        use domain::flows::{KIND_CHOICE, KIND_END, KIND_QUESTION, KIND_TICKET};
-        match model.kind.as_str() {
-            KIND_TICKET => Step::Ticket(TicketStep(model)),
-            KIND_QUESTION => Step::Question(QuestionStep(model)),
-            KIND_CHOICE => Step::Choice(ChoiceStep(model)),
-            KIND_END => Step::End(EndStep(model)),
-            _ => Step::Message(MessageStep(model)),
-        }
+impl TryFrom<step::Model> for Step {
+    type Error = ApiError;
+
+    /// A stored kind the code does not know is an error, never a message step.
+    fn try_from(model: step::Model) -> ApiResult<Self> {
+        use domain::vocab::StepKind;
+        Ok(
+            match StepKind::parse(&model.kind).map_err(domain::Error::from)? {
+                StepKind::Ticket => Step::Ticket(TicketStep(model)),
+                StepKind::Question => Step::Question(QuestionStep(model)),
+                StepKind::Choice => Step::Choice(ChoiceStep(model)),
+                StepKind::End => Step::End(EndStep(model)),
+                StepKind::Message => Step::Message(MessageStep(model)),
+            },
+        )
     }
 }
 
@@ -631,7 +636,7 @@ impl Ticket {
             .await
             .map_err(shared)?
             .unwrap_or_default();
-        Ok(domain::timeline::events(&self.0, &rows)
+        Ok(domain::timeline::events(&self.0, &rows)?
             .into_iter()
             .take(first)
             .map(|e| TicketEvent {
@@ -681,6 +686,7 @@ pub struct TicketEvent {
 
 /// The state of one e-mail.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::vocab::DeliveryStatus")]
 pub enum DeliveryStatus {
     /// Waiting for its first attempt.
     Pending,
@@ -695,15 +701,11 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    fn from_db(s: &str) -> Self {
-        use domain::routing::status;
-        match s {
-            status::SENDING => DeliveryStatus::Sending,
-            status::SENT => DeliveryStatus::Sent,
-            status::RETRYING => DeliveryStatus::Retrying,
-            status::FAILED => DeliveryStatus::Failed,
-            _ => DeliveryStatus::Pending,
-        }
+    /// A stored status; one the code does not know is an error, never a default.
+    fn from_db(s: &str) -> ApiResult<Self> {
+        Ok(domain::vocab::DeliveryStatus::parse(s)
+            .map_err(domain::Error::from)?
+            .into())
     }
 }
 
@@ -754,7 +756,7 @@ impl Delivery {
         &self.0.recipient
     }
     /// Current state.
-    async fn status(&self) -> DeliveryStatus {
+    async fn status(&self) -> ApiResult<DeliveryStatus> {
         DeliveryStatus::from_db(&self.0.status)
     }
     /// Attempts made so far.
@@ -763,7 +765,7 @@ impl Delivery {
     }
     /// The error of the last failed attempt; null if none failed, and after a success.
     async fn last_error(&self) -> Option<&str> {
-        if self.0.status == domain::routing::status::SENT {
+        if self.0.status == domain::vocab::DeliveryStatus::Sent.as_str() {
             return None;
         }
         self.0.last_error.as_deref()

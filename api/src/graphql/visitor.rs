@@ -63,16 +63,17 @@ pub(super) fn conversation_status(
     ctx: &Context<'_>,
     c: &conversation::Model,
 ) -> ApiResult<ConversationStatus> {
-    use domain::conversations::status;
+    use domain::vocab::ConversationStatus as Stored;
     let idle = settings(ctx)?.conversation_idle;
-    let expired_by_time = c.status == status::ACTIVE
+    let stored = Stored::parse(&c.status).map_err(domain::Error::from)?;
+    let expired_by_time = stored == Stored::Active
         && chrono::Duration::from_std(idle)
             .is_ok_and(|idle| c.last_activity_at + idle < domain::now());
-    Ok(match c.status.as_str() {
+    Ok(match stored {
         _ if expired_by_time => ConversationStatus::Expired,
-        status::COMPLETED => ConversationStatus::Completed,
-        status::EXPIRED => ConversationStatus::Expired,
-        _ => ConversationStatus::Active,
+        Stored::Active => ConversationStatus::Active,
+        Stored::Completed => ConversationStatus::Completed,
+        Stored::Expired => ConversationStatus::Expired,
     })
 }
 

@@ -112,6 +112,7 @@ pub struct WebhookDeliveryEdge {
 
 /// The state of a webhook delivery.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::vocab::WebhookStatus")]
 pub enum WebhookDeliveryStatus {
     /// Waiting for its first attempt.
     Pending,
@@ -139,15 +140,10 @@ impl WebhookDelivery {
         WebhookEvent::from_name(&self.0.event)
     }
     /// Current state.
-    async fn status(&self) -> WebhookDeliveryStatus {
-        use webhooks::status as s;
-        match self.0.status.as_str() {
-            s::SENDING => WebhookDeliveryStatus::Sending,
-            s::RETRYING => WebhookDeliveryStatus::Retrying,
-            s::SUCCEEDED => WebhookDeliveryStatus::Succeeded,
-            s::FAILED => WebhookDeliveryStatus::Failed,
-            _ => WebhookDeliveryStatus::Pending,
-        }
+    async fn status(&self) -> ApiResult<WebhookDeliveryStatus> {
+        Ok(domain::vocab::WebhookStatus::parse(&self.0.status)
+            .map_err(domain::Error::from)?
+            .into())
     }
     /// The JSON body sent, exactly as signed.
     async fn payload(&self) -> &str {
