@@ -25,6 +25,7 @@ mod protocol;
 mod queue;
 mod schema;
 mod smtp_tls;
+mod stored;
 mod ticket_path;
 mod validation;
 mod visitor_surface;
