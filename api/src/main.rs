@@ -6,7 +6,7 @@
 
 use anyhow::Context as _;
 use api::{ApiConfig, App};
-use worker::process::{init_tracing, shutdown_signal};
+use domain::process::{init_tracing, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

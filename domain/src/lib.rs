@@ -17,6 +17,7 @@ pub mod keys;
 pub mod limits;
 pub mod mail;
 pub mod ops;
+pub mod process;
 pub mod queue;
 pub mod routing;
 pub mod rule_check;

@@ -7,47 +7,23 @@
 //! in the same transaction as the RETRYING state, so the backoff survives worker restarts.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::events::{self, Event};
 use domain::mail::{self, SendError};
 use domain::queue::{self, Job};
 use domain::routing::attempt_key;
+use domain::vocab::DeliveryStatus;
 use domain::webhooks;
 use entity::{delivery, ticket};
-use rand::RngExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::{Context, lease};
-use domain::vocab::DeliveryStatus;
-
-/// What an attempt did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The SMTP server accepted the mail.
-    Sent,
-    /// A transient failure; the next attempt is due at the given time.
-    Retrying(DateTime<Utc>),
-    /// Refused for good, or out of attempts.
-    Failed,
-    /// Another worker holds the delivery; this job looks again when its lease ends.
-    Deferred,
-    /// Nothing to do: the delivery is gone, final, or already past this attempt.
-    Skipped,
-}
-
-/// The backoff before attempt `attempt + 1`: the base doubled per attempt, capped, with
-/// "equal jitter" (between half and all of it) so retries of many deliveries spread out.
-pub fn backoff(attempt: i32, base: Duration, max: Duration, rng: &mut impl RngExt) -> Duration {
-    let exponent = Ord::min(u32::try_from(attempt.saturating_sub(1)).unwrap_or(0), 30);
-    let full = base.saturating_mul(1 << exponent).min(max);
-    full.mul_f64(rng.random_range(0.5..=1.0))
-}
+use crate::Context;
+use crate::lease::{self, Outcome, backoff};
 
 /// Routes a new ticket and makes the first attempt at each of its deliveries, side by side.
 ///
@@ -486,27 +462,4 @@ async fn delivery_failed(
     )
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_stops_at_the_cap() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let base = Duration::from_secs(10);
-        let max = Duration::from_secs(300);
-        for attempt in 1..=12 {
-            let full = (base * 2u32.pow((attempt - 1) as u32)).min(max);
-            let got = backoff(attempt, base, max, &mut rng);
-            assert!(
-                got >= full / 2 && got <= full,
-                "attempt {attempt}: {got:?} not in [{:?}, {full:?}]",
-                full / 2
-            );
-        }
-        assert!(backoff(100, base, max, &mut rng) <= max);
-    }
 }

@@ -1,11 +1,13 @@
-//! Leased attempts, shared by e-mail and webhook deliveries: a row is claimed for attempt `n`
-//! with a conditional UPDATE, so two jobs never make the same attempt at once, a final row is
-//! never attempted again, and a dead worker's attempt is taken over when its lease runs out.
+//! Attempts, shared by e-mail and webhook deliveries: what an attempt did ([`Outcome`]), the
+//! backoff before the next one, and the lease. A row is claimed for attempt `n` with a
+//! conditional UPDATE, so two jobs never make the same attempt at once, a final row is never
+//! attempted again, and a dead worker's attempt is taken over when its lease runs out.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::vocab::DeliveryStatus;
+use rand::RngExt;
 use sea_orm::{ColumnTrait, Condition};
 
 /// The state columns of a leased row.
@@ -38,4 +40,50 @@ pub fn claimable<C: ColumnTrait>(c: &Columns<C>, attempt: i32, now: DateTime<Utc
         .add(c.status.eq(DeliveryStatus::Sending.as_str()))
         .add(c.locked_until.lt(now));
     Condition::any().add(fresh).add(takeover)
+}
+
+/// What an attempt did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The SMTP server accepted the mail.
+    Sent,
+    /// A transient failure; the next attempt is due at the given time.
+    Retrying(DateTime<Utc>),
+    /// Refused for good, or out of attempts.
+    Failed,
+    /// Another worker holds the delivery; this job looks again when its lease ends.
+    Deferred,
+    /// Nothing to do: the delivery is gone, final, or already past this attempt.
+    Skipped,
+}
+
+/// The backoff before attempt `attempt + 1`: the base doubled per attempt, capped, with
+/// "equal jitter" (between half and all of it) so retries of many deliveries spread out.
+pub fn backoff(attempt: i32, base: Duration, max: Duration, rng: &mut impl RngExt) -> Duration {
+    let exponent = Ord::min(u32::try_from(attempt.saturating_sub(1)).unwrap_or(0), 30);
+    let full = base.saturating_mul(1 << exponent).min(max);
+    full.mul_f64(rng.random_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_stops_at_the_cap() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let base = Duration::from_secs(10);
+        let max = Duration::from_secs(300);
+        for attempt in 1..=12 {
+            let full = (base * 2u32.pow((attempt - 1) as u32)).min(max);
+            let got = backoff(attempt, base, max, &mut rng);
+            assert!(
+                got >= full / 2 && got <= full,
+                "attempt {attempt}: {got:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+        assert!(backoff(100, base, max, &mut rng) <= max);
+    }
 }

@@ -7,7 +7,6 @@
 pub mod deliver;
 pub mod http;
 pub mod lease;
-pub mod process;
 pub mod runtime;
 pub mod webhook;
 

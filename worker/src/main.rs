@@ -2,7 +2,7 @@
 //! like against one PostgreSQL database.
 
 use anyhow::Context as _;
-use worker::process::{init_tracing, shutdown_signal};
+use domain::process::{init_tracing, shutdown_signal};
 use worker::{Context, WorkerConfig};
 
 #[tokio::main]

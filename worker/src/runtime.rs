@@ -12,7 +12,8 @@ use sea_orm::DatabaseBackend;
 use tracing::Instrument;
 
 use crate::Context;
-use crate::deliver::{self, Outcome};
+use crate::deliver;
+use crate::lease::Outcome;
 
 /// Failures of the worker runtime itself (not of a delivery).
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::queue::{self, Job};
+use domain::vocab::WebhookStatus;
 use domain::webhooks;
 use entity::{webhook, webhook_attempt, webhook_delivery};
 use hmac::{KeyInit, Mac};
@@ -19,9 +20,8 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use crate::deliver::{Outcome, backoff};
-use crate::{Context, lease};
-use domain::vocab::WebhookStatus;
+use crate::Context;
+use crate::lease::{self, Outcome, backoff};
 
 /// The HTTP client of webhook requests: rustls with the public roots, no redirects (a
 /// receiver must answer at the URL it gave), no proxy from the environment (through
