@@ -1,16 +1,20 @@
 //! The GraphQL schema: types, queries, mutations, batch loaders and the one place where domain
 //! errors become GraphQL errors.
 
+mod access;
 mod cost;
 mod cursor;
 mod error;
+mod flows;
 mod limits;
 mod loaders;
 mod mutation;
 pub mod operation;
 mod ops;
 mod query;
+mod routing;
 mod subscription;
+mod tickets;
 mod types;
 mod visitor;
 mod webhooks;

@@ -8,10 +8,9 @@ use domain::flows::{OptionInput, StepInput as DomainStep};
 use domain::keys::KeyCache;
 use domain::rules::RuleInput;
 
-use super::types::{
-    AccountSettings, Agent, ApiKey, ApiKeyKind, CreatedApiKey, Flow, FlowProblem, FlowVersion,
-    Locale, RoutingRule, Step, TestEmail,
-};
+use super::access::{AccountSettings, Agent, ApiKey, ApiKeyKind, CreatedApiKey, Locale};
+use super::flows::{Flow, FlowProblem, FlowVersion, Step};
+use super::routing::{RoutingRule, TestEmail};
 use super::{ApiResult, admin, cost, db, parse_id};
 
 /// Write operations.

@@ -6,7 +6,8 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::ops::{self, DeliveryFilter};
 
-use super::types::{Delivery, DeliveryStatus, PageInfo};
+use super::tickets::{Delivery, DeliveryStatus};
+use super::types::PageInfo;
 use super::{ApiResult, cost, cursor, db, ops_scope, parse_id};
 
 /// Deliveries by state.

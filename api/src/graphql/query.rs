@@ -3,10 +3,11 @@
 
 use async_graphql::{Context, ID, Object};
 
-use super::types::{
-    AccountSettings, Agent, ApiKey, Flow, PageInfo, RoutingRule, Ticket, TicketConnection,
-    TicketEdge, TopicTag,
-};
+use super::access::{AccountSettings, Agent, ApiKey};
+use super::flows::{Flow, TopicTag};
+use super::routing::RoutingRule;
+use super::tickets::{Ticket, TicketConnection, TicketEdge};
+use super::types::PageInfo;
 use super::{ApiError, ApiResult, admin, cost, cursor, db, parse_id, types};
 
 /// Read operations.

@@ -8,7 +8,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::types::{Delivery, Ticket};
+use super::tickets::{Delivery, Ticket};
 use super::{admin, db, parse_id};
 
 /// Live updates.

@@ -17,7 +17,7 @@ use entity::{conversation, ticket};
 use super::mutation::{
     ChooseOptionInput, OpenTicketInput, StartConversationInput, VisitorMessageInput,
 };
-use super::types::{Awaiting, ConversationStatus, TranscriptEntry};
+use super::tickets::{Awaiting, ConversationStatus, TranscriptEntry};
 use super::{ApiError, ApiResult, Loaders, cost, db, parse_id, principal, settings};
 
 /// What the visitor sees of their ticket: its number to refer to, nothing of its routing.

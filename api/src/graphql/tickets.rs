@@ -1,0 +1,493 @@
+//! Tickets over GraphQL as admins and operators read them: the ticket, its deliveries and
+//! timeline, and the conversation that opened it.
+
+use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::routing::{self, Source};
+use entity::{conversation, delivery, ticket};
+
+use super::flows::{ChoiceOption, Flow};
+use super::types::{PageInfo, loaders, page_size, shared};
+use super::{ApiError, ApiResult, cost};
+
+/// The state of a ticket.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum TicketStatus {
+    /// Opened by a chatbot, not handled yet.
+    Open,
+}
+
+/// Whoever left the ticket, as far as they told the chatbot.
+#[derive(SimpleObject)]
+pub struct Visitor {
+    /// Null when the visitor did not give it.
+    pub name: Option<String>,
+    /// Null when the visitor did not give it; when set, notification e-mails reply to it.
+    pub email: Option<String>,
+    /// Null when the visitor did not give it.
+    pub phone: Option<String>,
+}
+
+/// A ticket opened by a chatbot's ticket step.
+pub struct Ticket(pub ticket::Model);
+
+#[Object]
+impl Ticket {
+    /// Stable id of the ticket.
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// Per-account sequence number (#1, #2, ...), used in e-mail subjects.
+    async fn number(&self) -> i64 {
+        self.0.number
+    }
+    /// The topic tag of the step that opened it, as it was then.
+    async fn topic(&self) -> &str {
+        &self.0.topic
+    }
+    /// Current state.
+    async fn status(&self) -> TicketStatus {
+        TicketStatus::Open
+    }
+    /// What the visitor wrote.
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// Null when the visitor gave no name, e-mail or phone.
+    async fn visitor(&self) -> Option<Visitor> {
+        let t = &self.0;
+        if t.visitor_name.is_none() && t.visitor_email.is_none() && t.visitor_phone.is_none() {
+            return None;
+        }
+        Some(Visitor {
+            name: t.visitor_name.clone(),
+            email: t.visitor_email.clone(),
+            phone: t.visitor_phone.clone(),
+        })
+    }
+    /// The flow that opened it; null once that flow is deleted.
+    async fn flow(&self, ctx: &Context<'_>) -> ApiResult<Option<Flow>> {
+        let Some(flow_id) = self.0.flow_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .flows
+            .load_one(flow_id)
+            .await
+            .map_err(shared)?
+            .map(Flow))
+    }
+    /// The name of the flow when the ticket was opened (kept after the flow is deleted).
+    async fn flow_name(&self) -> &str {
+        &self.0.flow_name
+    }
+    /// When the ticket was opened.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The conversation that opened it; null for tickets opened with `openTicket`.
+    async fn conversation(&self, ctx: &Context<'_>) -> ApiResult<Option<Conversation>> {
+        let Some(id) = self.0.conversation_id else {
+            return Ok(None);
+        };
+        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
+        Ok(domain::conversations::find(db, self.0.account_id, id)
+            .await?
+            .map(Conversation))
+    }
+    /// The conversation's latest lines up to the ticket step: at most 100 lines holding at
+    /// most 30,000 characters (`transcriptOmitted` counts the earlier ones left out; the
+    /// conversation keeps them). Empty for tickets opened with `openTicket`.
+    /// Cost: counted as 100 lines.
+    #[graphql(complexity = "cost::list(cost::TICKET_TRANSCRIPT_LINES, child_complexity)")]
+    async fn transcript(&self) -> Vec<TranscriptEntry> {
+        domain::conversations::ticket_transcript(&self.0)
+            .into_iter()
+            .map(TranscriptEntry::from)
+            .collect()
+    }
+    /// How many earlier lines of the conversation `transcript` leaves out to stay bounded;
+    /// 0 when it is whole (and for tickets opened with `openTicket`).
+    async fn transcript_omitted(&self) -> i32 {
+        self.0.transcript_omitted
+    }
+    /// The answers the conversation collected, by field (`{"email": "...", "order_no": "..."}`);
+    /// null for tickets opened with `openTicket`.
+    async fn answers(&self) -> Option<Json<serde_json::Value>> {
+        self.0.answers.clone().map(Json)
+    }
+    /// One e-mail per recipient, the `first` (1 to 200) in the order they were created. Empty
+    /// until the worker has routed the ticket (usually well under a second), and for a ticket
+    /// that no rule or forward address matches; `deliveries(topic:)` of the operations API
+    /// pages through all of them. Cost: counted as `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 200)] first: Option<i32>,
+    ) -> ApiResult<Vec<Delivery>> {
+        let first = page_size(first)?;
+        let rows = loaders(ctx)?
+            .deliveries
+            .load_one(self.0.id)
+            .await
+            .map_err(shared)?;
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .take(first)
+            .map(Delivery)
+            .collect())
+    }
+    /// The ticket's history, oldest first: opened by which flow, routed to whom, who was
+    /// notified through which rule, and which deliveries are retrying or failed, and why. A
+    /// delivery shows its latest attempt. The `first` (1 to 200) events. Cost: counted as
+    /// `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 200)] first: Option<i32>,
+    ) -> ApiResult<Vec<TicketEvent>> {
+        let first = page_size(first)?;
+        let rows = loaders(ctx)?
+            .deliveries
+            .load_one(self.0.id)
+            .await
+            .map_err(shared)?
+            .unwrap_or_default();
+        Ok(domain::timeline::events(&self.0, &rows)?
+            .into_iter()
+            .take(first)
+            .map(|e| TicketEvent {
+                at: e.at,
+                kind: e.kind.into(),
+                message: e.message,
+                delivery: e
+                    .delivery_id
+                    .and_then(|id| rows.iter().find(|d| d.id == id))
+                    .cloned()
+                    .map(Delivery),
+            })
+            .collect())
+    }
+}
+
+/// What a ticket's timeline event is about.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::timeline::EventKind")]
+pub enum TicketEventKind {
+    /// A chatbot opened the ticket.
+    Opened,
+    /// The worker resolved the recipients.
+    Routed,
+    /// No routing rule and no forward address matched: nobody is notified.
+    Unrouted,
+    /// The SMTP server accepted the mail to a recipient.
+    Notified,
+    /// A delivery's last attempt failed transiently; another one is scheduled.
+    DeliveryRetrying,
+    /// A delivery failed for good.
+    DeliveryFailed,
+}
+
+/// One line of a ticket's timeline.
+#[derive(SimpleObject)]
+pub struct TicketEvent {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What it is about.
+    pub kind: TicketEventKind,
+    /// One English sentence, e.g. "Notified a@example.com via rule offline_message (1 attempt)".
+    pub message: String,
+    /// The delivery it is about; null for `OPENED`, `ROUTED` and `UNROUTED`.
+    pub delivery: Option<Delivery>,
+}
+
+/// The state of one e-mail.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::vocab::DeliveryStatus")]
+pub enum DeliveryStatus {
+    /// Waiting for its first attempt.
+    Pending,
+    /// A worker is sending it now.
+    Sending,
+    /// Accepted by the SMTP server. Final.
+    Sent,
+    /// The last attempt failed transiently; `nextAttemptAt` says when the next one is due.
+    Retrying,
+    /// Refused for good (SMTP 5xx) or out of attempts; `lastError` says why. Final.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// A stored status; one the code does not know is an error, never a default.
+    fn from_db(s: &str) -> ApiResult<Self> {
+        Ok(domain::vocab::DeliveryStatus::parse(s)
+            .map_err(domain::Error::from)?
+            .into())
+    }
+}
+
+/// What put a recipient on a ticket.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum DeliverySourceKind {
+    /// A routing rule whose tag equals the ticket's topic.
+    Rule,
+    /// A `*` routing rule.
+    WildcardRule,
+    /// The forward addresses of the ticket step.
+    Forward,
+}
+
+/// One reason a recipient gets the ticket.
+#[derive(SimpleObject)]
+pub struct DeliverySource {
+    /// Which kind of reason.
+    pub kind: DeliverySourceKind,
+    /// The rule, for `RULE` and `WILDCARD_RULE`; null for `FORWARD`.
+    pub rule_id: Option<ID>,
+    /// The rule's tag (`*` for a wildcard rule); null for `FORWARD`.
+    pub tag: Option<String>,
+}
+
+/// One notification e-mail of a ticket to one recipient.
+pub struct Delivery(pub delivery::Model);
+
+impl Delivery {
+    async fn ticket(&self, ctx: &Context<'_>) -> ApiResult<ticket::Model> {
+        loaders(ctx)?
+            .tickets
+            .load_one(self.0.ticket_id)
+            .await
+            .map_err(shared)?
+            .ok_or(ApiError::from(domain::Error::NotFound("ticket")))
+    }
+}
+
+#[Object]
+impl Delivery {
+    /// Stable id of the delivery.
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// The address it goes to.
+    async fn recipient(&self) -> &str {
+        &self.0.recipient
+    }
+    /// Current state.
+    async fn status(&self) -> ApiResult<DeliveryStatus> {
+        DeliveryStatus::from_db(&self.0.status)
+    }
+    /// Attempts made so far.
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// The error of the last failed attempt; null if none failed, and after a success.
+    async fn last_error(&self) -> Option<&str> {
+        if self.0.status == domain::vocab::DeliveryStatus::Sent.as_str() {
+            return None;
+        }
+        self.0.last_error.as_deref()
+    }
+    /// When the SMTP server accepted it; null until then.
+    async fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.0.sent_at
+    }
+    /// When it was created (when the ticket was routed).
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When its state last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The ticket it notifies about; an admin key reads it with `ticket(id)`. Deliveries are
+    /// what operators see, so they lead to no visitor's message, contact data or transcript.
+    async fn ticket_id(&self) -> ID {
+        self.0.ticket_id.into()
+    }
+    /// The ticket's per-account number.
+    async fn ticket_number(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        Ok(self.ticket(ctx).await?.number)
+    }
+    /// The ticket's topic tag.
+    async fn topic(&self, ctx: &Context<'_>) -> ApiResult<String> {
+        Ok(self.ticket(ctx).await?.topic)
+    }
+    /// When the next attempt is due; null unless `RETRYING`.
+    async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_attempt_at
+    }
+    /// Why this recipient gets the ticket: the rules (by tag, or `*`) and/or the step's forward
+    /// list.
+    async fn sources(&self) -> Vec<DeliverySource> {
+        routing::sources(&self.0)
+            .into_iter()
+            .map(|s| match s {
+                Source::Rule { rule_id, tag } => DeliverySource {
+                    kind: DeliverySourceKind::Rule,
+                    rule_id: Some(rule_id.into()),
+                    tag: Some(tag),
+                },
+                Source::Wildcard { rule_id } => DeliverySource {
+                    kind: DeliverySourceKind::WildcardRule,
+                    rule_id: Some(rule_id.into()),
+                    tag: Some(domain::validate::WILDCARD.to_owned()),
+                },
+                Source::Forward => DeliverySource {
+                    kind: DeliverySourceKind::Forward,
+                    rule_id: None,
+                    tag: None,
+                },
+            })
+            .collect()
+    }
+}
+
+/// A page of tickets, newest first.
+#[derive(SimpleObject)]
+pub struct TicketConnection {
+    /// The tickets with their cursors.
+    pub edges: Vec<TicketEdge>,
+    /// Paging state.
+    pub page_info: PageInfo,
+}
+
+/// A ticket and its cursor.
+#[derive(SimpleObject)]
+pub struct TicketEdge {
+    /// Pass as `after` to get the tickets older than this one.
+    pub cursor: String,
+    /// The ticket.
+    pub node: Ticket,
+}
+
+/// Who said a line of a conversation.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum Sender {
+    /// The chatbot.
+    Bot,
+    /// The visitor.
+    Visitor,
+}
+
+/// One line of a conversation.
+#[derive(SimpleObject)]
+pub struct TranscriptEntry {
+    /// Who said it.
+    pub sender: Sender,
+    /// What was said (for a button press: its label).
+    pub text: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl From<domain::conversations::Line> for TranscriptEntry {
+    fn from(l: domain::conversations::Line) -> Self {
+        TranscriptEntry {
+            sender: if l.sender == domain::conversations::BOT {
+                Sender::Bot
+            } else {
+                Sender::Visitor
+            },
+            text: l.text,
+            at: l.at,
+        }
+    }
+}
+
+/// What the bot waits for.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum Awaiting {
+    /// A typed answer: call `sendVisitorMessage`.
+    Text,
+    /// One of `options`: call `chooseOption`.
+    Choice,
+    /// Nothing: the conversation is over.
+    Nothing,
+}
+
+impl From<domain::conversations::Awaiting> for Awaiting {
+    fn from(a: domain::conversations::Awaiting) -> Self {
+        match a {
+            domain::conversations::Awaiting::Text => Awaiting::Text,
+            domain::conversations::Awaiting::Choice => Awaiting::Choice,
+            domain::conversations::Awaiting::Nothing => Awaiting::Nothing,
+        }
+    }
+}
+
+/// The state of a conversation.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ConversationStatus {
+    /// Waiting for the visitor.
+    Active,
+    /// Reached an end step or the end of the flow.
+    Completed,
+    /// Idle too long; the visitor must start a new conversation.
+    Expired,
+}
+
+/// A visitor's conversation with a chatbot, on the flow version that was live when it began
+/// (admin keys, through the ticket it opened).
+pub struct Conversation(pub conversation::Model);
+
+#[Object]
+impl Conversation {
+    /// Stable id of the conversation.
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// Current state (an idle conversation shows `EXPIRED` once its time has passed).
+    async fn status(&self, ctx: &Context<'_>) -> ApiResult<ConversationStatus> {
+        super::visitor::conversation_status(ctx, &self.0)
+    }
+    /// What the bot waits for now.
+    async fn awaiting(&self) -> Awaiting {
+        domain::conversations::Awaiting::parse(&self.0.awaiting).into()
+    }
+    /// The buttons offered now; empty unless `awaiting` is `CHOICE`.
+    /// Cost: counted as 20.
+    #[graphql(complexity = "cost::list(cost::CHOICE_OPTIONS, child_complexity)")]
+    async fn options(&self, ctx: &Context<'_>) -> ApiResult<Vec<ChoiceOption>> {
+        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
+        Ok(domain::conversations::current_options(db, &self.0)
+            .await?
+            .into_iter()
+            .map(ChoiceOption)
+            .collect())
+    }
+    /// Everything said so far, in order.
+    /// Cost: counted as the most lines a conversation holds.
+    #[graphql(complexity = "cost::list(cost::TRANSCRIPT_LINES, child_complexity)")]
+    async fn transcript(&self, ctx: &Context<'_>) -> ApiResult<Vec<TranscriptEntry>> {
+        super::visitor::transcript_of(ctx, &self.0).await
+    }
+    /// The answers collected so far, by the questions' fields.
+    async fn answers(&self) -> Json<serde_json::Value> {
+        Json(self.0.answers.clone())
+    }
+    /// The ticket the conversation opened; null until it reaches a ticket step.
+    async fn ticket(&self, ctx: &Context<'_>) -> ApiResult<Option<Ticket>> {
+        let Some(id) = self.0.ticket_id else {
+            return Ok(None);
+        };
+        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
+        Ok(domain::tickets::find_ticket(db, self.0.account_id, id)
+            .await?
+            .map(Ticket))
+    }
+    /// The flow version it runs on.
+    async fn flow_version_id(&self) -> ID {
+        self.0.flow_version_id.into()
+    }
+    /// When it started.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the visitor last did something.
+    async fn last_activity_at(&self) -> DateTime<Utc> {
+        self.0.last_activity_at
+    }
+}
