@@ -174,10 +174,7 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
 
 async fn job_counts(db: &impl ConnectionTrait) -> Result<JobCounts> {
     let backend = db.get_database_backend();
-    let table = match backend {
-        DatabaseBackend::Postgres => "apalis.jobs",
-        _ => "Jobs",
-    };
+    let table = queue::jobs_table(backend);
     let placeholder = match backend {
         DatabaseBackend::Postgres => "$1",
         _ => "?",
@@ -243,18 +240,17 @@ pub async fn workers(
     gone_after: std::time::Duration,
 ) -> Result<Vec<WorkerInfo>> {
     let backend = db.get_database_backend();
-    let sql = match backend {
-        DatabaseBackend::Postgres => {
-            "SELECT w.id, CAST(EXTRACT(EPOCH FROM w.last_seen) AS BIGINT) AS last_seen, \
-             (SELECT COUNT(*) FROM apalis.jobs j WHERE j.lock_by = w.id AND j.status IN ('Queued', 'Running')) AS in_flight \
-             FROM apalis.workers w WHERE w.worker_type = $1 ORDER BY w.last_seen DESC LIMIT 200"
-        }
-        _ => {
-            "SELECT w.id, w.last_seen AS last_seen, \
-             (SELECT COUNT(*) FROM Jobs j WHERE j.lock_by = w.id AND j.status IN ('Queued', 'Running')) AS in_flight \
-             FROM Workers w WHERE w.worker_type = ? ORDER BY w.last_seen DESC LIMIT 200"
-        }
+    let (last_seen, placeholder) = match backend {
+        DatabaseBackend::Postgres => ("CAST(EXTRACT(EPOCH FROM w.last_seen) AS BIGINT)", "$1"),
+        _ => ("w.last_seen", "?"),
     };
+    let sql = format!(
+        "SELECT w.id, {last_seen} AS last_seen, \
+         (SELECT COUNT(*) FROM {jobs} j WHERE j.lock_by = w.id AND j.status IN ('Queued', 'Running')) AS in_flight \
+         FROM {workers} w WHERE w.worker_type = {placeholder} ORDER BY w.last_seen DESC LIMIT {MAX_WORKERS_LISTED}",
+        jobs = queue::jobs_table(backend),
+        workers = queue::workers_table(backend),
+    );
     let rows = WorkerRow::find_by_statement(Statement::from_sql_and_values(
         backend,
         sql,

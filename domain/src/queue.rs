@@ -12,6 +12,23 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// apalis' job table on this engine: the one place outside apalis that knows where its
+/// tables are (its SQL is written here, in `ops` and in the worker's `/readyz`).
+pub fn jobs_table(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => "apalis.jobs",
+        _ => "Jobs",
+    }
+}
+
+/// apalis' table of registered workers on this engine.
+pub fn workers_table(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => "apalis.workers",
+        _ => "Workers",
+    }
+}
+
 /// The apalis queue (`job_type`) all ticket jobs use. Fixed, so renaming a Rust type never
 /// orphans queued jobs.
 pub const QUEUE: &str = "ticket-mail";

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 /// The routes.
 pub fn router(db: DatabaseConnection) -> Router {
@@ -19,11 +19,11 @@ pub fn router(db: DatabaseConnection) -> Router {
 }
 
 async fn readyz(State(db): State<DatabaseConnection>) -> impl IntoResponse {
-    let jobs = match db.get_database_backend() {
-        DatabaseBackend::Postgres => "SELECT 1 FROM apalis.jobs LIMIT 1",
-        _ => "SELECT 1 FROM Jobs LIMIT 1",
-    };
-    if domain::db::is_ready(&db).await && db.execute_unprepared(jobs).await.is_ok() {
+    let jobs = format!(
+        "SELECT 1 FROM {} LIMIT 1",
+        domain::queue::jobs_table(db.get_database_backend())
+    );
+    if domain::db::is_ready(&db).await && db.execute_unprepared(&jobs).await.is_ok() {
         (StatusCode::OK, "ready")
     } else {
         (
