@@ -54,8 +54,16 @@ pub fn resolve(topic: &str, rules: &[routing_rule::Model], forward: &[String]) -
     };
     let mut sorted: Vec<&routing_rule::Model> = rules.iter().collect();
     sorted.sort_by_key(|r| (r.created_at, r.id));
+    // A corrupt rule cannot name its recipients: the others are still notified, and it is
+    // logged here and answers an error wherever it is read.
+    let emails = |rule: &routing_rule::Model| {
+        rules::emails(rule).unwrap_or_else(|error| {
+            tracing::error!(rule_id = %rule.id, %error, "routing rule skipped: unreadable addresses");
+            Vec::new()
+        })
+    };
     for rule in sorted.iter().filter(|r| r.tag_key == topic_key) {
-        for address in rules::emails(rule) {
+        for address in emails(rule) {
             add(
                 &address,
                 Source::Rule {
@@ -66,7 +74,7 @@ pub fn resolve(topic: &str, rules: &[routing_rule::Model], forward: &[String]) -
         }
     }
     for rule in sorted.iter().filter(|r| r.tag_key == validate::WILDCARD) {
-        for address in rules::emails(rule) {
+        for address in emails(rule) {
             add(&address, Source::Wildcard { rule_id: rule.id });
         }
     }

@@ -59,7 +59,7 @@ pub async fn send_sample(
             tag: rule.tag.clone(),
         }
     };
-    let sends = rules::emails(&rule).into_iter().map(|recipient| {
+    let sends = rules::emails(&rule)?.into_iter().map(|recipient| {
         let delivery = sample_delivery(&ticket, &recipient, &source, locale);
         let ticket = &ticket;
         let tag = rule.tag.as_str();

@@ -174,9 +174,15 @@ pub fn tag_known(rule: &routing_rule::Model, known: &HashSet<String>) -> bool {
     rule.tag_key == validate::WILDCARD || known.contains(&rule.tag_key)
 }
 
-/// The recipients stored on a rule.
-pub fn emails(rule: &routing_rule::Model) -> Vec<String> {
-    serde_json::from_value(rule.emails.clone()).unwrap_or_default()
+/// The recipients stored on a rule; a value that is not a list of addresses (a corrupt row)
+/// is an error, never an empty list.
+pub fn emails(rule: &routing_rule::Model) -> Result<Vec<String>> {
+    serde_json::from_value(rule.emails.clone()).map_err(|_| {
+        Error::from(crate::vocab::UnknownValue {
+            what: "list of rule addresses",
+            value: rule.emails.to_string(),
+        })
+    })
 }
 
 /// A rule as the routing form submits it.

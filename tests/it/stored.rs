@@ -34,6 +34,42 @@ async fn unknown_stored_values_are_errors_not_defaults(engine: Engine) {
     )
     .await;
 
+    // A rule whose addresses cannot be read: the rule list says so, and the ticket still
+    // reaches everyone else.
+    app.admin(
+        crate::ops::CREATE_RULE,
+        json!({ "tag": "orders", "emails": ["orders@example.com"] }),
+    )
+    .await;
+    app.db
+        .execute_unprepared(
+            "UPDATE routing_rules SET emails = '\"orders@example.com\"' WHERE tag = 'orders'",
+        )
+        .await
+        .unwrap();
+    let rules = app
+        .gql(
+            Some(&app.admin_key),
+            "{ routingRules { tag emails } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&rules), "INTERNAL_SERVER_ERROR", "{rules:#}");
+    let second = open_ticket(&app, &app.widget_key, &step, "again").await;
+    let data = app
+        .wait_for(
+            Duration::from_secs(15),
+            "query($id: ID!) { ticket(id: $id) { deliveries { recipient status } } }",
+            json!({ "id": second["ticket"]["id"] }),
+            |d| d["ticket"]["deliveries"][0]["status"] == "SENT",
+        )
+        .await;
+    assert_eq!(
+        data["ticket"]["deliveries"].as_array().unwrap().len(),
+        1,
+        "only the readable rule's recipient: {data:#}"
+    );
+
     app.db
         .execute_unprepared("UPDATE deliveries SET status = 'DONE'")
         .await
