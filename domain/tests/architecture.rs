@@ -9,26 +9,35 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Each module of `src/` and the modules of this crate it names (`crate::x`, or `x` inside a
-/// `use crate::{...}` group); comments are left out.
+/// The source of a file without its comments.
+fn code_of(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each module of `src/` (with its submodules in `src/<module>/`) and the modules of this
+/// crate it names (`crate::x`, or `x` inside a `use crate::{...}` group); comments are left
+/// out.
 fn imports() -> BTreeMap<String, BTreeSet<String>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
-    let modules: BTreeMap<String, String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .filter(|p| p.file_stem().is_some_and(|s| s != "lib"))
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            let code: String = std::fs::read_to_string(&p)
-                .unwrap()
-                .lines()
-                .map(|l| l.split("//").next().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n");
-            (name, code)
-        })
-        .collect();
+    let mut modules: BTreeMap<String, String> = BTreeMap::new();
+    for path in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()) {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            for sub in std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()) {
+                modules
+                    .entry(name.clone())
+                    .or_default()
+                    .push_str(&code_of(&sub));
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") && name != "lib" {
+            modules.entry(name).or_default().push_str(&code_of(&path));
+        }
+    }
     let names: BTreeSet<String> = modules.keys().cloned().collect();
     modules
         .iter()
