@@ -298,31 +298,25 @@ async fn graphql(
     media: Media,
 ) -> Response {
     // The key is resolved once per request; resolvers only look at the outcome. A request
-    // without a key this process knows is limited per address before anything else: each
-    // unknown key costs a database lookup.
-    let unknown = match bearer(headers) {
+    // without a key this process knows is limited per address before the lookup: each
+    // unknown key costs a database round trip.
+    let is_operator = |key: &str| {
+        state
+            .ops_token
+            .as_ref()
+            .is_some_and(|t| constant_time_eq(t.expose().as_bytes(), key.as_bytes()))
+    };
+    let key = bearer(headers);
+    let unknown = match key {
         None => true,
-        Some(key) => {
-            !state.keys.is_cached(key)
-                && !state
-                    .ops_token
-                    .as_ref()
-                    .is_some_and(|t| constant_time_eq(t.expose().as_bytes(), key.as_bytes()))
-        }
+        Some(key) => !is_operator(key) && !state.keys.is_cached(key),
     };
     if unknown && let Err(wait) = state.limits.unknown_per_address.check(&client.ip()) {
         return rate_limited(wait);
     }
-    let caller = match bearer(headers) {
+    let caller = match key {
         None => Caller::Anonymous,
-        Some(key)
-            if state
-                .ops_token
-                .as_ref()
-                .is_some_and(|t| constant_time_eq(t.expose().as_bytes(), key.as_bytes())) =>
-        {
-            Caller::Operator
-        }
+        Some(key) if is_operator(key) => Caller::Operator,
         Some(key) => match state.keys.authenticate(&state.db, key).await {
             Ok(principal) => Caller::Key(principal),
             Err(error) => Caller::Refused(std::sync::Arc::new(error)),

@@ -73,10 +73,15 @@ fn running(set: &Running) -> std::sync::MutexGuard<'_, HashSet<String>> {
 
 /// `{"type": ..., "id": ...}` of a protocol message, when it has them.
 fn kind_and_id(text: &[u8]) -> Option<(String, Option<String>)> {
-    let value: serde_json::Value = serde_json::from_slice(text).ok()?;
-    let kind = value.get("type")?.as_str()?.to_owned();
-    let id = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-    Some((kind, id))
+    // Only these two fields are read: a `next` message's payload is skipped, not built.
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(rename = "type")]
+        kind: String,
+        id: Option<String>,
+    }
+    let envelope: Envelope = serde_json::from_slice(text).ok()?;
+    Some((envelope.kind, envelope.id))
 }
 
 /// Serves the socket until either side ends it.

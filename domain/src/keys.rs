@@ -318,6 +318,16 @@ struct Cached {
     expires: Instant,
 }
 
+impl CacheState {
+    /// The unexpired entry of a key's hash.
+    fn hit(&self, digest: &str) -> Option<Cached> {
+        self.entries
+            .get(digest)
+            .filter(|c| c.expires > Instant::now())
+            .copied()
+    }
+}
+
 impl KeyCache {
     /// A cache keeping keys for `ttl`; zero keeps none (every request reads the database).
     pub fn new(ttl: std::time::Duration) -> Self {
@@ -338,12 +348,7 @@ impl KeyCache {
         let digest = hash(key.trim());
         let (cached, forgotten) = {
             let state = self.state();
-            let hit = state
-                .entries
-                .get(&digest)
-                .filter(|c| c.expires > Instant::now())
-                .copied();
-            (hit, state.forgotten)
+            (state.hit(&digest), state.forgotten)
         };
         let mut entry = match cached {
             Some(hit) => hit,
@@ -391,11 +396,7 @@ impl KeyCache {
 
     /// Whether `key` resolves from the cache, without the database.
     pub fn is_cached(&self, key: &str) -> bool {
-        let digest = hash(key.trim());
-        self.state()
-            .entries
-            .get(&digest)
-            .is_some_and(|c| c.expires > Instant::now())
+        self.state().hit(&hash(key.trim())).is_some()
     }
 
     /// Forgets a key (it was revoked).

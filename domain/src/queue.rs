@@ -80,10 +80,13 @@ pub async fn enqueue(
                 run_at.timestamp() + i64::from(due_later && run_at.timestamp_subsec_nanos() > 0);
             Statement::from_sql_and_values(
                 backend,
-                "INSERT INTO Jobs \
-                 (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
-                 VALUES (?, ?, ?, 'Pending', 0, ?, ?, 0, '{}', ?) \
-                 ON CONFLICT (job_type, idempotency_key) DO NOTHING",
+                format!(
+                    "INSERT INTO {} \
+                     (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
+                     VALUES (?, ?, ?, 'Pending', 0, ?, ?, 0, '{{}}', ?) \
+                     ON CONFLICT (job_type, idempotency_key) DO NOTHING",
+                    jobs_table(backend)
+                ),
                 [
                     payload(job)?.into(),
                     ulid::Ulid::new().to_string().into(),
@@ -121,12 +124,13 @@ pub(crate) fn postgres_insert(
     // in the same transaction, would wait for the next poll instead. Such a job is stamped with
     // the transaction's start.
     let sql = format!(
-        "INSERT INTO apalis.jobs \
+        "INSERT INTO {jobs} \
          (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
          SELECT {id}, {job_type}, {payload_at}, 'Pending', 0, {max_attempts}, \
                 CASE WHEN {due} <= clock_timestamp() THEN now() ELSE {due} END, 0, ''::hstore, \
                 {idempotency}{from} \
-         ON CONFLICT (job_type, idempotency_key) DO NOTHING"
+         ON CONFLICT (job_type, idempotency_key) DO NOTHING",
+        jobs = jobs_table(DatabaseBackend::Postgres),
     );
     let values = vec![
         ulid::Ulid::new().to_string().into(),
