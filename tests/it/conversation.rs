@@ -94,6 +94,16 @@ async fn link_menu(app: &TestApp, steps: &[String]) {
     .await;
 }
 
+/// The support bot with its menu linked, published, and a conversation started on it: the
+/// flow's id and the first turn.
+async fn published_bot(app: &TestApp) -> (String, Value) {
+    let (flow_id, steps) = support_bot(app, "orders").await;
+    link_menu(app, &steps).await;
+    app.admin(PUBLISH_FLOW, json!({ "id": flow_id })).await;
+    let turn = widget(app, &start_conversation(), json!({ "flowId": flow_id })).await;
+    (flow_id, turn)
+}
+
 async fn widget(app: &TestApp, query: &str, input: Value) -> Value {
     let body = app
         .gql(Some(&app.widget_key), query, json!({ "input": input }))
@@ -451,10 +461,7 @@ async fn idle_conversations_expire(engine: Engine) {
     else {
         return;
     };
-    let (flow_id, steps) = support_bot(&app, "orders").await;
-    link_menu(&app, &steps).await;
-    app.admin(PUBLISH_FLOW, json!({ "id": flow_id })).await;
-    let turn = widget(&app, &start_conversation(), json!({ "flowId": flow_id })).await;
+    let (_, turn) = published_bot(&app).await;
     let conversation_id = id(&turn["conversation"]["id"]);
     let option = id(&turn["options"][0]["id"]);
     tokio::time::sleep(Duration::from_millis(2000)).await;
@@ -482,10 +489,7 @@ async fn conversations_belong_to_their_account(engine: Engine) {
     let Some(app) = TestApp::spawn(engine, &smtp).await else {
         return;
     };
-    let (flow_id, steps) = support_bot(&app, "orders").await;
-    link_menu(&app, &steps).await;
-    app.admin(PUBLISH_FLOW, json!({ "id": flow_id })).await;
-    let turn = widget(&app, &start_conversation(), json!({ "flowId": flow_id })).await;
+    let (flow_id, turn) = published_bot(&app).await;
     let conversation_id = id(&turn["conversation"]["id"]);
 
     // The widget key talks to chatbots and reads its conversations, nothing more.
@@ -553,10 +557,7 @@ async fn an_invalid_answer_is_asked_again_at_most_max_reasks_times(engine: Engin
     let Some(app) = TestApp::spawn(engine, &smtp).await else {
         return;
     };
-    let (flow_id, steps) = support_bot(&app, "orders").await;
-    link_menu(&app, &steps).await;
-    app.admin(PUBLISH_FLOW, json!({ "id": flow_id })).await;
-    let turn = widget(&app, &start_conversation(), json!({ "flowId": flow_id })).await;
+    let (flow_id, turn) = published_bot(&app).await;
     let conversation_id = id(&turn["conversation"]["id"]);
     let orders = id(&turn["options"][0]["id"]);
     widget(

@@ -14,7 +14,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+use async_graphql::parser::types::{
+    BaseType, FieldDefinition, Type, TypeKind, TypeSystemDefinition,
+};
 use integration_tests::{Engine, Fault, TestApp, TestSmtp, on_both_engines};
 use sea_orm::{FromQueryResult, JsonValue, Statement};
 use serde_json::{Value, json};
@@ -373,11 +375,7 @@ impl Schema {
         let mut parts = vec!["__typename".to_owned()];
         for field in fields {
             let field = &field.node;
-            if field
-                .arguments
-                .iter()
-                .any(|a| !a.node.ty.node.nullable && a.node.default_value.is_none())
-            {
+            if needs_arguments(field) {
                 continue;
             }
             let inner = type_name(&field.ty.node);
@@ -397,6 +395,14 @@ impl Schema {
         }
         format!("{{ {} }}", parts.join(" "))
     }
+}
+
+/// Whether a field has an argument that must be given (required, without a default).
+pub(crate) fn needs_arguments(field: &FieldDefinition) -> bool {
+    field
+        .arguments
+        .iter()
+        .any(|a| !a.node.ty.node.nullable && a.node.default_value.is_none())
 }
 
 pub(crate) fn type_name(ty: &Type) -> &str {
@@ -667,7 +673,7 @@ async fn every_operation_keeps_accounts_apart(engine: Engine) {
 }
 
 /// Sends the deepest of `queries` that is within the cost budget.
-async fn send(
+pub(crate) async fn send(
     client: &reqwest::Client,
     url: &str,
     key: &str,
