@@ -27,8 +27,7 @@ use uuid::Uuid;
 use crate::design::{self, SnapStep, successor};
 use crate::flows::{ChoiceOption, KIND_CHOICE};
 use crate::tickets::{self, NewTicket, VisitorInput};
-use crate::vocab::ConversationStatus;
-use crate::vocab::Locale;
+use crate::vocab::{ConversationStatus, Locale};
 use crate::{Error, Result, now, validate};
 
 mod script;

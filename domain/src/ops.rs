@@ -99,13 +99,12 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
         .await?;
     let mut deliveries = DeliveryCounts::default();
     for r in rows {
-        let count = r.count;
         match DeliveryStatus::parse(&r.status)? {
-            DeliveryStatus::Pending => deliveries.pending = count,
-            DeliveryStatus::Sending => deliveries.sending = count,
-            DeliveryStatus::Retrying => deliveries.retrying = count,
-            DeliveryStatus::Sent => deliveries.sent = count,
-            DeliveryStatus::Failed => deliveries.failed = count,
+            DeliveryStatus::Pending => deliveries.pending = r.count,
+            DeliveryStatus::Sending => deliveries.sending = r.count,
+            DeliveryStatus::Retrying => deliveries.retrying = r.count,
+            DeliveryStatus::Sent => deliveries.sent = r.count,
+            DeliveryStatus::Failed => deliveries.failed = r.count,
         }
     }
     let oldest = delivery::Entity::find()

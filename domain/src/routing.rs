@@ -9,8 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::vocab::DeliveryStatus;
-use crate::vocab::Locale;
+use crate::vocab::{DeliveryStatus, Locale};
 use crate::{Result, now, rules, validate};
 
 /// Why a recipient gets a ticket.

@@ -10,8 +10,7 @@ use uuid::Uuid;
 
 use crate::mail::{self, Mailbox, Mailer, SendError};
 use crate::routing::Source;
-use crate::vocab::DeliveryStatus;
-use crate::vocab::Locale;
+use crate::vocab::{DeliveryStatus, Locale};
 use crate::{Error, Result, now, rules, validate};
 
 /// Where test e-mails go out: the service's own mailer and sender.

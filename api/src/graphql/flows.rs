@@ -148,15 +148,13 @@ impl TryFrom<step::Model> for Step {
     /// A stored kind the code does not know is an error, never a message step.
     fn try_from(model: step::Model) -> ApiResult<Self> {
         use domain::vocab::StepKind;
-        Ok(
-            match StepKind::parse(&model.kind).map_err(domain::Error::from)? {
-                StepKind::Ticket => Step::Ticket(TicketStep(model)),
-                StepKind::Question => Step::Question(QuestionStep(model)),
-                StepKind::Choice => Step::Choice(ChoiceStep(model)),
-                StepKind::End => Step::End(EndStep(model)),
-                StepKind::Message => Step::Message(MessageStep(model)),
-            },
-        )
+        Ok(match StepKind::parse(&model.kind)? {
+            StepKind::Ticket => Step::Ticket(TicketStep(model)),
+            StepKind::Question => Step::Question(QuestionStep(model)),
+            StepKind::Choice => Step::Choice(ChoiceStep(model)),
+            StepKind::End => Step::End(EndStep(model)),
+            StepKind::Message => Step::Message(MessageStep(model)),
+        })
     }
 }
 

@@ -159,3 +159,8 @@ fn settings(ctx: &Context<'_>) -> Result<Settings, ApiError> {
 fn parse_id(id: &async_graphql::ID) -> Option<Uuid> {
     Uuid::parse_str(id.as_str()).ok()
 }
+
+/// [`parse_id`] for an id that must name a row: `NOT_FOUND` (as `what`) when it cannot.
+fn not_found_id(what: &'static str, id: &async_graphql::ID) -> ApiResult<Uuid> {
+    parse_id(id).ok_or(domain::Error::NotFound(what).into())
+}

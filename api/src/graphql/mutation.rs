@@ -11,7 +11,7 @@ use domain::rules::RuleInput;
 use super::access::{AccountSettings, Agent, ApiKey, ApiKeyKind, CreatedApiKey, Locale};
 use super::flows::{Flow, FlowProblem, FlowVersion, Step};
 use super::routing::{RoutingRule, TestEmail};
-use super::{ApiResult, admin, cost, db, parse_id};
+use super::{ApiResult, admin, cost, db, not_found_id, parse_id};
 
 /// Write operations.
 #[derive(Default)]
@@ -232,10 +232,6 @@ pub struct ChooseOptionInput {
     pub option_id: ID,
     /// As for `sendVisitorMessage`.
     pub client_message_id: Option<String>,
-}
-
-fn not_found_id(what: &'static str, id: &ID) -> ApiResult<uuid::Uuid> {
-    parse_id(id).ok_or(domain::Error::NotFound(what).into())
 }
 
 #[Object(name = "CoreMutation")]

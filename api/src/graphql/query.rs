@@ -8,7 +8,7 @@ use super::flows::{Flow, TopicTag};
 use super::routing::RoutingRule;
 use super::tickets::{Ticket, TicketConnection, TicketEdge};
 use super::types::PageInfo;
-use super::{ApiError, ApiResult, admin, cost, cursor, db, parse_id, types};
+use super::{ApiResult, admin, cost, cursor, db, not_found_id, parse_id, types};
 
 /// Read operations.
 #[derive(Default)]
@@ -36,12 +36,7 @@ impl Query {
     ) -> ApiResult<Vec<Flow>> {
         let account = admin(ctx)?;
         let first = types::page_size(first)?;
-        let after = match after {
-            None => None,
-            Some(id) => {
-                Some(parse_id(&id).ok_or_else(|| ApiError::from(domain::Error::NotFound("flow")))?)
-            }
-        };
+        let after = after.map(|id| not_found_id("flow", &id)).transpose()?;
         Ok(
             domain::flows::list_flows(db(ctx)?, account, first as u64, after)
                 .await?

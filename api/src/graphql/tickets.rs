@@ -223,9 +223,7 @@ pub enum DeliveryStatus {
 impl DeliveryStatus {
     /// A stored status; one the code does not know is an error, never a default.
     fn from_db(s: &str) -> ApiResult<Self> {
-        Ok(domain::vocab::DeliveryStatus::parse(s)
-            .map_err(domain::Error::from)?
-            .into())
+        Ok(domain::vocab::DeliveryStatus::parse(s)?.into())
     }
 }
 

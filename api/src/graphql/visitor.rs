@@ -18,7 +18,7 @@ use super::mutation::{
     ChooseOptionInput, OpenTicketInput, StartConversationInput, VisitorMessageInput,
 };
 use super::tickets::{Awaiting, ConversationStatus, TranscriptEntry};
-use super::{ApiError, ApiResult, Loaders, cost, db, parse_id, principal, settings};
+use super::{ApiError, ApiResult, Loaders, cost, db, not_found_id, parse_id, principal, settings};
 
 /// What the visitor sees of their ticket: its number to refer to, nothing of its routing.
 pub struct VisitorTicket(pub ticket::Model);
@@ -65,7 +65,7 @@ pub(super) fn conversation_status(
 ) -> ApiResult<ConversationStatus> {
     use domain::vocab::ConversationStatus as Stored;
     let idle = settings(ctx)?.conversation_idle;
-    let stored = Stored::parse(&c.status).map_err(domain::Error::from)?;
+    let stored = Stored::parse(&c.status)?;
     let expired_by_time = stored == Stored::Active
         && chrono::Duration::from_std(idle)
             .is_ok_and(|idle| c.last_activity_at + idle < domain::now());
@@ -191,10 +191,6 @@ fn visitor_input(v: Option<super::mutation::VisitorInput>) -> DomainVisitor {
         email: v.email,
         phone: v.phone,
     })
-}
-
-fn not_found_id(what: &'static str, id: &ID) -> ApiResult<uuid::Uuid> {
-    parse_id(id).ok_or(domain::Error::NotFound(what).into())
 }
 
 /// The visitor's read operation.

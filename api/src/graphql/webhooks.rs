@@ -141,9 +141,7 @@ impl WebhookDelivery {
     }
     /// Current state.
     async fn status(&self) -> ApiResult<WebhookDeliveryStatus> {
-        Ok(domain::vocab::WebhookStatus::parse(&self.0.status)
-            .map_err(domain::Error::from)?
-            .into())
+        Ok(domain::vocab::WebhookStatus::parse(&self.0.status)?.into())
     }
     /// The JSON body sent, exactly as signed.
     async fn payload(&self) -> &str {
