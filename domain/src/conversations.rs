@@ -24,18 +24,19 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::design::{self, SnapStep, successor};
-use crate::flows::{ChoiceOption, KIND_CHOICE};
+use crate::design::{self, successor};
 use crate::tickets::{self, NewTicket, VisitorInput};
-use crate::vocab::{ConversationStatus, Locale};
+use crate::vocab::{
+    Answers, Awaiting, ChoiceOption, ConversationStatus, Line, Locale, PublishedStep, Sender,
+    StepKind,
+};
 use crate::{Error, Result, now, validate};
 
 mod script;
 
 pub use script::{
-    Awaiting, BOT, Line, MAX_BOT_LINES_PER_TURN, MAX_REASKS, MAX_VISITOR_TURNS, MAX_WALK_LINES,
-    Notice, TICKET_TRANSCRIPT_CHARS, TICKET_TRANSCRIPT_LINES, TRANSCRIPT_LINES, VISITOR, Walk,
-    walk,
+    MAX_BOT_LINES_PER_TURN, MAX_REASKS, MAX_VISITOR_TURNS, MAX_WALK_LINES, Notice,
+    TICKET_TRANSCRIPT_CHARS, TICKET_TRANSCRIPT_LINES, TRANSCRIPT_LINES, Walk, walk,
 };
 use script::{after_invalid, check_answer, close_at_turn_limit, ticket_window};
 
@@ -53,7 +54,7 @@ pub struct Turn {
 struct Loaded {
     conversation: conversation::Model,
     version: flow_version::Model,
-    steps: Vec<SnapStep>,
+    steps: Vec<PublishedStep>,
 }
 
 /// One conversation of the account, or `None`.
@@ -77,16 +78,16 @@ async fn load(
     let conversation = find(db, account_id, id)
         .await?
         .ok_or(Error::NotFound("conversation"))?;
-    if conversation.status == ConversationStatus::Expired.as_str() || is_idle(&conversation, idle) {
-        if conversation.status == ConversationStatus::Active.as_str() {
+    if conversation.status == ConversationStatus::Expired || is_idle(&conversation, idle) {
+        if conversation.status == ConversationStatus::Active {
             conversation::Entity::update_many()
                 .col_expr(
                     conversation::Column::Status,
-                    Expr::value(ConversationStatus::Expired.as_str()),
+                    Expr::value(ConversationStatus::Expired),
                 )
                 .col_expr(
                     conversation::Column::Awaiting,
-                    Expr::value(Awaiting::Nothing.as_str()),
+                    Expr::value(Awaiting::Nothing),
                 )
                 .filter(conversation::Column::Id.eq(id))
                 .filter(conversation::Column::Revision.eq(conversation.revision))
@@ -99,7 +100,7 @@ async fn load(
         .one(db)
         .await?
         .ok_or(Error::NotFound("conversation"))?;
-    let steps = design::version_steps(&version);
+    let steps = version.steps.0.clone();
     Ok(Loaded {
         conversation,
         version,
@@ -108,7 +109,7 @@ async fn load(
 }
 
 fn is_idle(c: &conversation::Model, idle: Duration) -> bool {
-    c.status == ConversationStatus::Active.as_str()
+    c.status == ConversationStatus::Active
         && chrono::Duration::from_std(idle).is_ok_and(|idle| c.last_activity_at + idle < now())
 }
 
@@ -131,7 +132,7 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
                 "the flow has no published version; publish it first",
             )
         })?;
-    let steps = design::version_steps(&version);
+    let steps = version.steps.0.clone();
     // The bot's own words keep the language the conversation started in.
     let locale = account::Entity::find_by_id(account_id)
         .one(db)
@@ -144,10 +145,10 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
         account_id,
         flow_id,
         flow_version_id: version.id,
-        status: ConversationStatus::Active.as_str().into(),
+        status: ConversationStatus::Active,
         current_step_id: None,
-        awaiting: Awaiting::Nothing.as_str().into(),
-        answers: serde_json::json!({}),
+        awaiting: Awaiting::Nothing,
+        answers: Answers::default(),
         visitor_name: visitor.name,
         visitor_email: visitor.email,
         visitor_phone: visitor.phone,
@@ -203,7 +204,7 @@ pub async fn send_message<C: ConnectionTrait + TransactionTrait>(
         return Ok(turn);
     }
     let loaded = load(db, account_id, id, idle).await?;
-    let state = Awaiting::parse(&loaded.conversation.awaiting);
+    let state = loaded.conversation.awaiting;
     match state {
         Awaiting::Text => {}
         Awaiting::Choice => {
@@ -265,7 +266,7 @@ pub async fn choose_option<C: ConnectionTrait + TransactionTrait>(
         return Ok(turn);
     }
     let loaded = load(db, account_id, id, idle).await?;
-    match Awaiting::parse(&loaded.conversation.awaiting) {
+    match loaded.conversation.awaiting {
         Awaiting::Choice => {}
         Awaiting::Text => {
             return Err(Error::invalid(
@@ -382,18 +383,18 @@ struct Said {
 }
 
 impl Said {
-    fn push(&mut self, sender: &str, text: String, client_id: Option<String>) {
+    fn push(&mut self, sender: Sender, text: String, client_id: Option<String>) {
         self.rows.push(conversation_message::ActiveModel {
             id: Set(Uuid::now_v7()),
             conversation_id: Set(self.conversation_id),
             seq: Set(self.total()),
-            sender: Set(sender.to_owned()),
+            sender: Set(sender),
             text: Set(text.clone()),
             client_message_id: Set(client_id),
             created_at: Set(self.at),
         });
         self.lines.push(Line {
-            sender: sender.to_owned(),
+            sender,
             text,
             at: self.at,
         });
@@ -467,9 +468,7 @@ async fn commit_turn(
             "phone" => c.visitor_phone = Some(value.clone()),
             _ => {}
         }
-        if let Some(map) = c.answers.as_object_mut() {
-            map.insert(field, serde_json::Value::String(value));
-        }
+        c.answers.0.insert(field, value);
     }
     if visitor_line.is_some() {
         c.visitor_turns += 1;
@@ -500,7 +499,7 @@ async fn commit_turn(
         lines: earlier,
     };
     if let Some(line) = visitor_line {
-        said.push(VISITOR, line.text, line.client_message_id);
+        said.push(Sender::Visitor, line.text, line.client_message_id);
     }
     let mut opened = None;
     for (i, text) in walked.bot.iter().enumerate() {
@@ -511,7 +510,7 @@ async fn commit_turn(
         {
             opened = Some(open_from(txn, flow, &c, &steps[step_index], &said).await?);
         }
-        said.push(BOT, text.clone(), None);
+        said.push(Sender::Bot, text.clone(), None);
     }
     if let Some((step_index, before)) = walked.ticket_at
         && before == walked.bot.len()
@@ -539,14 +538,16 @@ async fn commit_turn(
     }
 
     let (awaiting, options) = match walked.waiting_at {
-        Some(i) if steps[i].kind == KIND_CHOICE => (Awaiting::Choice, steps[i].options.clone()),
+        Some(i) if steps[i].kind == StepKind::Choice => {
+            (Awaiting::Choice, steps[i].options.clone())
+        }
         Some(_) => (Awaiting::Text, Vec::new()),
         None => (Awaiting::Nothing, Vec::new()),
     };
-    c.awaiting = awaiting.as_str().to_owned();
+    c.awaiting = awaiting;
     c.current_step_id = walked.waiting_at.map(|i| steps[i].id);
     if walked.waiting_at.is_none() {
-        c.status = ConversationStatus::Completed.as_str().into();
+        c.status = ConversationStatus::Completed;
     }
     let mut model: conversation::ActiveModel = c.clone().into();
     model.revision = Set(c.revision);
@@ -581,14 +582,14 @@ async fn open_from(
     txn: &impl ConnectionTrait,
     flow: &flow::Model,
     c: &conversation::Model,
-    step: &SnapStep,
+    step: &PublishedStep,
     said: &Said,
 ) -> Result<ticket::Model> {
     let kept = &said.lines[ticket_window(&said.lines)..];
     let omitted = said.total() - kept.len() as i32;
     let visitor_text: Vec<&str> = kept
         .iter()
-        .filter(|l| l.sender == VISITOR)
+        .filter(|l| l.sender == Sender::Visitor)
         .map(|l| l.text.as_str())
         .collect();
     let message = if visitor_text.is_empty() {
@@ -612,7 +613,7 @@ async fn open_from(
                 phone: c.visitor_phone.clone(),
             },
             conversation_id: Some(c.id),
-            transcript: Some(serde_json::json!(kept)),
+            transcript: Some(kept.to_vec().into()),
             transcript_omitted: omitted,
             answers: Some(c.answers.clone()),
         },
@@ -653,12 +654,12 @@ async fn replay(
         .await?;
     let bot_messages: Vec<String> = after
         .iter()
-        .take_while(|l| l.sender == BOT)
+        .take_while(|l| l.sender == Sender::Bot)
         .map(|l| l.text.clone())
         .collect();
     let next_visitor_at = after
         .iter()
-        .find(|l| l.sender == VISITOR)
+        .find(|l| l.sender == Sender::Visitor)
         .map(|l| l.created_at);
     // The ticket is this turn's if it was opened after the line and before the next one.
     let ticket = match conversation.ticket_id {
@@ -667,7 +668,7 @@ async fn replay(
         }),
         None => None,
     };
-    let awaiting = Awaiting::parse(&conversation.awaiting);
+    let awaiting = conversation.awaiting;
     let options = current_options(db, &conversation).await?;
     Ok(Some(Turn {
         conversation,
@@ -683,7 +684,7 @@ pub async fn current_options(
     db: &impl ConnectionTrait,
     c: &conversation::Model,
 ) -> Result<Vec<ChoiceOption>> {
-    if Awaiting::parse(&c.awaiting) != Awaiting::Choice {
+    if c.awaiting != Awaiting::Choice {
         return Ok(Vec::new());
     }
     let Some(step_id) = c.current_step_id else {
@@ -693,7 +694,7 @@ pub async fn current_options(
         .one(db)
         .await?;
     Ok(version
-        .map(|v| design::version_steps(&v))
+        .map(|v| v.steps.0)
         .and_then(|steps| steps.into_iter().find(|s| s.id == step_id))
         .map(|s| s.options)
         .unwrap_or_default())
@@ -719,12 +720,4 @@ pub async fn transcripts(
         });
     }
     Ok(out)
-}
-
-/// The transcript stored on a ticket.
-pub fn ticket_transcript(t: &ticket::Model) -> Vec<Line> {
-    t.transcript
-        .clone()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default()
 }

@@ -9,54 +9,35 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionSession, TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::flows::{self, ChoiceOption, KIND_CHOICE, KIND_END, KIND_QUESTION, KIND_TICKET};
+use crate::vocab::{PublishedStep, StepKind};
 use crate::{Error, Result, now, validate};
 
-/// A step as published: everything a conversation needs, frozen.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapStep {
-    pub id: Uuid,
-    pub position: i32,
-    pub kind: String,
-    pub text: Option<String>,
-    pub field: Option<String>,
-    pub topic: Option<String>,
-    pub confirmation_message: Option<String>,
-    #[serde(default)]
-    pub forward_emails: Vec<String>,
-    pub next: Option<Uuid>,
-    #[serde(default)]
-    pub options: Vec<ChoiceOption>,
-}
-
-impl From<&step::Model> for SnapStep {
-    fn from(s: &step::Model) -> Self {
-        SnapStep {
-            id: s.id,
-            position: s.position,
-            kind: s.kind.clone(),
-            text: s.text.clone(),
-            field: s.field.clone(),
-            topic: s.topic.clone(),
-            confirmation_message: s.confirmation_message.clone(),
-            forward_emails: flows::forward_emails(s),
-            next: s.next_step_id,
-            options: flows::options(s),
-        }
+/// A step as it is published: everything a conversation needs, frozen.
+fn published(s: &step::Model) -> PublishedStep {
+    PublishedStep {
+        id: s.id,
+        position: s.position,
+        kind: s.kind,
+        text: s.text.clone(),
+        field: s.field.clone(),
+        topic: s.topic.clone(),
+        confirmation_message: s.confirmation_message.clone(),
+        forward_emails: s.forward_emails.0.clone(),
+        next: s.next_step_id,
+        options: s.options.clone().map(|o| o.0).unwrap_or_default(),
     }
 }
 
 /// Whether the conversation stops at this step to wait for the visitor.
-pub fn waits(step: &SnapStep) -> bool {
-    step.kind == KIND_QUESTION || step.kind == KIND_CHOICE
+pub fn waits(step: &PublishedStep) -> bool {
+    step.kind == StepKind::Question || step.kind == StepKind::Choice
 }
 
 /// Where the conversation goes after step `index` through `next`: the linked step, or the
 /// following position when `next` is unset. `None`: the flow ends (or the link is broken).
-pub fn successor(steps: &[SnapStep], index: usize, next: Option<Uuid>) -> Option<usize> {
+pub fn successor(steps: &[PublishedStep], index: usize, next: Option<Uuid>) -> Option<usize> {
     match next {
         Some(id) => steps.iter().position(|s| s.id == id),
         None => (index + 1 < steps.len()).then_some(index + 1),
@@ -73,7 +54,7 @@ pub struct Problem {
     pub message: String,
 }
 
-fn problem(code: &'static str, step: &SnapStep, message: impl Into<String>) -> Problem {
+fn problem(code: &'static str, step: &PublishedStep, message: impl Into<String>) -> Problem {
     Problem {
         code,
         step_id: Some(step.id),
@@ -83,7 +64,7 @@ fn problem(code: &'static str, step: &SnapStep, message: impl Into<String>) -> P
 
 /// Every problem of a flow's steps (in order). `elsewhere` holds the ids of the account's
 /// steps in other flows, to tell a cross-flow link from a dangling one.
-pub fn check(steps: &[SnapStep], elsewhere: &HashSet<Uuid>) -> Vec<Problem> {
+pub fn check(steps: &[PublishedStep], elsewhere: &HashSet<Uuid>) -> Vec<Problem> {
     let mut problems = Vec::new();
     if steps.is_empty() {
         return vec![Problem {
@@ -93,7 +74,7 @@ pub fn check(steps: &[SnapStep], elsewhere: &HashSet<Uuid>) -> Vec<Problem> {
         }];
     }
     let index: HashMap<Uuid, usize> = steps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-    let link = |from: &SnapStep, target: Uuid, what: &str| -> Option<Problem> {
+    let link = |from: &PublishedStep, target: Uuid, what: &str| -> Option<Problem> {
         if index.contains_key(&target) {
             None
         } else if elsewhere.contains(&target) {
@@ -113,8 +94,8 @@ pub fn check(steps: &[SnapStep], elsewhere: &HashSet<Uuid>) -> Vec<Problem> {
     // Edges of the graph, per step: where the conversation can go next.
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, s) in steps.iter().enumerate() {
-        match s.kind.as_str() {
-            KIND_CHOICE => {
+        match s.kind {
+            StepKind::Choice => {
                 for o in &s.options {
                     match o.next {
                         Some(target) => {
@@ -129,7 +110,7 @@ pub fn check(steps: &[SnapStep], elsewhere: &HashSet<Uuid>) -> Vec<Problem> {
                     }
                 }
             }
-            KIND_END => {}
+            StepKind::End => {}
             _ => {
                 if let Some(target) = s.next {
                     problems.extend(link(s, target, "its next link"));
@@ -202,12 +183,12 @@ pub fn check(steps: &[SnapStep], elsewhere: &HashSet<Uuid>) -> Vec<Problem> {
             continue;
         }
         let s = &steps[i];
-        let done = done || s.kind == KIND_TICKET || s.kind == KIND_END;
-        if s.kind == KIND_END {
+        let done = done || s.kind == StepKind::Ticket || s.kind == StepKind::End;
+        if s.kind == StepKind::End {
             continue;
         }
         let runs_out =
-            s.kind != KIND_CHOICE && successor(steps, i, s.next).is_none() && s.next.is_none();
+            s.kind != StepKind::Choice && successor(steps, i, s.next).is_none() && s.next.is_none();
         if runs_out && !done && flagged.insert(i) {
             problems.push(problem(
                 "NO_TICKET_OR_END",
@@ -248,7 +229,7 @@ async fn draft(
     db: &impl ConnectionTrait,
     account_id: Uuid,
     flow_id: Uuid,
-) -> Result<Vec<SnapStep>> {
+) -> Result<Vec<PublishedStep>> {
     crate::flows::find_flow(db, account_id, flow_id)
         .await?
         .ok_or(Error::NotFound("flow"))?;
@@ -257,14 +238,14 @@ async fn draft(
         .order_by_asc(step::Column::Position)
         .all(db)
         .await?;
-    Ok(steps.iter().map(SnapStep::from).collect())
+    Ok(steps.iter().map(published).collect())
 }
 
 async fn problems_of(
     db: &impl ConnectionTrait,
     account_id: Uuid,
     flow_id: Uuid,
-    steps: &[SnapStep],
+    steps: &[PublishedStep],
 ) -> Result<Vec<Problem>> {
     let targets: HashSet<Uuid> = steps
         .iter()
@@ -321,7 +302,7 @@ pub async fn publish_flow<C: ConnectionTrait + TransactionTrait>(
         flow_id: Set(flow_id),
         account_id: Set(account_id),
         number: Set(last.unwrap_or(0) + 1),
-        steps: Set(serde_json::json!(steps)),
+        steps: Set(steps.clone().into()),
         published_at: Set(now()),
     }
     .insert(&txn)
@@ -333,7 +314,7 @@ pub async fn publish_flow<C: ConnectionTrait + TransactionTrait>(
     let mut seen = HashSet::new();
     let topics: Vec<live_topic::ActiveModel> = steps
         .iter()
-        .filter(|s| s.kind == KIND_TICKET)
+        .filter(|s| s.kind == StepKind::Ticket)
         .filter_map(|s| Some((s.id, s.topic.clone()?)))
         .filter(|(id, _)| seen.insert(*id))
         .map(|(step_id, topic)| live_topic::ActiveModel {
@@ -349,11 +330,6 @@ pub async fn publish_flow<C: ConnectionTrait + TransactionTrait>(
     }
     txn.commit().await?;
     Ok(version)
-}
-
-/// The steps of a published version.
-pub fn version_steps(version: &flow_version::Model) -> Vec<SnapStep> {
-    serde_json::from_value(version.steps.clone()).unwrap_or_default()
 }
 
 /// The latest published version of a flow of the account.
@@ -390,16 +366,16 @@ pub async fn versions_of_flows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flows::KIND_MESSAGE;
+    use crate::vocab::ChoiceOption;
 
-    fn s(n: u128, kind: &str, next: Option<u128>) -> SnapStep {
-        SnapStep {
+    fn s(n: u128, kind: StepKind, next: Option<u128>) -> PublishedStep {
+        PublishedStep {
             id: Uuid::from_u128(n),
             position: n as i32,
-            kind: kind.into(),
+            kind,
             text: Some("t".into()),
-            field: (kind == KIND_QUESTION).then(|| "name".into()),
-            topic: (kind == KIND_TICKET).then(|| "offline_message".into()),
+            field: (kind == StepKind::Question).then(|| "name".into()),
+            topic: (kind == StepKind::Ticket).then(|| "offline_message".into()),
             confirmation_message: None,
             forward_emails: vec![],
             next: next.map(Uuid::from_u128),
@@ -407,8 +383,8 @@ mod tests {
         }
     }
 
-    fn choice(n: u128, nexts: &[Option<u128>]) -> SnapStep {
-        let mut step = s(n, KIND_CHOICE, None);
+    fn choice(n: u128, nexts: &[Option<u128>]) -> PublishedStep {
+        let mut step = s(n, StepKind::Choice, None);
         step.options = nexts
             .iter()
             .enumerate()
@@ -421,7 +397,7 @@ mod tests {
         step
     }
 
-    fn codes(steps: &[SnapStep]) -> Vec<(&'static str, u128)> {
+    fn codes(steps: &[PublishedStep]) -> Vec<(&'static str, u128)> {
         check(steps, &HashSet::from([Uuid::from_u128(99)]))
             .into_iter()
             .map(|p| (p.code, p.step_id.map_or(0, |id| id.as_u128())))
@@ -432,9 +408,9 @@ mod tests {
     fn a_linear_flow_to_a_ticket_is_fine() {
         assert!(
             codes(&[
-                s(0, KIND_MESSAGE, None),
-                s(1, KIND_QUESTION, None),
-                s(2, KIND_TICKET, None)
+                s(0, StepKind::Message, None),
+                s(1, StepKind::Question, None),
+                s(2, StepKind::Ticket, None)
             ])
             .is_empty()
         );
@@ -444,27 +420,33 @@ mod tests {
     fn each_problem_kind_is_reported_at_its_step() {
         assert_eq!(codes(&[]), [("EMPTY_FLOW", 0)]);
         assert!(
-            codes(&[s(0, KIND_MESSAGE, Some(42)), s(1, KIND_END, None)])
+            codes(&[s(0, StepKind::Message, Some(42)), s(1, StepKind::End, None)])
                 .contains(&("DANGLING_LINK", 0))
         );
         assert!(
-            codes(&[s(0, KIND_MESSAGE, Some(99)), s(1, KIND_END, None)])
+            codes(&[s(0, StepKind::Message, Some(99)), s(1, StepKind::End, None)])
                 .contains(&("CROSS_FLOW_LINK", 0))
         );
         assert!(
-            codes(&[choice(0, &[Some(1), None]), s(1, KIND_END, None)])
+            codes(&[choice(0, &[Some(1), None]), s(1, StepKind::End, None)])
                 .contains(&("UNLINKED_OPTION", 0))
         );
         assert_eq!(
-            codes(&[s(0, KIND_END, None), s(1, KIND_MESSAGE, None)]),
+            codes(&[s(0, StepKind::End, None), s(1, StepKind::Message, None)]),
             [("UNREACHABLE_STEP", 1)]
         );
         assert_eq!(
-            codes(&[s(0, KIND_MESSAGE, None), s(1, KIND_MESSAGE, Some(0))]),
+            codes(&[
+                s(0, StepKind::Message, None),
+                s(1, StepKind::Message, Some(0))
+            ]),
             [("LOOP_WITHOUT_WAIT", 0)]
         );
         assert_eq!(
-            codes(&[s(0, KIND_MESSAGE, None), s(1, KIND_QUESTION, None)]),
+            codes(&[
+                s(0, StepKind::Message, None),
+                s(1, StepKind::Question, None)
+            ]),
             [("NO_TICKET_OR_END", 1)]
         );
     }
@@ -473,10 +455,10 @@ mod tests {
     fn loops_through_a_waiting_step_are_fine() {
         // A menu the visitor can come back to: message -> choice -> (message -> choice | end).
         let steps = [
-            s(0, KIND_MESSAGE, None),
+            s(0, StepKind::Message, None),
             choice(1, &[Some(2), Some(3)]),
-            s(2, KIND_MESSAGE, Some(1)),
-            s(3, KIND_END, None),
+            s(2, StepKind::Message, Some(1)),
+            s(3, StepKind::End, None),
         ];
         assert!(codes(&steps).is_empty(), "{:?}", codes(&steps));
     }
@@ -485,11 +467,11 @@ mod tests {
     fn one_branch_without_ticket_or_end_is_reported() {
         let steps = [
             choice(0, &[Some(1), Some(2)]),
-            s(1, KIND_TICKET, Some(3)),
-            s(2, KIND_MESSAGE, Some(4)),
-            s(3, KIND_END, None),
-            s(4, KIND_MESSAGE, Some(5)),
-            s(5, KIND_QUESTION, None),
+            s(1, StepKind::Ticket, Some(3)),
+            s(2, StepKind::Message, Some(4)),
+            s(3, StepKind::End, None),
+            s(4, StepKind::Message, Some(5)),
+            s(5, StepKind::Question, None),
         ];
         // step 5 is the last position and has no next: the branch through 2 runs out there.
         let found = codes(&steps);

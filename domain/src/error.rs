@@ -29,9 +29,10 @@ pub enum Error {
     /// Any other database failure: a bug or a broken schema.
     #[error("database error")]
     Db(#[source] DbErr),
-    /// A stored value the code does not know (a corrupt row, or a newer version's).
-    #[error(transparent)]
-    Corrupt(#[from] crate::vocab::UnknownValue),
+    /// A stored value the code cannot read (a corrupt row, or a newer version's): a state
+    /// none of its enum's, a JSON column that is not its type.
+    #[error("unreadable stored value: {0}")]
+    Corrupt(String),
 }
 
 /// Shorthand for domain results.
@@ -51,6 +52,8 @@ impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         if is_connection_error(&err) {
             Error::Unavailable(err)
+        } else if is_decode_error(&err) {
+            Error::Corrupt(err.to_string())
         } else {
             Error::Db(err)
         }
@@ -67,6 +70,19 @@ fn is_connection_error(err: &DbErr) -> bool {
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed
+        ),
+        _ => false,
+    }
+}
+
+/// Whether a row was read but a column's value is not its type: an unknown state (sea-orm's
+/// active enums), JSON of another shape (sqlx's decoding of a typed JSON column).
+fn is_decode_error(err: &DbErr) -> bool {
+    match err {
+        DbErr::Type(_) | DbErr::Json(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            e.as_ref(),
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)
         ),
         _ => false,
     }

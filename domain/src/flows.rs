@@ -10,20 +10,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::vocab::StepKind;
+use crate::vocab::{ChoiceOption, ChoiceOptions, StepKind};
 use crate::{Error, Result, limits, now, validate};
-
-// The stored spellings of `StepKind` (its one home), for writes and SQL filters.
-/// A step that says a text and moves on.
-pub const KIND_MESSAGE: &str = StepKind::Message.as_str();
-/// A step that asks and waits for a free-text answer.
-pub const KIND_QUESTION: &str = StepKind::Question.as_str();
-/// A step that offers buttons and waits for one.
-pub const KIND_CHOICE: &str = StepKind::Choice.as_str();
-/// A step that opens a ticket.
-pub const KIND_TICKET: &str = StepKind::Ticket.as_str();
-/// A step that ends the conversation.
-pub const KIND_END: &str = StepKind::End.as_str();
 
 /// Most buttons on a choice step.
 pub const MAX_OPTIONS: usize = 20;
@@ -33,14 +21,6 @@ pub const MAX_OPTIONS: usize = 20;
 pub struct OptionInput {
     pub label: String,
     /// The step it leads to; may be set later.
-    pub next: Option<Uuid>,
-}
-
-/// A button of a choice step, as stored and published.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ChoiceOption {
-    pub id: Uuid,
-    pub label: String,
     pub next: Option<Uuid>,
 }
 
@@ -75,9 +55,8 @@ pub enum StepInput {
 }
 
 /// The validated columns of a step.
-#[derive(Default)]
 struct StepColumns {
-    kind: &'static str,
+    kind: StepKind,
     text: Option<String>,
     topic: Option<String>,
     confirmation_message: Option<String>,
@@ -87,21 +66,35 @@ struct StepColumns {
     options: Option<Vec<ChoiceOption>>,
 }
 
+impl StepColumns {
+    /// A step of `kind` with none of the optional columns set.
+    fn blank(kind: StepKind) -> Self {
+        StepColumns {
+            kind,
+            text: None,
+            topic: None,
+            confirmation_message: None,
+            forward_emails: Vec::new(),
+            next: None,
+            field: None,
+            options: None,
+        }
+    }
+}
+
 impl StepInput {
     fn validate(&self) -> Result<StepColumns> {
         Ok(match self {
             StepInput::Message { text, next } => StepColumns {
-                kind: KIND_MESSAGE,
                 text: Some(validate::text("step.message.text", text)?),
                 next: *next,
-                ..Default::default()
+                ..StepColumns::blank(StepKind::Message)
             },
             StepInput::Question { text, field, next } => StepColumns {
-                kind: KIND_QUESTION,
                 text: Some(validate::text("step.question.text", text)?),
                 field: Some(validate::field_key("step.question.field", field)?),
                 next: *next,
-                ..Default::default()
+                ..StepColumns::blank(StepKind::Question)
             },
             StepInput::Choice { text, options } => {
                 if options.is_empty() || options.len() > MAX_OPTIONS {
@@ -125,10 +118,9 @@ impl StepInput {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 StepColumns {
-                    kind: KIND_CHOICE,
                     text: Some(validate::text("step.choice.text", text)?),
                     options: Some(options),
-                    ..Default::default()
+                    ..StepColumns::blank(StepKind::Choice)
                 }
             }
             StepInput::Ticket {
@@ -137,7 +129,6 @@ impl StepInput {
                 forward_emails,
                 next,
             } => StepColumns {
-                kind: KIND_TICKET,
                 topic: Some(validate::topic("step.ticket.topic", topic)?),
                 confirmation_message: Some(validate::text(
                     "step.ticket.confirmationMessage",
@@ -149,12 +140,11 @@ impl StepInput {
                     false,
                 )?,
                 next: *next,
-                ..Default::default()
+                ..StepColumns::blank(StepKind::Ticket)
             },
             StepInput::End { text } => StepColumns {
-                kind: KIND_END,
                 text: validate::optional(text.as_deref(), |t| validate::text("step.end.text", t))?,
-                ..Default::default()
+                ..StepColumns::blank(StepKind::End)
             },
         })
     }
@@ -198,29 +188,16 @@ impl StepColumns {
     }
 
     fn apply(self, model: &mut step::ActiveModel) {
-        model.kind = Set(self.kind.to_owned());
+        model.kind = Set(self.kind);
         model.text = Set(self.text);
         model.topic_key = Set(self.topic.as_deref().map(validate::tag_key));
         model.topic = Set(self.topic);
         model.confirmation_message = Set(self.confirmation_message);
-        model.forward_emails = Set(serde_json::json!(self.forward_emails));
+        model.forward_emails = Set(self.forward_emails.into());
         model.next_step_id = Set(self.next);
         model.field = Set(self.field);
-        model.options = Set(self.options.map(|o| serde_json::json!(o)));
+        model.options = Set(self.options.map(ChoiceOptions::from));
     }
-}
-
-/// The buttons stored on a choice step.
-pub fn options(step: &step::Model) -> Vec<ChoiceOption> {
-    step.options
-        .clone()
-        .and_then(|o| serde_json::from_value(o).ok())
-        .unwrap_or_default()
-}
-
-/// The forward addresses stored on a ticket step.
-pub fn forward_emails(step: &step::Model) -> Vec<String> {
-    serde_json::from_value(step.forward_emails.clone()).unwrap_or_default()
 }
 
 /// Creates an empty flow.

@@ -22,33 +22,7 @@ use crate::events::{self, Event};
 use crate::vocab::Locale;
 use crate::{Error, Result, limits, now, validate};
 
-/// What a key may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyKind {
-    /// Everything inside its account.
-    Admin,
-    /// Only what a public chat widget needs: opening tickets.
-    Widget,
-}
-
-impl KeyKind {
-    /// The stored and printed name of the kind.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyKind::Admin => "admin",
-            KeyKind::Widget => "widget",
-        }
-    }
-
-    /// The kind named by its stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "admin" => Some(KeyKind::Admin),
-            "widget" => Some(KeyKind::Widget),
-            _ => None,
-        }
-    }
-}
+pub use crate::vocab::KeyKind;
 
 /// Who is calling: resolved from a valid key.
 #[derive(Clone, Copy, Debug)]
@@ -97,7 +71,7 @@ async fn insert_key(db: &impl ConnectionTrait, account_id: Uuid, kind: KeyKind) 
     api_key::ActiveModel {
         id: Set(Uuid::now_v7()),
         account_id: Set(account_id),
-        kind: Set(kind.as_str().to_owned()),
+        kind: Set(kind),
         prefix: Set(prefix),
         key_hash: Set(hash(&key)),
         created_at: Set(now()),
@@ -363,7 +337,7 @@ impl KeyCache {
                     principal: Principal {
                         account_id: found.account_id,
                         key_id: found.id,
-                        kind: KeyKind::parse(&found.kind).ok_or(Error::Unauthenticated)?,
+                        kind: found.kind,
                     },
                     last_used_at: found.last_used_at,
                     expires: Instant::now() + self.ttl,

@@ -14,10 +14,9 @@ use lettre::transport::smtp::response::Response;
 use lettre::{Address, AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::MailConfig;
-use crate::routing::{self, Source};
 use crate::smtp::{SmtpPool, SmtpTarget, StartTls};
-use crate::templates::{self, Kind, Line, Notification, Reason};
-use crate::vocab::Locale;
+use crate::templates::{self, Kind, Line, Notification};
+use crate::vocab::{Line as TranscriptLine, Locale, Sender};
 
 /// Why a send did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -300,90 +299,92 @@ pub fn render(
     delivery: &delivery::Model,
     from: &Mailbox,
 ) -> Result<Message, SendError> {
-    build(ticket, delivery, from, None)
+    let to = Recipient {
+        address: &delivery.recipient,
+        locale: Locale::from_code(delivery.locale.as_deref()),
+        message_id: &delivery.message_id,
+    };
+    let visitor = (
+        ticket.visitor_name.as_deref(),
+        ticket.visitor_email.as_deref(),
+    );
+    render_view(notification(ticket, delivery), &to, visitor, from)
 }
 
-/// The sample a routing rule's test e-mail sends: a made-up ticket with the rule's tag, marked
-/// as a test, built exactly like a real notification.
-pub fn render_test(
-    ticket: &ticket::Model,
-    delivery: &delivery::Model,
-    from: &Mailbox,
-    rule_tag: &str,
-) -> Result<Message, SendError> {
-    build(ticket, delivery, from, Some(rule_tag))
+/// Who a mail goes to, in which language, under which Message-ID (without the domain).
+#[derive(Clone, Copy, Debug)]
+pub struct Recipient<'a> {
+    pub address: &'a str,
+    pub locale: Locale,
+    pub message_id: &'a str,
 }
 
-/// What the notification of `ticket` to `delivery`'s recipient shows. `test` marks the sample a
-/// rule's test e-mail sends, naming the rule's tag.
+/// What the notification of `ticket` to `delivery`'s recipient shows.
 pub fn notification<'a>(
     ticket: &'a ticket::Model,
-    delivery: &delivery::Model,
-    test: Option<&'a str>,
+    delivery: &'a delivery::Model,
 ) -> Notification<'a> {
-    // Already bounded when the ticket was opened (`conversations::TICKET_TRANSCRIPT_LINES`).
-    let transcript = crate::conversations::ticket_transcript(ticket)
-        .into_iter()
-        .map(|line| Line {
-            bot: line.sender == crate::conversations::BOT,
-            text: line.text,
-        })
-        .collect();
-    let reasons = routing::sources(delivery)
-        .into_iter()
-        .map(|s| match s {
-            Source::Rule { tag, .. } => Reason {
-                kind: "rule",
-                tag: Some(tag),
-            },
-            Source::Wildcard { .. } => Reason {
-                kind: "wildcard",
-                tag: None,
-            },
-            Source::Forward => Reason {
-                kind: "forward",
-                tag: None,
-            },
-        })
-        .collect();
     Notification {
-        ticket,
-        transcript,
-        reasons,
-        test,
+        number: ticket.number,
+        topic: &ticket.topic,
+        flow: &ticket.flow_name,
+        visitor: visitor(ticket),
+        opened: ticket.created_at,
+        message: &ticket.message,
+        answers: ticket.answers.as_ref().map(|a| &a.0),
+        transcript: lines(ticket.transcript.as_deref().unwrap_or_default()),
+        omitted: ticket.transcript_omitted,
+        reasons: &delivery.sources,
+        test: None,
     }
 }
 
-fn build(
-    ticket: &ticket::Model,
-    delivery: &delivery::Model,
+/// What the visitor gave of their name, address and phone.
+fn visitor(ticket: &ticket::Model) -> Vec<&str> {
+    [
+        ticket.visitor_name.as_deref(),
+        ticket.visitor_email.as_deref(),
+        ticket.visitor_phone.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A transcript as a mail shows it.
+pub fn lines(transcript: &[TranscriptLine]) -> Vec<Line> {
+    transcript
+        .iter()
+        .map(|line| Line {
+            bot: line.sender == Sender::Bot,
+            text: line.text.clone(),
+        })
+        .collect()
+}
+
+/// Builds a mail from a view: a ticket's notification, or the sample a routing rule's test
+/// e-mail sends, built exactly alike. `visitor` (name, address) is the reply address.
+pub fn render_view(
+    view: Notification<'_>,
+    to: &Recipient<'_>,
+    (visitor_name, visitor_email): (Option<&str>, Option<&str>),
     from: &Mailbox,
-    test: Option<&str>,
 ) -> Result<Message, SendError> {
-    let to: Address = delivery
-        .recipient
+    let address: Address = to
+        .address
         .parse()
-        .map_err(|e| SendError::Permanent(format!("recipient {:?}: {e}", delivery.recipient)))?;
-    let locale = Locale::from_code(delivery.locale.as_deref());
-    let mail = templates::render(
-        Kind::TicketOpened,
-        locale,
-        notification(ticket, delivery, test),
-    )
-    .map_err(|e| SendError::Permanent(e.to_string()))?;
+        .map_err(|e| SendError::Permanent(format!("recipient {:?}: {e}", to.address)))?;
+    let mail = templates::render(Kind::TicketOpened, to.locale, view)
+        .map_err(|e| SendError::Permanent(e.to_string()))?;
     let domain = from.email.domain();
     let mut builder = Message::builder()
         .from(from.clone())
-        .to(Mailbox::new(None, to))
+        .to(Mailbox::new(None, address))
         .subject(mail.subject)
-        .message_id(Some(format!("<{}@{}>", delivery.message_id, domain)));
-    if let Some(reply_to) = ticket
-        .visitor_email
-        .as_deref()
-        .and_then(|e| e.parse::<Address>().ok())
-    {
+        .message_id(Some(format!("<{}@{}>", to.message_id, domain)));
+    if let Some(reply_to) = visitor_email.and_then(|e| e.parse::<Address>().ok()) {
         // Never format-and-parse a mailbox: a CR/LF in the name must not reach a header.
-        let name = ticket.visitor_name.as_deref().map(single_line);
+        let name = visitor_name.map(single_line);
         builder = builder.reply_to(Mailbox::new(name, reply_to));
     }
     builder
@@ -481,18 +482,25 @@ mod tests {
             flow_name: "Destek <bot>".into(),
             topic: "TICKET_TOPIC_FOO_BAR".into(),
             topic_key: "ticket_topic_foo_bar".into(),
-            status: "OPEN".into(),
+            status: crate::vocab::TicketStatus::Open,
             message: "<script>alert(1)</script>\r\nBcc: victim@example.com".into(),
             visitor_name: Some("Ayşe\r\nBcc: evil@example.com".into()),
             visitor_email: Some("ayse@example.com".into()),
             visitor_phone: None,
-            forward_emails: serde_json::json!([]),
+            forward_emails: Default::default(),
             conversation_id: None,
             transcript: Some(
-                serde_json::json!([{"sender": "VISITOR", "text": "<img src=x>", "at": Utc::now()}]),
+                vec![TranscriptLine {
+                    sender: Sender::Visitor,
+                    text: "<img src=x>".into(),
+                    at: Utc::now(),
+                }]
+                .into(),
             ),
             transcript_omitted: 0,
-            answers: Some(serde_json::json!({"order_no": "<b>17</b>"})),
+            answers: Some(crate::vocab::Answers(
+                [("order_no".to_owned(), "<b>17</b>".to_owned())].into(),
+            )),
             created_at: Utc::now(),
             routed_at: None,
         }
@@ -505,8 +513,8 @@ mod tests {
             account_id: Uuid::nil(),
             recipient: "ops@example.com".into(),
             recipient_key: "ops@example.com".into(),
-            sources: serde_json::json!([{"kind": "forward"}]),
-            status: "PENDING".into(),
+            sources: vec![crate::vocab::Source::Forward].into(),
+            status: crate::vocab::DeliveryStatus::Pending,
             attempts: 0,
             last_error: None,
             message_id: "ticket-1.delivery-2".into(),

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use entity::{delivery, ticket};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -17,10 +16,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::events::Event;
-use crate::queue::{self, Job};
-use crate::routing::attempt_key;
+use crate::queue;
 use crate::vocab::DeliveryStatus;
-use crate::{Error, Result, now};
+use crate::{Error, Result, deliveries, now};
 
 /// Whose data a caller may see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +80,13 @@ pub struct MinuteCounts {
 
 #[derive(FromQueryResult)]
 struct StatusCount {
+    status: DeliveryStatus,
+    count: i64,
+}
+
+/// A count of apalis' jobs by apalis' own status names.
+#[derive(FromQueryResult)]
+struct JobStatusCount {
     status: String,
     count: i64,
 }
@@ -99,7 +104,7 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
         .await?;
     let mut deliveries = DeliveryCounts::default();
     for r in rows {
-        match DeliveryStatus::parse(&r.status)? {
+        match r.status {
             DeliveryStatus::Pending => deliveries.pending = r.count,
             DeliveryStatus::Sending => deliveries.sending = r.count,
             DeliveryStatus::Retrying => deliveries.retrying = r.count,
@@ -147,7 +152,7 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
         );
     }
     for d in recent {
-        let (at, sent) = match DeliveryStatus::parse(&d.status)? {
+        let (at, sent) = match d.status {
             DeliveryStatus::Sent => (d.sent_at.unwrap_or(d.updated_at), true),
             _ => (d.updated_at, false),
         };
@@ -178,7 +183,7 @@ async fn job_counts(db: &impl ConnectionTrait) -> Result<JobCounts> {
         DatabaseBackend::Postgres => "$1",
         _ => "?",
     };
-    let rows = StatusCount::find_by_statement(Statement::from_sql_and_values(
+    let rows = JobStatusCount::find_by_statement(Statement::from_sql_and_values(
         backend,
         format!("SELECT status, COUNT(*) AS count FROM {table} WHERE job_type = {placeholder} GROUP BY status"),
         [queue::QUEUE.into()],
@@ -349,16 +354,18 @@ pub async fn retry_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
         .one(&txn)
         .await?
         .ok_or(Error::NotFound("delivery"))?;
-    if found.status != DeliveryStatus::Failed.as_str() {
+    if found.status != DeliveryStatus::Failed {
         return Err(Error::invalid(
             "id",
             format!(
                 "only FAILED deliveries can be retried; this one is {}",
-                found.status
+                found.status.as_str()
             ),
         ));
     }
-    let retried = requeue(&txn, &found).await?;
+    let retried = deliveries::put_back(&txn, &found)
+        .await?
+        .ok_or(Error::NotFound("delivery"))?;
     sea_orm::TransactionSession::commit(txn).await?;
     crate::events::publish(db, &[Event::delivery_updated(&retried)]).await;
     Ok(retried)
@@ -378,45 +385,10 @@ pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
         .all(&txn)
         .await?;
     for d in &failed {
-        requeue(&txn, d).await?;
+        deliveries::put_back(&txn, d).await?;
     }
     sea_orm::TransactionSession::commit(txn).await?;
     let put_back: Vec<_> = failed.iter().map(Event::delivery_updated).collect();
     crate::events::publish(db, &put_back).await;
     Ok(failed.len() as u64)
-}
-
-async fn requeue(txn: &impl ConnectionTrait, d: &delivery::Model) -> Result<delivery::Model> {
-    let at = now();
-    let updated = delivery::Entity::update_many()
-        .col_expr(
-            delivery::Column::Status,
-            Expr::value(DeliveryStatus::Pending.as_str()),
-        )
-        .col_expr(
-            delivery::Column::NextAttemptAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
-        .filter(delivery::Column::Id.eq(d.id))
-        .filter(delivery::Column::Status.eq(DeliveryStatus::Failed.as_str()))
-        .exec(txn)
-        .await?;
-    if updated.rows_affected == 1 {
-        let attempt = d.attempts + 1;
-        queue::enqueue(
-            txn,
-            &Job::SendDelivery {
-                delivery_id: d.id,
-                attempt,
-            },
-            &attempt_key(d.id, attempt),
-            at,
-        )
-        .await?;
-    }
-    delivery::Entity::find_by_id(d.id)
-        .one(txn)
-        .await?
-        .ok_or(Error::NotFound("delivery"))
 }

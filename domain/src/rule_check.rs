@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
-use entity::{account, delivery, ticket};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use entity::account;
 use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
 use uuid::Uuid;
 
-use crate::mail::{self, Mailbox, Mailer, SendError};
-use crate::routing::Source;
-use crate::vocab::{DeliveryStatus, Locale};
+use crate::mail::{self, Mailbox, Mailer, Recipient, SendError};
+use crate::templates::{Line, Notification};
+use crate::vocab::{Locale, Source};
 use crate::{Error, Result, now, rules, validate};
 
 /// Where test e-mails go out: the service's own mailer and sender.
@@ -49,21 +52,30 @@ pub async fn send_sample(
         .one(db)
         .await?;
     let locale = Locale::from_code(rule.locale.as_deref().or(account_locale.as_deref()));
-    let ticket = sample_ticket(account_id, &rule.tag, locale);
-    let source = if rule.tag_key == validate::WILDCARD {
+    let sample = Sample::new(&rule.tag, locale);
+    let reasons = [if rule.tag_key == validate::WILDCARD {
         Source::Wildcard { rule_id: rule.id }
     } else {
         Source::Rule {
             rule_id: rule.id,
             tag: rule.tag.clone(),
         }
-    };
-    let sends = rules::emails(&rule)?.into_iter().map(|recipient| {
-        let delivery = sample_delivery(&ticket, &recipient, &source, locale);
-        let ticket = &ticket;
-        let tag = rule.tag.as_str();
+    }];
+    let sends = rule.emails.iter().map(|recipient| {
+        let message_id = format!("rule-test-{}", Uuid::now_v7());
+        let to = Recipient {
+            address: recipient,
+            locale,
+            message_id: &message_id,
+        };
+        let message = mail::render_view(
+            sample.view(&reasons, &rule.tag),
+            &to,
+            (Some(sample.visitor_name), Some(SAMPLE_VISITOR_EMAIL)),
+            &outbound.from,
+        );
         async move {
-            let result = match mail::render_test(ticket, &delivery, &outbound.from, tag) {
+            let result = match message {
                 Ok(message) => outbound.mailer.send(message, outbound.timeout).await,
                 Err(e) => Err(e),
             };
@@ -72,7 +84,7 @@ pub async fn send_sample(
                 Err(SendError::Permanent(e) | SendError::Transient(e)) => (false, e),
             };
             SampleSent {
-                recipient,
+                recipient: recipient.clone(),
                 accepted,
                 reply,
                 locale,
@@ -82,76 +94,72 @@ pub async fn send_sample(
     Ok(futures_util::future::join_all(sends).await)
 }
 
-fn sample_ticket(account_id: Uuid, tag: &str, locale: Locale) -> ticket::Model {
-    let (flow, message, question) = match locale {
-        Locale::En => (
-            "Sample chatbot",
-            "Hello, my order has not arrived yet.",
-            "How can we help?",
-        ),
-        Locale::Tr => (
-            "Örnek sohbet botu",
-            "Merhaba, siparişim henüz gelmedi.",
-            "Size nasıl yardımcı olabiliriz?",
-        ),
-    };
-    let topic = if tag == validate::WILDCARD {
-        "sample_topic"
-    } else {
-        tag
-    };
-    let at = now();
-    ticket::Model {
-        id: Uuid::now_v7(),
-        account_id,
-        number: 0,
-        flow_id: None,
-        step_id: None,
-        flow_name: flow.to_owned(),
-        topic: topic.to_owned(),
-        topic_key: validate::tag_key(topic),
-        status: "OPEN".to_owned(),
-        message: message.to_owned(),
-        visitor_name: Some("Ayşe Yılmaz".to_owned()),
-        visitor_email: Some("visitor@example.com".to_owned()),
-        visitor_phone: None,
-        forward_emails: serde_json::json!([]),
-        conversation_id: None,
-        transcript: Some(serde_json::json!([
-            { "sender": crate::conversations::BOT, "text": question, "at": at },
-            { "sender": crate::conversations::VISITOR, "text": message, "at": at },
-        ])),
-        transcript_omitted: 0,
-        answers: Some(serde_json::json!({ "order_no": "A-17" })),
-        created_at: at,
-        routed_at: Some(at),
-    }
+/// The reply address of the sample ticket: a reserved domain that reaches nobody.
+const SAMPLE_VISITOR_EMAIL: &str = "visitor@example.com";
+
+/// The made-up ticket a test e-mail shows, in the rule's language.
+struct Sample {
+    flow: &'static str,
+    message: &'static str,
+    question: &'static str,
+    visitor_name: &'static str,
+    topic: String,
+    answers: BTreeMap<String, String>,
+    at: DateTime<Utc>,
 }
 
-fn sample_delivery(
-    ticket: &ticket::Model,
-    recipient: &str,
-    source: &Source,
-    locale: Locale,
-) -> delivery::Model {
-    let id = Uuid::now_v7();
-    delivery::Model {
-        id,
-        ticket_id: ticket.id,
-        account_id: ticket.account_id,
-        recipient: recipient.to_owned(),
-        recipient_key: recipient.to_lowercase(),
-        sources: serde_json::json!([source]),
-        status: DeliveryStatus::Pending.as_str().to_owned(),
-        attempts: 0,
-        last_error: None,
-        message_id: format!("rule-test-{id}"),
-        smtp_response: None,
-        next_attempt_at: None,
-        locked_until: None,
-        sent_at: None,
-        created_at: ticket.created_at,
-        updated_at: ticket.created_at,
-        locale: Some(locale.code().to_owned()),
+impl Sample {
+    fn new(tag: &str, locale: Locale) -> Self {
+        let (flow, message, question) = match locale {
+            Locale::En => (
+                "Sample chatbot",
+                "Hello, my order has not arrived yet.",
+                "How can we help?",
+            ),
+            Locale::Tr => (
+                "Örnek sohbet botu",
+                "Merhaba, siparişim henüz gelmedi.",
+                "Size nasıl yardımcı olabiliriz?",
+            ),
+        };
+        let topic = if tag == validate::WILDCARD {
+            "sample_topic"
+        } else {
+            tag
+        };
+        Sample {
+            flow,
+            message,
+            question,
+            visitor_name: "Ayşe Yılmaz",
+            topic: topic.to_owned(),
+            answers: [("order_no".to_owned(), "A-17".to_owned())].into(),
+            at: now(),
+        }
+    }
+
+    fn view<'a>(&'a self, reasons: &'a [Source], tag: &'a str) -> Notification<'a> {
+        Notification {
+            number: 0,
+            topic: &self.topic,
+            flow: self.flow,
+            visitor: vec![self.visitor_name, SAMPLE_VISITOR_EMAIL],
+            opened: self.at,
+            message: self.message,
+            answers: Some(&self.answers),
+            transcript: vec![
+                Line {
+                    bot: true,
+                    text: self.question.to_owned(),
+                },
+                Line {
+                    bot: false,
+                    text: self.message.to_owned(),
+                },
+            ],
+            omitted: 0,
+            reasons,
+            test: Some(tag),
+        }
     }
 }

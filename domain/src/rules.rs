@@ -10,8 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::flows::KIND_TICKET;
-use crate::vocab::Locale;
+use crate::vocab::{Locale, StepKind};
 use crate::{Error, Result, limits, now, validate};
 
 /// A topic tag and the ticket steps that use it.
@@ -38,7 +37,7 @@ pub async fn topic_tags(
     if with_steps {
         let drafts = step::Entity::find()
             .filter(step::Column::AccountId.eq(account_id))
-            .filter(step::Column::Kind.eq(KIND_TICKET))
+            .filter(step::Column::Kind.eq(StepKind::Ticket))
             .order_by_asc(step::Column::CreatedAt)
             .order_by_asc(step::Column::Id)
             .all(db)
@@ -126,7 +125,7 @@ async fn published_topics(db: &impl ConnectionTrait, account_id: Uuid) -> Result
         .column(conversation::Column::FlowVersionId)
         .distinct()
         .filter(conversation::Column::AccountId.eq(account_id))
-        .filter(conversation::Column::Status.eq(crate::vocab::ConversationStatus::Active.as_str()))
+        .filter(conversation::Column::Status.eq(crate::vocab::ConversationStatus::Active))
         .into_tuple()
         .all(db)
         .await?;
@@ -139,9 +138,9 @@ async fn published_topics(db: &impl ConnectionTrait, account_id: Uuid) -> Result
             .await?
     };
     let running_topics = running
-        .iter()
-        .flat_map(crate::design::version_steps)
-        .filter(|s| s.kind == KIND_TICKET)
+        .into_iter()
+        .flat_map(|v| v.steps.0)
+        .filter(|s| s.kind == StepKind::Ticket)
         .filter_map(|s| s.topic);
     Ok(live
         .into_iter()
@@ -174,17 +173,6 @@ pub fn tag_known(rule: &routing_rule::Model, known: &HashSet<String>) -> bool {
     rule.tag_key == validate::WILDCARD || known.contains(&rule.tag_key)
 }
 
-/// The recipients stored on a rule; a value that is not a list of addresses (a corrupt row)
-/// is an error, never an empty list.
-pub fn emails(rule: &routing_rule::Model) -> Result<Vec<String>> {
-    serde_json::from_value(rule.emails.clone()).map_err(|_| {
-        Error::from(crate::vocab::UnknownValue {
-            what: "list of rule addresses",
-            value: rule.emails.to_string(),
-        })
-    })
-}
-
 /// A rule as the routing form submits it.
 #[derive(Clone, Debug)]
 pub struct RuleInput {
@@ -214,7 +202,7 @@ impl RuleColumns {
     fn apply(self, model: &mut routing_rule::ActiveModel) {
         model.tag_key = Set(validate::tag_key(&self.tag));
         model.tag = Set(self.tag);
-        model.emails = Set(serde_json::json!(self.emails));
+        model.emails = Set(self.emails.into());
         model.locale = Set(self.locale.map(|l| l.code().to_owned()));
     }
 }

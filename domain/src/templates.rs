@@ -5,11 +5,12 @@
 //! The templates live in `domain/templates/` and are compiled into the binary, so a running
 //! service never depends on files next to it.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use entity::ticket;
+use chrono::{DateTime, Utc};
 
-use crate::vocab::Locale;
+use crate::vocab::{Locale, Source};
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, Value, context};
 use serde::Serialize;
@@ -126,23 +127,25 @@ pub struct Line {
     pub text: String,
 }
 
-/// Why the recipient gets the mail.
-#[derive(Serialize)]
-pub struct Reason {
-    /// `rule`, `wildcard` or `forward`.
-    pub kind: &'static str,
-    /// The rule's tag, for `rule`.
-    pub tag: Option<String>,
-}
-
 /// What a notification e-mail shows, built by the notification code (`mail`): the templates
-/// read nothing else, so they depend on no feature module.
+/// read nothing else, so they depend on no feature module and no stored row.
 pub struct Notification<'a> {
-    pub ticket: &'a ticket::Model,
-    /// The ticket's transcript, oldest first.
+    pub number: i64,
+    pub topic: &'a str,
+    /// The chatbot's name.
+    pub flow: &'a str,
+    /// What the visitor gave of their name, e-mail address and phone, in that order.
+    pub visitor: Vec<&'a str>,
+    pub opened: DateTime<Utc>,
+    pub message: &'a str,
+    /// The answers the conversation collected, by field.
+    pub answers: Option<&'a BTreeMap<String, String>>,
+    /// The transcript, oldest first (already bounded when the ticket was opened).
     pub transcript: Vec<Line>,
+    /// Earlier lines of the conversation the transcript leaves out.
+    pub omitted: i32,
     /// Why this recipient gets it.
-    pub reasons: Vec<Reason>,
+    pub reasons: &'a [Source],
     /// Set for the sample a rule's test e-mail sends: the rule's tag.
     pub test: Option<&'a str>,
 }
@@ -153,53 +156,35 @@ pub fn render(
     locale: Locale,
     view: Notification<'_>,
 ) -> Result<Rendered, TemplateError> {
-    let Notification {
-        ticket,
-        transcript,
-        reasons,
-        test,
-    } = view;
-    let visitor: Vec<&str> = [
-        ticket.visitor_name.as_deref(),
-        ticket.visitor_email.as_deref(),
-        ticket.visitor_phone.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
     let mut answers_cut = false;
-    let answers: Vec<Answer> = ticket
+    let answers: Vec<Answer> = view
         .answers
-        .as_ref()
-        .and_then(|a| a.as_object())
-        .map(|a| {
-            a.iter()
-                .map(|(field, value)| {
-                    let (value, cut) =
-                        shortened(value.as_str().unwrap_or_default(), MAIL_ANSWER_CHARS);
-                    answers_cut |= cut;
-                    Answer {
-                        field: field.clone(),
-                        value,
-                    }
-                })
-                .collect()
+        .into_iter()
+        .flatten()
+        .map(|(field, value)| {
+            let (value, cut) = shortened(value, MAIL_ANSWER_CHARS);
+            answers_cut |= cut;
+            Answer {
+                field: field.clone(),
+                value,
+            }
         })
-        .unwrap_or_default();
+        .collect();
+    let test = view.test;
     let values = context! {
         test => test.is_some(),
         rule_tag => test.unwrap_or_default(),
-        number => ticket.number,
-        topic => ticket.topic.as_str(),
-        flow => ticket.flow_name.as_str(),
-        visitor => Value::from(Serde(&visitor)),
-        opened => ticket.created_at.format(locale.date_format()).to_string(),
-        message => ticket.message.as_str(),
+        number => view.number,
+        topic => view.topic,
+        flow => view.flow,
+        visitor => Value::from(Serde(&view.visitor)),
+        opened => view.opened.format(locale.date_format()).to_string(),
+        message => view.message,
         answers => Value::from(Serde(&answers)),
-        transcript => Value::from(Serde(&transcript)),
-        omitted => ticket.transcript_omitted.max(0),
+        transcript => Value::from(Serde(&view.transcript)),
+        omitted => view.omitted.max(0),
         answers_cut => answers_cut,
-        reasons => Value::from(Serde(&reasons)),
+        reasons => Value::from(Serde(view.reasons)),
     };
     let env = environment();
     let one = |format: &str| -> Result<String, TemplateError> {

@@ -11,12 +11,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::events::{self, Event};
-use crate::flows::{self, KIND_TICKET};
 use crate::queue::{self, Job};
+use crate::vocab::{Addresses, Answers, StepKind, TicketStatus, Transcript};
 use crate::{Error, Result, now, validate};
-
-/// Ticket status while nobody has handled it.
-pub const STATUS_OPEN: &str = "OPEN";
 
 /// Who left the message, as far as they told us.
 #[derive(Clone, Debug, Default)]
@@ -54,10 +51,10 @@ pub struct NewTicket {
     /// Validated already.
     pub visitor: VisitorInput,
     pub conversation_id: Option<Uuid>,
-    pub transcript: Option<serde_json::Value>,
+    pub transcript: Option<Transcript>,
     /// Earlier conversation lines `transcript` leaves out (0 when whole).
     pub transcript_omitted: i32,
-    pub answers: Option<serde_json::Value>,
+    pub answers: Option<Answers>,
 }
 
 /// Stores a ticket and queues its routing job on `txn`, the caller's transaction: either both
@@ -103,12 +100,12 @@ pub async fn insert_ticket(
         flow_name: Set(new.flow_name),
         topic_key: Set(validate::tag_key(&new.topic)),
         topic: Set(new.topic),
-        status: Set(STATUS_OPEN.to_owned()),
+        status: Set(TicketStatus::Open),
         message: Set(new.message),
         visitor_name: Set(new.visitor.name),
         visitor_email: Set(new.visitor.email),
         visitor_phone: Set(new.visitor.phone),
-        forward_emails: Set(serde_json::json!(new.forward_emails)),
+        forward_emails: Set(Addresses(new.forward_emails)),
         conversation_id: Set(new.conversation_id),
         transcript: Set(new.transcript),
         transcript_omitted: Set(new.transcript_omitted),
@@ -139,9 +136,9 @@ struct Visit {
     message: String,
     visitor: VisitorInput,
     conversation_id: Option<Uuid>,
-    transcript: Option<serde_json::Value>,
+    transcript: Option<Transcript>,
     transcript_omitted: i32,
-    answers: Option<serde_json::Value>,
+    answers: Option<Answers>,
 }
 
 impl NewTicket {
@@ -207,19 +204,20 @@ async fn open_in_one_statement(
             bind(flow_name.into()),
             bind(validate::tag_key(&topic).into()),
             bind(topic.into()),
-            bind(serde_json::json!(forward_emails).into()),
+            bind(Addresses(forward_emails).into()),
         ),
         Design::Step(step_id) => format!(
             "SELECT f.id AS flow_id, s.id AS step_id, f.name AS flow_name, \
                     COALESCE(s.topic_key, '') AS topic_key, COALESCE(s.topic, '') AS topic, \
                     s.forward_emails, s.confirmation_message \
              FROM steps s JOIN flows f ON f.id = s.flow_id \
-             WHERE s.id = {} AND s.account_id = $1 AND s.kind = '{KIND_TICKET}'",
+             WHERE s.id = {} AND s.account_id = $1 AND s.kind = '{}'",
             bind(step_id.into()),
+            StepKind::Ticket.as_str(),
         ),
     };
     let visit = [
-        bind(STATUS_OPEN.into()),
+        bind(TicketStatus::Open.as_str().into()),
         bind(visit.message.into()),
         bind(visit.visitor.name.into()),
         bind(visit.visitor.email.into()),
@@ -325,7 +323,7 @@ pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
             flow_name: flow.name,
             step_id: step.id,
             topic: step.topic.clone().unwrap_or_default(),
-            forward_emails: flows::forward_emails(&step),
+            forward_emails: step.forward_emails.0.clone(),
             message,
             visitor,
             conversation_id: None,
@@ -362,7 +360,7 @@ async fn find_ticket_step(
         .await?
         .ok_or(Error::NotFound("step"))?;
     let flow = flow.ok_or(Error::NotFound("flow"))?;
-    if step.kind != KIND_TICKET {
+    if step.kind != StepKind::Ticket {
         return Err(Error::invalid("stepId", "is not a ticket step"));
     }
     Ok((step, flow))

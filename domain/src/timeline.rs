@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use entity::{delivery, ticket};
 use uuid::Uuid;
 
-use crate::routing::{self, Source};
 use crate::vocab::DeliveryStatus;
+use crate::vocab::Source;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,14 +84,14 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> crate::
             n => format!("{n} attempts"),
         };
         let error = d.last_error.as_deref().unwrap_or("no reply");
-        let event = match DeliveryStatus::parse(&d.status)? {
+        let event = match d.status {
             DeliveryStatus::Sent => Some((
                 d.sent_at.unwrap_or(d.updated_at),
                 EventKind::Notified,
                 format!(
                     "Notified {} {} ({attempts})",
                     d.recipient,
-                    because(&routing::sources(d))
+                    because(&d.sources)
                 ),
             )),
             DeliveryStatus::Retrying => Some((
@@ -169,12 +169,12 @@ mod tests {
             flow_name: "Destek".into(),
             topic: "offline_message".into(),
             topic_key: "offline_message".into(),
-            status: "OPEN".into(),
+            status: crate::vocab::TicketStatus::Open,
             message: "hi".into(),
             visitor_name: None,
             visitor_email: None,
             visitor_phone: None,
-            forward_emails: serde_json::json!([]),
+            forward_emails: Default::default(),
             conversation_id: None,
             transcript: None,
             transcript_omitted: 0,
@@ -187,7 +187,7 @@ mod tests {
     fn delivery(
         n: u128,
         to: &str,
-        state: &str,
+        state: DeliveryStatus,
         attempts: i32,
         error: Option<&str>,
     ) -> delivery::Model {
@@ -197,18 +197,24 @@ mod tests {
             account_id: Uuid::nil(),
             recipient: to.into(),
             recipient_key: to.to_lowercase(),
-            sources: serde_json::json!([
-                {"kind": "rule", "rule_id": Uuid::from_u128(9), "tag": "offline_message"},
-                {"kind": "wildcard", "rule_id": Uuid::from_u128(10)}
-            ]),
-            status: state.into(),
+            sources: vec![
+                Source::Rule {
+                    rule_id: Uuid::from_u128(9),
+                    tag: "offline_message".into(),
+                },
+                Source::Wildcard {
+                    rule_id: Uuid::from_u128(10),
+                },
+            ]
+            .into(),
+            status: state,
             attempts,
             last_error: error.map(str::to_owned),
             message_id: String::new(),
             smtp_response: None,
-            next_attempt_at: (state == DeliveryStatus::Retrying.as_str()).then(|| at(600)),
+            next_attempt_at: (state == DeliveryStatus::Retrying).then(|| at(600)),
             locked_until: None,
-            sent_at: (state == DeliveryStatus::Sent.as_str()).then(|| at(2)),
+            sent_at: (state == DeliveryStatus::Sent).then(|| at(2)),
             created_at: at(1),
             updated_at: at(3 + n as i64),
             locale: None,
@@ -218,29 +224,29 @@ mod tests {
     #[test]
     fn reads_as_the_story_of_the_ticket() {
         let deliveries = [
-            delivery(2, "a@x.com", DeliveryStatus::Sent.as_str(), 1, None),
+            delivery(2, "a@x.com", DeliveryStatus::Sent, 1, None),
             delivery(
                 3,
                 "b@y.com",
-                DeliveryStatus::Failed.as_str(),
+                DeliveryStatus::Failed,
                 8,
                 Some("gave up after 8 attempts: 451 4.3.0 try later"),
             ),
             delivery(
                 4,
                 "c@z.com",
-                DeliveryStatus::Retrying.as_str(),
+                DeliveryStatus::Retrying,
                 2,
                 Some("451 greylisted"),
             ),
             delivery(
                 5,
                 "d@z.com",
-                DeliveryStatus::Failed.as_str(),
+                DeliveryStatus::Failed,
                 1,
                 Some("550 5.1.1 no such user"),
             ),
-            delivery(6, "e@z.com", DeliveryStatus::Pending.as_str(), 0, None),
+            delivery(6, "e@z.com", DeliveryStatus::Pending, 0, None),
         ];
         let got: Vec<(EventKind, String)> = events(&ticket(), &deliveries)
             .unwrap()

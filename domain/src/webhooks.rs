@@ -193,7 +193,7 @@ pub async fn create_webhook(
         id: Set(Uuid::now_v7()),
         account_id: Set(account_id),
         url: Set(url),
-        events: Set(serde_json::json!(events)),
+        events: Set(events.into()),
         secret: Set(new_secret()),
         created_at: Set(now()),
     }
@@ -238,11 +238,6 @@ pub async fn delete_webhook(db: &impl ConnectionTrait, account_id: Uuid, id: Uui
     Ok(())
 }
 
-/// The event names a webhook subscribed to.
-pub fn events_of(webhook: &webhook::Model) -> Vec<String> {
-    serde_json::from_value(webhook.events.clone()).unwrap_or_default()
-}
-
 #[derive(Serialize)]
 struct Body<'a, T: Serialize> {
     #[serde(rename = "type")]
@@ -264,7 +259,7 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait>(
     let hooks: Vec<webhook::Model> = list_webhooks(db, account_id)
         .await?
         .into_iter()
-        .filter(|w| events_of(w).iter().any(|e| e == event))
+        .filter(|w| w.events.iter().any(|e| e == event))
         .collect();
     if hooks.is_empty() {
         return Ok(0);
@@ -286,7 +281,7 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait>(
             account_id: Set(account_id),
             event: Set(event.to_owned()),
             payload: Set(body.clone()),
-            status: Set(WebhookStatus::Pending.as_str().to_owned()),
+            status: Set(WebhookStatus::Pending),
             attempts: Set(0),
             last_error: Set(None),
             next_attempt_at: Set(None),

@@ -34,19 +34,16 @@ use std::collections::{BTreeMap, HashSet};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use domain::conversations::{self, BOT, Line, VISITOR};
 use domain::mail::{self, Mailbox};
-use domain::routing::{self, Source};
 use domain::validate::{
     self, MAX_EMAIL_CHARS, MAX_EMAILS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS,
     MAX_TOPIC_CHARS, WILDCARD,
 };
-use domain::vocab::DeliveryStatus;
+use domain::vocab::{Answers, DeliveryStatus, Line, Sender, Source, TicketStatus};
 use domain::{Error, Result};
 use entity::{delivery, ticket};
 use lettre::Address;
 use proptest::prelude::*;
-use serde_json::Value;
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------------
@@ -415,16 +412,12 @@ fn build(c: &Content) -> (ticket::Model, delivery::Model) {
         .transcript
         .iter()
         .map(|(bot, text)| Line {
-            sender: if *bot { BOT } else { VISITOR }.to_owned(),
+            sender: if *bot { Sender::Bot } else { Sender::Visitor },
             text: text.clone(),
             at,
         })
         .collect();
-    let answers: serde_json::Map<String, Value> = c
-        .answers
-        .iter()
-        .map(|(field, text)| (field.clone(), Value::String(text.clone())))
-        .collect();
+    let answers: BTreeMap<String, String> = c.answers.iter().cloned().collect();
     let sources: Vec<Source> = c
         .sources
         .iter()
@@ -448,16 +441,16 @@ fn build(c: &Content) -> (ticket::Model, delivery::Model) {
         flow_name: c.flow_name.clone(),
         topic: c.topic.clone(),
         topic_key: validate::tag_key(&c.topic),
-        status: "OPEN".to_owned(),
+        status: TicketStatus::Open,
         message: c.message.clone(),
         visitor_name: c.visitor_name.clone(),
         visitor_email: c.visitor_email.clone(),
         visitor_phone: c.visitor_phone.clone(),
-        forward_emails: Value::Array(vec![]),
+        forward_emails: Default::default(),
         conversation_id: None,
-        transcript: (!transcript.is_empty()).then(|| serde_json::to_value(&transcript).unwrap()),
+        transcript: (!transcript.is_empty()).then(|| transcript.into()),
         transcript_omitted: 0,
-        answers: (!answers.is_empty()).then_some(Value::Object(answers)),
+        answers: (!answers.is_empty()).then_some(Answers(answers)),
         created_at: at,
         routed_at: None,
     };
@@ -467,8 +460,8 @@ fn build(c: &Content) -> (ticket::Model, delivery::Model) {
         account_id: ticket.account_id,
         recipient: c.recipient.clone(),
         recipient_key: c.recipient.to_lowercase(),
-        sources: serde_json::to_value(&sources).unwrap(),
-        status: DeliveryStatus::Pending.as_str().to_owned(),
+        sources: sources.into(),
+        status: DeliveryStatus::Pending,
         attempts: 0,
         last_error: None,
         message_id: format!("ticket-{}.delivery-{}", ticket.id, Uuid::from_u128(3)),
@@ -495,26 +488,31 @@ fn neutral(t: &ticket::Model, d: &delivery::Model) -> (ticket::Model, delivery::
     t.visitor_name = t.visitor_name.as_ref().map(|_| x());
     t.visitor_email = t.visitor_email.as_ref().map(|_| x());
     t.visitor_phone = t.visitor_phone.as_ref().map(|_| x());
-    let lines: Vec<Line> = conversations::ticket_transcript(&t)
-        .into_iter()
-        .map(|line| Line { text: x(), ..line })
+    let lines: Vec<Line> = t
+        .transcript
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|line| Line {
+            text: x(),
+            ..line.clone()
+        })
         .collect();
-    t.transcript = (!lines.is_empty()).then(|| serde_json::to_value(&lines).unwrap());
-    t.answers = t.answers.as_ref().and_then(Value::as_object).map(|a| {
-        Value::Object(
-            (0..a.len())
-                .map(|i| (format!("k{i}"), Value::String(x())))
-                .collect(),
-        )
-    });
-    let sources: Vec<Source> = routing::sources(&d)
-        .into_iter()
+    t.transcript = (!lines.is_empty()).then(|| lines.into());
+    t.answers = t
+        .answers
+        .as_ref()
+        .map(|a| Answers((0..a.0.len()).map(|i| (format!("k{i}"), x())).collect()));
+    let sources: Vec<Source> = d
+        .sources
+        .iter()
+        .cloned()
         .map(|s| match s {
             Source::Rule { rule_id, .. } => Source::Rule { rule_id, tag: x() },
             other => other,
         })
         .collect();
-    d.sources = serde_json::to_value(&sources).unwrap();
+    d.sources = sources.into();
     (t, d)
 }
 
@@ -795,17 +793,19 @@ fn render_and_check(
     let mut typed = vec![t.flow_name.clone(), t.topic.clone(), t.message.clone()];
     typed.extend(visitor_line(t));
     typed.extend(
-        conversations::ticket_transcript(t)
-            .into_iter()
-            .map(|line| line.text),
+        t.transcript
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|line| line.text.clone()),
     );
-    if let Some(answers) = t.answers.as_ref().and_then(Value::as_object) {
-        for (field, value) in answers {
+    if let Some(answers) = &t.answers {
+        for (field, value) in &answers.0 {
             typed.push(field.clone());
-            typed.push(value.as_str().unwrap_or_default().to_owned());
+            typed.push(value.clone());
         }
     }
-    for tag in routing::sources(d).into_iter().filter_map(|s| match s {
+    for tag in d.sources.iter().cloned().filter_map(|s| match s {
         Source::Rule { tag, .. } => Some(tag),
         _ => None,
     }) {

@@ -2,14 +2,15 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "api_keys")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub account_id: Uuid,
-    /// `admin` or `widget`.
-    pub kind: String,
+    pub kind: KeyKind,
     pub prefix: String,
     #[sea_orm(unique)]
     pub key_hash: String,

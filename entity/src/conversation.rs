@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "conversations")]
 pub struct Model {
@@ -10,14 +12,12 @@ pub struct Model {
     pub account_id: Uuid,
     pub flow_id: Uuid,
     pub flow_version_id: Uuid,
-    /// `ACTIVE`, `COMPLETED` or `EXPIRED`.
-    pub status: String,
+    pub status: ConversationStatus,
     /// The step waiting for the visitor (a question or choice step), if any.
     pub current_step_id: Option<Uuid>,
-    /// `TEXT`, `CHOICE` or `NOTHING`.
-    pub awaiting: String,
+    pub awaiting: Awaiting,
     /// JSON object of the answers collected so far, by field.
-    pub answers: Json,
+    pub answers: Answers,
     pub visitor_name: Option<String>,
     pub visitor_email: Option<String>,
     pub visitor_phone: Option<String>,

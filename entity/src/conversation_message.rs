@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "conversation_messages")]
 pub struct Model {
@@ -10,8 +12,7 @@ pub struct Model {
     pub conversation_id: Uuid,
     /// 0, 1, ... in the order said.
     pub seq: i32,
-    /// `BOT` or `VISITOR`.
-    pub sender: String,
+    pub sender: Sender,
     pub text: String,
     /// Set on visitor lines sent with one; a retried request finds its earlier turn by it.
     pub client_message_id: Option<String>,

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "deliveries")]
 pub struct Model {
@@ -13,9 +15,8 @@ pub struct Model {
     /// Lower-cased recipient; unique per ticket, which makes recipient resolution idempotent.
     pub recipient_key: String,
     /// JSON array of what put the recipient here: `{"kind":"rule","tag":..}` or `{"kind":"forward"}`.
-    pub sources: Json,
-    /// `PENDING`, `SENDING`, `RETRYING`, `SENT` or `FAILED`.
-    pub status: String,
+    pub sources: Sources,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     /// Our own Message-ID, stable across attempts.

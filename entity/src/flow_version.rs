@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "flow_versions")]
 pub struct Model {
@@ -12,7 +14,7 @@ pub struct Model {
     /// 1, 2, ... per flow.
     pub number: i32,
     /// The steps as they were when published (JSON array, in order).
-    pub steps: Json,
+    pub steps: PublishedSteps,
     pub published_at: DateTimeUtc,
 }
 

@@ -1,5 +1,8 @@
 //! SeaORM models of the ticketing service: one module per table, relations only.
 //!
+//! `values` holds what the columns hold as types: states as active enums, JSON columns as
+//! typed values.
+//!
 //! Business rules (validation, routing, delivery state changes) live in the `domain` crate.
 
 pub mod account;
@@ -15,6 +18,7 @@ pub mod live_topic;
 pub mod routing_rule;
 pub mod step;
 pub mod ticket;
+pub mod values;
 pub mod webhook;
 pub mod webhook_attempt;
 pub mod webhook_delivery;

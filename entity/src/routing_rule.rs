@@ -3,6 +3,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "routing_rules")]
 pub struct Model {
@@ -13,7 +15,7 @@ pub struct Model {
     /// Lower-cased tag; `*` stays `*`.
     pub tag_key: String,
     /// JSON array of recipient addresses.
-    pub emails: Json,
+    pub emails: Addresses,
     pub created_at: DateTimeUtc,
     /// Language of the e-mails this rule sends; null: the account's.
     pub locale: Option<String>,

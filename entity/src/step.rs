@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "steps")]
 pub struct Model {
@@ -13,7 +15,7 @@ pub struct Model {
     /// 0-based order inside the flow, kept dense.
     pub position: i32,
     /// `message`, `question`, `choice`, `ticket` or `end`.
-    pub kind: String,
+    pub kind: StepKind,
     /// What the bot says at a message, question, choice or end step.
     pub text: Option<String>,
     /// Ticket steps: the topic tag as first typed.
@@ -22,13 +24,13 @@ pub struct Model {
     pub topic_key: Option<String>,
     pub confirmation_message: Option<String>,
     /// Ticket steps: JSON array of addresses that always get the ticket.
-    pub forward_emails: Json,
+    pub forward_emails: Addresses,
     /// Where the conversation goes next; null means the following position.
     pub next_step_id: Option<Uuid>,
     /// Question steps: the answer's key (`name`, `email`, `phone` or any other).
     pub field: Option<String>,
     /// Choice steps: JSON array of `{id, label, next}` buttons.
-    pub options: Option<Json>,
+    pub options: Option<ChoiceOptions>,
     pub created_at: DateTimeUtc,
 }
 

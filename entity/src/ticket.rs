@@ -3,6 +3,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "tickets")]
 pub struct Model {
@@ -17,23 +19,22 @@ pub struct Model {
     pub flow_name: String,
     pub topic: String,
     pub topic_key: String,
-    /// `OPEN` for now.
-    pub status: String,
+    pub status: TicketStatus,
     pub message: String,
     pub visitor_name: Option<String>,
     pub visitor_email: Option<String>,
     pub visitor_phone: Option<String>,
     /// The step's forward addresses at opening (JSON array).
-    pub forward_emails: Json,
+    pub forward_emails: Addresses,
     /// The conversation that opened it, for tickets opened by a running chatbot.
     pub conversation_id: Option<Uuid>,
     /// The conversation's transcript up to the ticket step (JSON array).
-    pub transcript: Option<Json>,
+    pub transcript: Option<Transcript>,
     /// How many earlier lines of the conversation `transcript` leaves out to stay bounded
     /// (0: it is whole). The conversation itself keeps every line.
     pub transcript_omitted: i32,
     /// The answers the conversation collected (JSON object).
-    pub answers: Option<Json>,
+    pub answers: Option<Answers>,
     pub created_at: DateTimeUtc,
     /// When the worker resolved its recipients; null until then.
     pub routed_at: Option<DateTimeUtc>,

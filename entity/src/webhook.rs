@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhooks")]
 pub struct Model {
@@ -10,7 +12,7 @@ pub struct Model {
     pub account_id: Uuid,
     pub url: String,
     /// JSON array of event names (`ticket.opened`, ...).
-    pub events: Json,
+    pub events: EventNames,
     /// The signing secret (`whsec_...`), kept to sign every request.
     pub secret: String,
     pub created_at: DateTimeUtc,

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_deliveries")]
 pub struct Model {
@@ -13,8 +15,7 @@ pub struct Model {
     pub event: String,
     /// The JSON body, exactly as signed and sent on every attempt.
     pub payload: String,
-    /// PENDING, SENDING, RETRYING, SUCCEEDED or FAILED.
-    pub status: String,
+    pub status: WebhookStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub next_attempt_at: Option<DateTimeUtc>,

@@ -118,7 +118,7 @@ async fn an_smtp_outage_delays_mail_but_loses_none(engine: Engine) {
     let rows = entity::delivery::Entity::find().all(&app.db).await.unwrap();
     assert_eq!(rows.len(), 10);
     for d in rows {
-        assert_eq!(d.status, "SENT");
+        assert_eq!(d.status, domain::vocab::DeliveryStatus::Sent);
         assert!(
             d.attempts >= 2,
             "delivery {} was sent at attempt {}",

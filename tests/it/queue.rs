@@ -141,7 +141,7 @@ async fn an_attempt_held_by_a_dead_worker_is_taken_over_after_its_lease(engine: 
     // Route the ticket as a worker that died before its send would have: the delivery is
     // claimed for its first attempt (SENDING, attempt 1), lease running for two seconds.
     let lease_end = domain::now() + chrono::Duration::seconds(2);
-    let planned = domain::routing::plan_deliveries(&app.db, ticket_id, lease_end)
+    let planned = domain::deliveries::create(&app.db, ticket_id, lease_end)
         .await
         .unwrap()
         .unwrap();

@@ -6,7 +6,6 @@
 
 pub mod deliver;
 pub mod http;
-pub mod lease;
 pub mod runtime;
 pub mod webhook;
 

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::Context;
 use crate::deliver;
-use crate::lease::Outcome;
+use domain::lease::Outcome;
 
 /// Failures of the worker runtime itself (not of a delivery).
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::Context;
-use crate::lease::{self, Outcome, backoff};
+use domain::lease::{self, Outcome, backoff};
 
 /// The HTTP client of webhook requests: rustls with the public roots, no redirects (a
 /// receiver must answer at the URL it gave), no proxy from the environment (through

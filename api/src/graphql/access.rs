@@ -57,20 +57,12 @@ impl AccountSettings {
 
 /// What a key may do.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::vocab::KeyKind")]
 pub enum ApiKeyKind {
     /// Everything in the account. Keep it on servers.
     Admin,
     /// Only the visitor operations; meant for public web pages.
     Widget,
-}
-
-impl From<ApiKeyKind> for domain::keys::KeyKind {
-    fn from(k: ApiKeyKind) -> Self {
-        match k {
-            ApiKeyKind::Admin => domain::keys::KeyKind::Admin,
-            ApiKeyKind::Widget => domain::keys::KeyKind::Widget,
-        }
-    }
 }
 
 /// An API key of the account. The secret itself is shown once, by `createApiKey`, and never
@@ -85,10 +77,7 @@ impl ApiKey {
     }
     /// What it may do.
     async fn kind(&self) -> ApiKeyKind {
-        match domain::keys::KeyKind::parse(&self.0.kind) {
-            Some(domain::keys::KeyKind::Widget) => ApiKeyKind::Widget,
-            _ => ApiKeyKind::Admin,
-        }
+        self.0.kind.into()
     }
     /// The key's first characters (`tk_widget_AbCdEf`), to tell keys apart.
     async fn prefix(&self) -> &str {

@@ -26,13 +26,6 @@ impl From<domain::Error> for ApiError {
     }
 }
 
-/// A stored value the code does not know, read by a resolver.
-impl From<domain::vocab::UnknownValue> for ApiError {
-    fn from(e: domain::vocab::UnknownValue) -> Self {
-        domain::Error::from(e).into()
-    }
-}
-
 impl From<async_graphql::Error> for ApiError {
     fn from(e: async_graphql::Error) -> Self {
         ApiError::Graphql(e)

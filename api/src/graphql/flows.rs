@@ -148,7 +148,7 @@ impl TryFrom<step::Model> for Step {
     /// A stored kind the code does not know is an error, never a message step.
     fn try_from(model: step::Model) -> ApiResult<Self> {
         use domain::vocab::StepKind;
-        Ok(match StepKind::parse(&model.kind)? {
+        Ok(match model.kind {
             StepKind::Ticket => Step::Ticket(TicketStep(model)),
             StepKind::Question => Step::Question(QuestionStep(model)),
             StepKind::Choice => Step::Choice(ChoiceStep(model)),
@@ -221,7 +221,7 @@ impl QuestionStep {
 }
 
 /// A button of a choice step.
-pub struct ChoiceOption(pub domain::flows::ChoiceOption);
+pub struct ChoiceOption(pub domain::vocab::ChoiceOption);
 
 #[Object]
 impl ChoiceOption {
@@ -264,8 +264,10 @@ impl ChoiceStep {
     /// Cost: counted as 20 (the most buttons a step has).
     #[graphql(complexity = "cost::list(cost::CHOICE_OPTIONS, child_complexity)")]
     async fn options(&self) -> Vec<ChoiceOption> {
-        domain::flows::options(&self.0)
-            .into_iter()
+        self.0
+            .options
+            .iter()
+            .flat_map(|o| o.iter().cloned())
             .map(ChoiceOption)
             .collect()
     }
@@ -322,7 +324,7 @@ impl TicketStep {
     }
     /// Addresses that receive every ticket opened here, besides the routing rules.
     async fn forward_emails(&self) -> Vec<String> {
-        domain::flows::forward_emails(&self.0)
+        self.0.forward_emails.0.clone()
     }
     /// The step after the ticket is opened; null means the following position.
     async fn next(&self) -> Option<ID> {

@@ -135,13 +135,13 @@ impl Loader<Uuid> for VersionsByFlow {
 pub struct TranscriptByConversation(DatabaseConnection);
 
 impl Loader<Uuid> for TranscriptByConversation {
-    type Value = Vec<domain::conversations::Line>;
+    type Value = Vec<domain::vocab::Line>;
     type Error = LoadError;
 
     async fn load(
         &self,
         keys: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<domain::conversations::Line>>, LoadError> {
+    ) -> Result<HashMap<Uuid, Vec<domain::vocab::Line>>, LoadError> {
         domain::conversations::transcripts(&self.0, keys)
             .await
             .map_err(Arc::new)

@@ -22,8 +22,8 @@ impl RoutingRule {
         &self.0.tag
     }
     /// Who receives the tickets.
-    async fn emails(&self) -> ApiResult<Vec<String>> {
-        Ok(domain::rules::emails(&self.0)?)
+    async fn emails(&self) -> &[String] {
+        &self.0.emails
     }
     /// True for `*` and for a tag some ticket step uses now. False means the rule cannot match
     /// any ticket (only chatbots open tickets, with the tags of their steps).

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::routing::{self, Source};
+use domain::vocab::Source;
 use entity::{conversation, delivery, ticket};
 
 use super::flows::{ChoiceOption, Flow};
@@ -101,8 +101,12 @@ impl Ticket {
     /// Cost: counted as 100 lines.
     #[graphql(complexity = "cost::list(cost::TICKET_TRANSCRIPT_LINES, child_complexity)")]
     async fn transcript(&self) -> Vec<TranscriptEntry> {
-        domain::conversations::ticket_transcript(&self.0)
-            .into_iter()
+        self.0
+            .transcript
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .cloned()
             .map(TranscriptEntry::from)
             .collect()
     }
@@ -113,7 +117,7 @@ impl Ticket {
     }
     /// The answers the conversation collected, by field (`{"email": "...", "order_no": "..."}`);
     /// null for tickets opened with `openTicket`.
-    async fn answers(&self) -> Option<Json<serde_json::Value>> {
+    async fn answers(&self) -> Option<Json<domain::vocab::Answers>> {
         self.0.answers.clone().map(Json)
     }
     /// One e-mail per recipient, the `first` (1 to 200) in the order they were created. Empty
@@ -220,13 +224,6 @@ pub enum DeliveryStatus {
     Failed,
 }
 
-impl DeliveryStatus {
-    /// A stored status; one the code does not know is an error, never a default.
-    fn from_db(s: &str) -> ApiResult<Self> {
-        Ok(domain::vocab::DeliveryStatus::parse(s)?.into())
-    }
-}
-
 /// What put a recipient on a ticket.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum DeliverySourceKind {
@@ -274,8 +271,8 @@ impl Delivery {
         &self.0.recipient
     }
     /// Current state.
-    async fn status(&self) -> ApiResult<DeliveryStatus> {
-        DeliveryStatus::from_db(&self.0.status)
+    async fn status(&self) -> DeliveryStatus {
+        self.0.status.into()
     }
     /// Attempts made so far.
     async fn attempts(&self) -> i32 {
@@ -283,7 +280,7 @@ impl Delivery {
     }
     /// The error of the last failed attempt; null if none failed, and after a success.
     async fn last_error(&self) -> Option<&str> {
-        if self.0.status == domain::vocab::DeliveryStatus::Sent.as_str() {
+        if self.0.status == domain::vocab::DeliveryStatus::Sent {
             return None;
         }
         self.0.last_error.as_deref()
@@ -320,8 +317,10 @@ impl Delivery {
     /// Why this recipient gets the ticket: the rules (by tag, or `*`) and/or the step's forward
     /// list.
     async fn sources(&self) -> Vec<DeliverySource> {
-        routing::sources(&self.0)
-            .into_iter()
+        self.0
+            .sources
+            .iter()
+            .cloned()
             .map(|s| match s {
                 Source::Rule { rule_id, tag } => DeliverySource {
                     kind: DeliverySourceKind::Rule,
@@ -363,6 +362,7 @@ pub struct TicketEdge {
 
 /// Who said a line of a conversation.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::vocab::Sender")]
 pub enum Sender {
     /// The chatbot.
     Bot,
@@ -381,14 +381,10 @@ pub struct TranscriptEntry {
     pub at: DateTime<Utc>,
 }
 
-impl From<domain::conversations::Line> for TranscriptEntry {
-    fn from(l: domain::conversations::Line) -> Self {
+impl From<domain::vocab::Line> for TranscriptEntry {
+    fn from(l: domain::vocab::Line) -> Self {
         TranscriptEntry {
-            sender: if l.sender == domain::conversations::BOT {
-                Sender::Bot
-            } else {
-                Sender::Visitor
-            },
+            sender: l.sender.into(),
             text: l.text,
             at: l.at,
         }
@@ -397,6 +393,7 @@ impl From<domain::conversations::Line> for TranscriptEntry {
 
 /// What the bot waits for.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::vocab::Awaiting")]
 pub enum Awaiting {
     /// A typed answer: call `sendVisitorMessage`.
     Text,
@@ -404,16 +401,6 @@ pub enum Awaiting {
     Choice,
     /// Nothing: the conversation is over.
     Nothing,
-}
-
-impl From<domain::conversations::Awaiting> for Awaiting {
-    fn from(a: domain::conversations::Awaiting) -> Self {
-        match a {
-            domain::conversations::Awaiting::Text => Awaiting::Text,
-            domain::conversations::Awaiting::Choice => Awaiting::Choice,
-            domain::conversations::Awaiting::Nothing => Awaiting::Nothing,
-        }
-    }
 }
 
 /// The state of a conversation.
@@ -443,7 +430,7 @@ impl Conversation {
     }
     /// What the bot waits for now.
     async fn awaiting(&self) -> Awaiting {
-        domain::conversations::Awaiting::parse(&self.0.awaiting).into()
+        self.0.awaiting.into()
     }
     /// The buttons offered now; empty unless `awaiting` is `CHOICE`.
     /// Cost: counted as 20.
@@ -463,7 +450,7 @@ impl Conversation {
         super::visitor::transcript_of(ctx, &self.0).await
     }
     /// The answers collected so far, by the questions' fields.
-    async fn answers(&self) -> Json<serde_json::Value> {
+    async fn answers(&self) -> Json<domain::vocab::Answers> {
         Json(self.0.answers.clone())
     }
     /// The ticket the conversation opened; null until it reaches a ticket step.

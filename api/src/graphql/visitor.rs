@@ -40,7 +40,7 @@ impl VisitorTicket {
 }
 
 /// A button the chat widget shows.
-pub struct ChatOption(pub domain::flows::ChoiceOption);
+pub struct ChatOption(pub domain::vocab::ChoiceOption);
 
 #[Object]
 impl ChatOption {
@@ -54,7 +54,7 @@ impl ChatOption {
     }
 }
 
-fn chat_options(options: impl IntoIterator<Item = domain::flows::ChoiceOption>) -> Vec<ChatOption> {
+fn chat_options(options: impl IntoIterator<Item = domain::vocab::ChoiceOption>) -> Vec<ChatOption> {
     options.into_iter().map(ChatOption).collect()
 }
 
@@ -65,7 +65,7 @@ pub(super) fn conversation_status(
 ) -> ApiResult<ConversationStatus> {
     use domain::vocab::ConversationStatus as Stored;
     let idle = settings(ctx)?.conversation_idle;
-    let stored = Stored::parse(&c.status)?;
+    let stored = c.status;
     let expired_by_time = stored == Stored::Active
         && chrono::Duration::from_std(idle)
             .is_ok_and(|idle| c.last_activity_at + idle < domain::now());
@@ -111,7 +111,7 @@ impl VisitorConversation {
     }
     /// What the bot waits for now.
     async fn awaiting(&self) -> Awaiting {
-        domain::conversations::Awaiting::parse(&self.0.awaiting).into()
+        self.0.awaiting.into()
     }
     /// The buttons offered now; empty unless `awaiting` is `CHOICE`. Cost: counted as
     /// 20 (the most options a choice step has).

@@ -55,7 +55,8 @@ impl Webhook {
     }
     /// The events it receives.
     async fn events(&self) -> Vec<WebhookEvent> {
-        webhooks::events_of(&self.0)
+        self.0
+            .events
             .iter()
             .filter_map(|e| WebhookEvent::from_name(e))
             .collect()
@@ -141,7 +142,7 @@ impl WebhookDelivery {
     }
     /// Current state.
     async fn status(&self) -> ApiResult<WebhookDeliveryStatus> {
-        Ok(domain::vocab::WebhookStatus::parse(&self.0.status)?.into())
+        Ok(self.0.status.into())
     }
     /// The JSON body sent, exactly as signed.
     async fn payload(&self) -> &str {

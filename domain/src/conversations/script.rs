@@ -3,14 +3,10 @@
 //! and the bounds of a conversation and of the transcript a ticket keeps. Pure functions, so
 //! they are tested without a database.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-use crate::design::{SnapStep, successor};
-use crate::flows::{KIND_CHOICE, KIND_END, KIND_MESSAGE, KIND_QUESTION, KIND_TICKET};
+use crate::design::successor;
 use crate::limits::STEPS_PER_FLOW;
 use crate::validate;
-use crate::vocab::Locale;
+use crate::vocab::{Line, Locale, PublishedStep, StepKind};
 
 /// Visitor turns (messages and button presses) one conversation takes. The turn that reaches
 /// it is answered, then the bot says [`Notice::TurnLimit`] and the conversation completes;
@@ -35,45 +31,6 @@ pub const TICKET_TRANSCRIPT_LINES: usize = 100;
 /// is the visitor's lines among them, so it is within this bound too.
 pub const TICKET_TRANSCRIPT_CHARS: usize = 30_000;
 
-/// What the bot waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Awaiting {
-    Text,
-    Choice,
-    Nothing,
-}
-
-impl Awaiting {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Awaiting::Text => "TEXT",
-            Awaiting::Choice => "CHOICE",
-            Awaiting::Nothing => "NOTHING",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "TEXT" => Awaiting::Text,
-            "CHOICE" => Awaiting::Choice,
-            _ => Awaiting::Nothing,
-        }
-    }
-}
-
-/// Who said a transcript line.
-pub const BOT: &str = "BOT";
-/// Who said a transcript line.
-pub const VISITOR: &str = "VISITOR";
-
-/// A transcript line as stored on a ticket.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Line {
-    pub sender: String,
-    pub text: String,
-    pub at: DateTime<Utc>,
-}
-
 /// What a walk through the steps produced.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Walk {
@@ -88,7 +45,7 @@ pub struct Walk {
 /// Walks from step `from` until a step waits for the visitor or the flow ends. Published
 /// flows have no loop without a waiting step, so a walk visits each step at most once; the
 /// step budget guards anyway and bounds a walk's lines by [`MAX_WALK_LINES`].
-pub fn walk(steps: &[SnapStep], from: Option<usize>) -> Walk {
+pub fn walk(steps: &[PublishedStep], from: Option<usize>) -> Walk {
     let mut out = Walk::default();
     let mut at = from;
     let mut budget = steps.len().min(MAX_WALK_LINES);
@@ -98,25 +55,25 @@ pub fn walk(steps: &[SnapStep], from: Option<usize>) -> Walk {
         }
         budget -= 1;
         let step = &steps[i];
-        match step.kind.as_str() {
-            KIND_QUESTION | KIND_CHOICE => {
+        match step.kind {
+            StepKind::Question | StepKind::Choice => {
                 out.bot.extend(step.text.clone());
                 out.waiting_at = Some(i);
                 return out;
             }
-            KIND_TICKET => {
+            StepKind::Ticket => {
                 if out.ticket_at.is_none() {
                     out.ticket_at = Some((i, out.bot.len()));
                 }
                 out.bot.extend(step.confirmation_message.clone());
                 at = successor(steps, i, step.next);
             }
-            KIND_END => {
+            StepKind::End => {
                 out.bot.extend(step.text.clone());
                 return out;
             }
             _ => {
-                debug_assert_eq!(step.kind, KIND_MESSAGE);
+                debug_assert_eq!(step.kind, StepKind::Message);
                 out.bot.extend(step.text.clone());
                 at = successor(steps, i, step.next);
             }
@@ -204,7 +161,7 @@ pub(super) fn check_answer(field: &str, text: &str) -> std::result::Result<Strin
 /// (a visitor who cannot or will not answer is not stuck, and cannot fill the transcript).
 /// Returns the walk and the re-asks counted at the step the conversation then waits at.
 pub(super) fn after_invalid(
-    steps: &[SnapStep],
+    steps: &[PublishedStep],
     at: usize,
     notice: Notice,
     reasks: i32,
@@ -263,11 +220,11 @@ mod tests {
     use super::*;
     use crate::now;
 
-    fn step(n: u128, kind: &str, text: &str, next: Option<u128>) -> SnapStep {
-        SnapStep {
+    fn step(n: u128, kind: StepKind, text: &str, next: Option<u128>) -> PublishedStep {
+        PublishedStep {
             id: Uuid::from_u128(n),
             position: n as i32,
-            kind: kind.into(),
+            kind,
             text: Some(text.into()),
             field: Some("email".into()),
             topic: Some("offline_message".into()),
@@ -281,9 +238,9 @@ mod tests {
     #[test]
     fn a_walk_says_messages_until_a_step_waits() {
         let steps = [
-            step(0, KIND_MESSAGE, "Merhaba", None),
-            step(1, KIND_QUESTION, "E-posta?", None),
-            step(2, KIND_TICKET, "", None),
+            step(0, StepKind::Message, "Merhaba", None),
+            step(1, StepKind::Question, "E-posta?", None),
+            step(2, StepKind::Ticket, "", None),
         ];
         let w = walk(&steps, Some(0));
         assert_eq!(w.bot, ["Merhaba", "E-posta?"]);
@@ -298,8 +255,8 @@ mod tests {
     #[test]
     fn a_loop_without_waiting_is_cut_short() {
         let steps = [
-            step(0, KIND_MESSAGE, "a", Some(1)),
-            step(1, KIND_MESSAGE, "b", Some(0)),
+            step(0, StepKind::Message, "a", Some(1)),
+            step(1, StepKind::Message, "b", Some(0)),
         ];
         let w = walk(&steps, Some(0));
         assert!(w.bot.len() <= 6, "{:?}", w.bot);
@@ -309,9 +266,9 @@ mod tests {
     #[test]
     fn an_invalid_answer_is_asked_again_then_left_unanswered() {
         let steps = [
-            step(0, KIND_QUESTION, "E-posta?", None),
-            step(1, KIND_TICKET, "", None),
-            step(2, KIND_END, "Görüşürüz", None),
+            step(0, StepKind::Question, "E-posta?", None),
+            step(1, StepKind::Ticket, "", None),
+            step(2, StepKind::End, "Görüşürüz", None),
         ];
         for reasks in 0..MAX_REASKS {
             let (w, after) = after_invalid(&steps, 0, Notice::NotAnEmail, reasks, Locale::Tr);
@@ -374,7 +331,7 @@ mod tests {
     #[test]
     fn a_ticket_keeps_the_latest_lines_within_its_bounds() {
         let line = |n: usize| Line {
-            sender: VISITOR.into(),
+            sender: crate::vocab::Sender::Visitor,
             text: "x".repeat(n),
             at: now(),
         };
@@ -393,8 +350,8 @@ mod tests {
     fn the_transcript_bound_follows_from_the_caps() {
         assert_eq!(MAX_BOT_LINES_PER_TURN, 202);
         assert_eq!(TRANSCRIPT_LINES, 200 + 50 * 203);
-        let steps: Vec<SnapStep> = (0..STEPS_PER_FLOW as u128 + 50)
-            .map(|n| step(n, KIND_MESSAGE, "m", None))
+        let steps: Vec<PublishedStep> = (0..STEPS_PER_FLOW as u128 + 50)
+            .map(|n| step(n, StepKind::Message, "m", None))
             .collect();
         assert_eq!(walk(&steps, Some(0)).bot.len(), MAX_WALK_LINES);
     }

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use crate::vocab::DeliveryStatus;
 use chrono::{DateTime, Utc};
-use domain::vocab::DeliveryStatus;
 use rand::RngExt;
 use sea_orm::{ColumnTrait, Condition};
 

@@ -1,0 +1,446 @@
+//! E-mail deliveries and their state machine: every change of a delivery's state is written
+//! here, and only here. The worker's job handlers decide when (they orchestrate sends); this
+//! module decides what a state change writes, under which condition, and which job goes with
+//! it.
+//!
+//! ```text
+//!  routing job ──create──> SENDING(1)                  (a new row, claimed for its first attempt)
+//!  PENDING | RETRYING ──claim(n)──> SENDING(n)         (n = attempts + 1)
+//!  SENDING(n), lease run out ──claim(n)──> SENDING(n)  (a dead worker's attempt, taken over)
+//!  SENDING(n) ──accepted──> SENT
+//!  SENDING(n) ──transient, n < max──> RETRYING + the job of attempt n+1, due after a backoff
+//!  SENDING(n) ──permanent, or n = max──> FAILED + the delivery.failed webhook
+//!  FAILED ──put back (an operator)──> PENDING + the job of attempt n+1, due now
+//! ```
+//!
+//! Every write is conditional on the state (and attempt) it leaves, so a worker whose lease
+//! ran out cannot overwrite the result of the one that took over, and a final row never moves
+//! again except by an operator putting back a FAILED one.
+
+use chrono::{DateTime, Utc};
+use entity::{account, delivery, routing_rule, ticket};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::config::DeliveryConfig;
+use crate::lease::{self, Outcome, backoff};
+use crate::mail::SendError;
+use crate::queue::{self, Job};
+use crate::routing::{self, Recipient};
+use crate::vocab::{DeliveryStatus, Locale, Source};
+use crate::{Result, now, webhooks};
+
+/// A routed ticket: the ticket, how many recipients it has, and the deliveries whose first
+/// attempt may still be due.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub ticket: ticket::Model,
+    pub recipients: usize,
+    /// Rows this call created, already claimed for their first attempt (`SENDING`, attempt 1,
+    /// leased until the caller's `claim_until`): the caller sends them without another write.
+    pub claimed: Vec<delivery::Model>,
+    /// Rows of an earlier run whose first attempt may still be due: `PENDING` ones, and
+    /// `SENDING` ones of a worker that may have died mid-send. The caller claims each (or
+    /// takes it over when its lease has run out) before sending.
+    pub due: Vec<Uuid>,
+}
+
+/// Creates the deliveries of a ticket, one row per recipient ([`routing::resolve`]), in one
+/// statement, each claimed for its first attempt until `claim_until` (a row nobody else can
+/// see yet needs no separate claim). Running it again for the same ticket adds nothing and
+/// returns the deliveries still due, so a re-run routing job (a worker died, the database
+/// failed) picks up where the last one stopped. `None` when the ticket is gone.
+pub async fn create<C: ConnectionTrait>(
+    db: &C,
+    ticket_id: Uuid,
+    claim_until: DateTime<Utc>,
+) -> Result<Option<Planned>> {
+    // The account comes along for its e-mail language.
+    let Some((ticket, account)) = ticket::Entity::find_by_id(ticket_id)
+        .find_also_related(account::Entity)
+        .one(db)
+        .await?
+    else {
+        // Deleted since it was queued: nothing to deliver.
+        return Ok(None);
+    };
+    let account_locale = account.map(|a| a.locale);
+    let rules = routing::matching_rules(db, &ticket).await?;
+    let recipients = routing::resolve(&ticket.topic, &rules, &ticket.forward_emails);
+    let created_at = now();
+    let rows: Vec<delivery::Model> = recipients
+        .iter()
+        .map(|r| {
+            let id = Uuid::now_v7();
+            delivery::Model {
+                id,
+                ticket_id: ticket.id,
+                account_id: ticket.account_id,
+                recipient: r.address.clone(),
+                recipient_key: r.address.to_lowercase(),
+                sources: r.sources.clone().into(),
+                status: DeliveryStatus::Sending,
+                attempts: 1,
+                last_error: None,
+                message_id: format!("ticket-{}.delivery-{}", ticket.id, id),
+                smtp_response: None,
+                next_attempt_at: None,
+                locked_until: Some(claim_until),
+                sent_at: None,
+                created_at,
+                updated_at: created_at,
+                locale: Some(
+                    locale_for(r, &rules)
+                        .or(account_locale.as_deref())
+                        .map_or(Locale::default(), |c| Locale::from_code(Some(c)))
+                        .code()
+                        .to_owned(),
+                ),
+            }
+        })
+        .collect();
+    // A recipient already on the ticket (an earlier run) keeps its row: the insert skips it.
+    let mut claimed = Vec::new();
+    if !rows.is_empty() {
+        let inserted =
+            delivery::Entity::insert_many(rows.iter().cloned().map(delivery::ActiveModel::from))
+                .on_conflict_do_nothing_on([
+                    delivery::Column::TicketId,
+                    delivery::Column::RecipientKey,
+                ])
+                .exec_with_returning_keys(db)
+                .await?;
+        if let sea_orm::TryInsertResult::Inserted(ids) = inserted {
+            claimed = rows.into_iter().filter(|r| ids.contains(&r.id)).collect();
+        }
+    }
+    if ticket.routed_at.is_none() {
+        // For the ticket's timeline: it tells "matched nobody" from "not routed yet".
+        ticket::Entity::update_many()
+            .col_expr(ticket::Column::RoutedAt, Expr::value(now()))
+            .filter(ticket::Column::Id.eq(ticket.id))
+            .filter(ticket::Column::RoutedAt.is_null())
+            .exec(db)
+            .await?;
+    }
+    // Every recipient is new (the first run): nothing of an earlier run to look for.
+    let due = if claimed.len() == recipients.len() {
+        Vec::new()
+    } else {
+        delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
+            .filter(delivery::Column::TicketId.eq(ticket.id))
+            .filter(
+                delivery::Column::Status.is_in([DeliveryStatus::Pending, DeliveryStatus::Sending]),
+            )
+            .filter(delivery::Column::Attempts.lte(1))
+            .filter(delivery::Column::Id.is_not_in(claimed.iter().map(|d| d.id)))
+            .order_by_asc(delivery::Column::Id)
+            .into_tuple()
+            .all(db)
+            .await?
+    };
+    Ok(Some(Planned {
+        ticket,
+        recipients: recipients.len(),
+        claimed,
+        due,
+    }))
+}
+
+/// The language a recipient's mail is written in: that of the first rule that put the
+/// recipient there and has one of its own; `None` leaves it to the account.
+fn locale_for<'a>(recipient: &Recipient, rules: &'a [routing_rule::Model]) -> Option<&'a str> {
+    recipient.sources.iter().find_map(|source| {
+        let id = match source {
+            Source::Rule { rule_id, .. } | Source::Wildcard { rule_id } => rule_id,
+            Source::Forward => return None,
+        };
+        rules
+            .iter()
+            .find(|r| r.id == *id)
+            .and_then(|r| r.locale.as_deref())
+    })
+}
+
+/// The idempotency key of a delivery's `attempt`-th send job: at most one job per attempt.
+pub fn attempt_key(delivery_id: Uuid, attempt: i32) -> String {
+    format!("send:{delivery_id}:{attempt}")
+}
+
+/// Claims the delivery for attempt `attempt` until `until` ([`lease::claimable`]); returns the
+/// claimed row, or `None` when the attempt is not this caller's to make.
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    delivery_id: Uuid,
+    attempt: i32,
+    until: DateTime<Utc>,
+) -> Result<Option<delivery::Model>> {
+    let at = now();
+    let columns = lease::Columns {
+        attempts: delivery::Column::Attempts,
+        status: delivery::Column::Status,
+        locked_until: delivery::Column::LockedUntil,
+    };
+    // RETURNING hands back the claimed row: no second read per mail.
+    let claimed = delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Sending),
+        )
+        .col_expr(delivery::Column::Attempts, Expr::value(attempt))
+        .col_expr(delivery::Column::LockedUntil, Expr::value(until))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
+        .filter(delivery::Column::Id.eq(delivery_id))
+        .filter(lease::claimable(&columns, attempt, at))
+        .exec_with_returning(db)
+        .await?;
+    Ok(claimed.into_iter().next())
+}
+
+/// A claim failed: says why, and makes sure a live lease is looked at again when it ends
+/// (the job of the same attempt, due a second after the lease).
+pub async fn not_claimed(
+    db: &impl ConnectionTrait,
+    delivery_id: Uuid,
+    attempt: i32,
+) -> Result<Outcome> {
+    let Some(row) = delivery::Entity::find_by_id(delivery_id).one(db).await? else {
+        return Ok(Outcome::Skipped);
+    };
+    match row.locked_until {
+        Some(until) if row.status == DeliveryStatus::Sending && row.attempts == attempt => {
+            let due = until + chrono::Duration::seconds(1);
+            queue::enqueue(
+                db,
+                &Job::SendDelivery {
+                    delivery_id,
+                    attempt,
+                },
+                &format!(
+                    "{}:after:{}",
+                    attempt_key(delivery_id, attempt),
+                    until.timestamp_micros()
+                ),
+                due,
+            )
+            .await?;
+            Ok(Outcome::Deferred)
+        }
+        _ => Ok(Outcome::Skipped),
+    }
+}
+
+/// Records mails the SMTP server accepted at attempt `attempt` of the ticket's deliveries,
+/// each with its reply and the time it was accepted, in one statement. Returns the
+/// deliveries recorded; one missing lost its lease to another worker, whose result stands.
+pub async fn record_sent(
+    db: &impl ConnectionTrait,
+    ticket: &ticket::Model,
+    attempt: i32,
+    accepted: &[(delivery::Model, String, DateTime<Utc>)],
+) -> Result<Vec<Uuid>> {
+    let Some(((first, first_reply, first_at), rest)) = accepted.split_first() else {
+        return Ok(Vec::new());
+    };
+    let is = |d: &delivery::Model| delivery::Column::Id.eq(d.id);
+    let mut replies = Expr::case(is(first), first_reply.as_str());
+    let mut sent_at = Expr::case(is(first), *first_at);
+    for (delivery, reply, at) in rest {
+        replies = replies.case(is(delivery), reply.as_str());
+        sent_at = sent_at.case(is(delivery), *at);
+    }
+    let recorded: Vec<Uuid> = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Sent))
+        .col_expr(delivery::Column::SentAt, sent_at.into())
+        .col_expr(delivery::Column::SmtpResponse, replies.into())
+        .col_expr(
+            delivery::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now()))
+        .filter(delivery::Column::Id.is_in(accepted.iter().map(|(d, _, _)| d.id)))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Sending))
+        .filter(delivery::Column::Attempts.eq(attempt))
+        .exec_with_returning(db)
+        .await?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    for (_, _, at) in accepted.iter().filter(|(d, _, _)| recorded.contains(&d.id)) {
+        let waited = (*at - ticket.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::histogram!("ticketing_delivery_latency_seconds").record(waited);
+    }
+    Ok(recorded)
+}
+
+/// The outcome of an accepted mail: `Sent` when its result was recorded; otherwise our lease
+/// ran out and another worker took the row over, and its result stands.
+pub fn sent_unless_taken_over(recorded: bool) -> Outcome {
+    if recorded {
+        Outcome::Sent
+    } else {
+        Outcome::Skipped
+    }
+}
+
+/// Records a failed attempt: `RETRYING` with the next attempt's job (in one transaction, so
+/// the backoff survives restarts) while attempts are left and the error is transient,
+/// `FAILED` and the `delivery.failed` webhook otherwise.
+pub async fn record_failure<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    policy: &DeliveryConfig,
+    delivery: &delivery::Model,
+    ticket: &ticket::Model,
+    attempt: i32,
+    error: SendError,
+) -> Result<Outcome> {
+    let at = now();
+    let mut update = delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
+        .filter(delivery::Column::Id.eq(delivery.id))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Sending))
+        .filter(delivery::Column::Attempts.eq(attempt));
+    // The final error, for the account's integrations.
+    let mut failed_with = None;
+    let (outcome, next) = match error {
+        SendError::Transient(error) if attempt < policy.max_attempts as i32 => {
+            let wait = backoff(
+                attempt,
+                policy.retry_base,
+                policy.retry_max,
+                &mut rand::rng(),
+            );
+            let due = at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+            update = update
+                .col_expr(
+                    delivery::Column::Status,
+                    Expr::value(DeliveryStatus::Retrying),
+                )
+                .col_expr(delivery::Column::LastError, Expr::value(error))
+                .col_expr(delivery::Column::NextAttemptAt, Expr::value(due));
+            (Outcome::Retrying(due), Some(due))
+        }
+        error => {
+            let message = match error {
+                SendError::Transient(e) => format!("gave up after {attempt} attempts: {e}"),
+                SendError::Permanent(e) => e,
+            };
+            update = update
+                .col_expr(
+                    delivery::Column::Status,
+                    Expr::value(DeliveryStatus::Failed),
+                )
+                .col_expr(delivery::Column::LastError, Expr::value(message.clone()))
+                .col_expr(
+                    delivery::Column::NextAttemptAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                );
+            failed_with = Some(message);
+            (Outcome::Failed, None)
+        }
+    };
+    // A final result is one statement; a retry's state and its job commit together.
+    match next {
+        None => {
+            if update.exec(db).await?.rows_affected == 0 {
+                // Our lease ran out and another worker took the row over: its result stands.
+                return Ok(Outcome::Skipped);
+            }
+        }
+        Some(due) => {
+            let txn = crate::db::begin(db).await?;
+            if update.exec(&txn).await?.rows_affected == 0 {
+                return Ok(Outcome::Skipped);
+            }
+            queue::enqueue(
+                &txn,
+                &Job::SendDelivery {
+                    delivery_id: delivery.id,
+                    attempt: attempt + 1,
+                },
+                &attempt_key(delivery.id, attempt + 1),
+                due,
+            )
+            .await?;
+            sea_orm::TransactionSession::commit(txn).await?;
+        }
+    }
+    if let Some(error) = failed_with {
+        webhooks::emit(
+            db,
+            delivery.account_id,
+            webhooks::DELIVERY_FAILED,
+            delivery.id,
+            &webhooks::DeliveryEvent {
+                delivery: webhooks::DeliveryData {
+                    id: delivery.id,
+                    recipient: delivery.recipient.clone(),
+                    attempts: attempt,
+                    last_error: Some(error),
+                },
+                ticket: ticket.into(),
+            },
+        )
+        .await?;
+    }
+    Ok(outcome)
+}
+
+/// Puts a `FAILED` delivery back: `PENDING`, with the job of its next attempt due now, in the
+/// caller's transaction. Returns the row as it is now (unchanged when it was not `FAILED`).
+pub async fn put_back(
+    txn: &impl ConnectionTrait,
+    d: &delivery::Model,
+) -> Result<Option<delivery::Model>> {
+    let at = now();
+    let updated = delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Pending),
+        )
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
+        .filter(delivery::Column::Id.eq(d.id))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Failed))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected == 1 {
+        let attempt = d.attempts + 1;
+        queue::enqueue(
+            txn,
+            &Job::SendDelivery {
+                delivery_id: d.id,
+                attempt,
+            },
+            &attempt_key(d.id, attempt),
+            at,
+        )
+        .await?;
+    }
+    Ok(delivery::Entity::find_by_id(d.id).one(txn).await?)
+}
+
+/// Whether an outcome changed what subscribers see (a result, or a retry scheduled).
+pub fn is_result(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Sent | Outcome::Retrying(_) | Outcome::Failed
+    )
+}
