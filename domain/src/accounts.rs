@@ -24,7 +24,7 @@ pub async fn set_locale(
     locale: Locale,
 ) -> Result<account::Model> {
     account::Entity::update_many()
-        .col_expr(account::Column::Locale, Expr::value(locale.code()))
+        .col_expr(account::Column::Locale, Expr::value(locale))
         .filter(account::Column::Id.eq(account_id))
         .exec(db)
         .await?;

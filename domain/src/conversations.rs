@@ -27,8 +27,7 @@ use uuid::Uuid;
 use crate::design::{self, successor};
 use crate::tickets::{self, NewTicket, VisitorInput};
 use crate::vocab::{
-    Answers, Awaiting, ChoiceOption, ConversationStatus, Line, Locale, PublishedStep, Sender,
-    StepKind,
+    Answers, Awaiting, ChoiceOption, ConversationStatus, Line, PublishedStep, Sender, StepKind,
 };
 use crate::{Error, Result, now, validate};
 
@@ -137,7 +136,7 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
     let locale = account::Entity::find_by_id(account_id)
         .one(db)
         .await?
-        .map(|a| Locale::from_code(Some(&a.locale)))
+        .map(|a| a.locale)
         .unwrap_or_default();
     let started = now();
     let conversation = conversation::Model {
@@ -154,7 +153,7 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
         visitor_phone: visitor.phone,
         ticket_id: None,
         revision: 0,
-        locale: locale.code().to_owned(),
+        locale,
         visitor_turns: 0,
         reasks: 0,
         line_count: 0,
@@ -224,7 +223,7 @@ pub async fn send_message<C: ConnectionTrait + TransactionTrait>(
     let at = current_index(&loaded)?;
     let step = &loaded.steps[at];
     let field = step.field.clone().unwrap_or_default();
-    let locale = Locale::from_code(Some(&loaded.conversation.locale));
+    let locale = loaded.conversation.locale;
     let (walked, answer, reasks) = match check_answer(&field, &text) {
         Ok(answer) => (
             walk(&loaded.steps, successor(&loaded.steps, at, step.next)),
@@ -472,11 +471,7 @@ async fn commit_turn(
     }
     if visitor_line.is_some() {
         c.visitor_turns += 1;
-        close_at_turn_limit(
-            &mut walked,
-            c.visitor_turns,
-            Locale::from_code(Some(&c.locale)),
-        );
+        close_at_turn_limit(&mut walked, c.visitor_turns, c.locale);
     }
     c.reasks = if walked.waiting_at.is_some() {
         reasks

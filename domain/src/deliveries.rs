@@ -93,13 +93,7 @@ pub async fn create<C: ConnectionTrait>(
                 sent_at: None,
                 created_at,
                 updated_at: created_at,
-                locale: Some(
-                    locale_for(r, &rules)
-                        .or(account_locale.as_deref())
-                        .map_or(Locale::default(), |c| Locale::from_code(Some(c)))
-                        .code()
-                        .to_owned(),
-                ),
+                locale: Some(locale_for(r, &rules).or(account_locale).unwrap_or_default()),
             }
         })
         .collect();
@@ -155,16 +149,13 @@ pub async fn create<C: ConnectionTrait>(
 
 /// The language a recipient's mail is written in: that of the first rule that put the
 /// recipient there and has one of its own; `None` leaves it to the account.
-fn locale_for<'a>(recipient: &Recipient, rules: &'a [routing_rule::Model]) -> Option<&'a str> {
+fn locale_for(recipient: &Recipient, rules: &[routing_rule::Model]) -> Option<Locale> {
     recipient.sources.iter().find_map(|source| {
         let id = match source {
             Source::Rule { rule_id, .. } | Source::Wildcard { rule_id } => rule_id,
             Source::Forward => return None,
         };
-        rules
-            .iter()
-            .find(|r| r.id == *id)
-            .and_then(|r| r.locale.as_deref())
+        rules.iter().find(|r| r.id == *id).and_then(|r| r.locale)
     })
 }
 
@@ -398,6 +389,47 @@ pub async fn record_failure<C: ConnectionTrait + TransactionTrait>(
         .await?;
     }
     Ok(outcome)
+}
+
+/// Ends attempt `attempt` `FAILED` without reading the row, whose delivery or ticket holds a
+/// value that cannot be read (a corrupt row, one a newer version wrote): retrying cannot mend
+/// it. Written whatever state the attempt left (a claim whose RETURNING failed to decode has
+/// already moved it to `SENDING`); a final row stays as it is.
+pub async fn fail_unreadable(
+    db: &impl ConnectionTrait,
+    delivery_id: Uuid,
+    attempt: i32,
+    reason: &str,
+) -> Result<Outcome> {
+    let failed = delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Failed),
+        )
+        .col_expr(
+            delivery::Column::LastError,
+            Expr::value(format!("the delivery cannot be read: {reason}")),
+        )
+        .col_expr(
+            delivery::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::Attempts, Expr::value(attempt))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now()))
+        .filter(delivery::Column::Id.eq(delivery_id))
+        .filter(delivery::Column::Attempts.lte(attempt))
+        .filter(delivery::Column::Status.is_not_in([DeliveryStatus::Sent, DeliveryStatus::Failed]))
+        .exec(db)
+        .await?;
+    Ok(if failed.rows_affected == 1 {
+        Outcome::Failed
+    } else {
+        Outcome::Skipped
+    })
 }
 
 /// Puts a `FAILED` delivery back: `PENDING`, with the job of its next attempt due now, in the

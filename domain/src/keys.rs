@@ -240,7 +240,7 @@ pub async fn create_account(db: &impl TransactionTrait, name: &str) -> Result<Ne
         name: Set(name),
         ticket_seq: Set(0),
         created_at: Set(now()),
-        locale: Set(Locale::default().code().to_owned()),
+        locale: Set(Locale::default()),
     }
     .insert(&txn)
     .await?;

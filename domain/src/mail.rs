@@ -301,7 +301,7 @@ pub fn render(
 ) -> Result<Message, SendError> {
     let to = Recipient {
         address: &delivery.recipient,
-        locale: Locale::from_code(delivery.locale.as_deref()),
+        locale: delivery.locale.unwrap_or_default(),
         message_id: &delivery.message_id,
     };
     let visitor = (

@@ -48,10 +48,10 @@ pub async fn send_sample(
     let account_locale = account::Entity::find_by_id(account_id)
         .select_only()
         .column(account::Column::Locale)
-        .into_tuple::<String>()
+        .into_tuple::<Locale>()
         .one(db)
         .await?;
-    let locale = Locale::from_code(rule.locale.as_deref().or(account_locale.as_deref()));
+    let locale = rule.locale.or(account_locale).unwrap_or_default();
     let sample = Sample::new(&rule.tag, locale);
     let reasons = [if rule.tag_key == validate::WILDCARD {
         Source::Wildcard { rule_id: rule.id }

@@ -203,7 +203,7 @@ impl RuleColumns {
         model.tag_key = Set(validate::tag_key(&self.tag));
         model.tag = Set(self.tag);
         model.emails = Set(self.emails.into());
-        model.locale = Set(self.locale.map(|l| l.code().to_owned()));
+        model.locale = Set(self.locale);
     }
 }
 

@@ -101,6 +101,14 @@ fn environment() -> &'static Environment<'static> {
     })
 }
 
+/// How dates are written in a language.
+fn date_format(locale: Locale) -> &'static str {
+    match locale {
+        Locale::En => "%Y-%m-%d %H:%M UTC",
+        Locale::Tr => "%d.%m.%Y %H:%M UTC",
+    }
+}
+
 /// The most characters of one answer a mail shows; a longer one is cut (the ticket keeps it
 /// whole). With at most one answer per visitor turn, a mail's answers stay bounded.
 pub const MAIL_ANSWER_CHARS: usize = 1_000;
@@ -178,7 +186,7 @@ pub fn render(
         topic => view.topic,
         flow => view.flow,
         visitor => Value::from(Serde(&view.visitor)),
-        opened => view.opened.format(locale.date_format()).to_string(),
+        opened => view.opened.format(date_format(locale)).to_string(),
         message => view.message,
         answers => Value::from(Serde(&answers)),
         transcript => Value::from(Serde(&view.transcript)),
@@ -188,7 +196,7 @@ pub fn render(
     };
     let env = environment();
     let one = |format: &str| -> Result<String, TemplateError> {
-        let name = format!("{}.{}.{format}", kind.name(), locale.code());
+        let name = format!("{}.{}.{format}", kind.name(), locale.as_str());
         env.get_template(&name)
             .and_then(|t| t.render(&values))
             .map_err(|source| TemplateError { name, source })

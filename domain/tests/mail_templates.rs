@@ -82,7 +82,7 @@ fn delivery(locale: Locale, sources: &[Source]) -> delivery::Model {
         sent_at: None,
         created_at: at,
         updated_at: at,
-        locale: Some(locale.code().into()),
+        locale: Some(locale),
     }
 }
 
@@ -107,20 +107,20 @@ fn snapshot(name: &str, mail: &templates::Rendered) {
 
 #[test]
 fn ticket_opened_in_every_language() {
-    for locale in Locale::ALL {
+    for &locale in Locale::ALL {
         let mail = templates::render(
             Kind::TicketOpened,
             locale,
             mail::notification(&ticket(), &delivery(locale, &sources())),
         )
         .unwrap();
-        snapshot(&format!("ticket_opened_{}", locale.code()), &mail);
+        snapshot(&format!("ticket_opened_{}", locale.as_str()), &mail);
     }
 }
 
 #[test]
 fn a_rules_test_mail_says_it_is_one() {
-    for locale in Locale::ALL {
+    for &locale in Locale::ALL {
         let mut t = ticket();
         t.transcript = None;
         t.answers = None;
@@ -131,7 +131,7 @@ fn a_rules_test_mail_says_it_is_one() {
         let mut view = mail::notification(&t, &d);
         view.test = Some("TICKET_TOPIC_FOO_BAR");
         let mail = templates::render(Kind::TicketOpened, locale, view).unwrap();
-        snapshot(&format!("rule_test_{}", locale.code()), &mail);
+        snapshot(&format!("rule_test_{}", locale.as_str()), &mail);
     }
 }
 

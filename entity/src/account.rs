@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::*;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "accounts")]
 pub struct Model {
@@ -12,7 +14,7 @@ pub struct Model {
     pub ticket_seq: i64,
     pub created_at: DateTimeUtc,
     /// Language of the account's notification e-mails (`en`, `tr`).
-    pub locale: String,
+    pub locale: Locale,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

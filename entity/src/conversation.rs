@@ -26,7 +26,7 @@ pub struct Model {
     pub revision: i32,
     /// The language of what the bot says on its own (re-asks, limits): `en` or `tr`, the
     /// account's default when the conversation started.
-    pub locale: String,
+    pub locale: Locale,
     /// Visitor messages and button presses so far; capped (`MAX_VISITOR_TURNS`).
     pub visitor_turns: i32,
     /// Invalid answers re-asked at the question now waiting; capped (`MAX_REASKS`).

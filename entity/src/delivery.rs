@@ -30,7 +30,7 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     /// Language of the e-mail, chosen when the ticket was routed; null: English.
-    pub locale: Option<String>,
+    pub locale: Option<Locale>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,7 +18,7 @@ pub struct Model {
     pub emails: Addresses,
     pub created_at: DateTimeUtc,
     /// Language of the e-mails this rule sends; null: the account's.
-    pub locale: Option<String>,
+    pub locale: Option<Locale>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -118,6 +118,21 @@ stored!(
 );
 
 stored!(
+    /// A language notification e-mails are written in and the bot speaks on its own.
+    Locale {
+        En = "en",
+        Tr = "tr",
+    }
+);
+
+impl Default for Locale {
+    /// English, for an account that has not chosen.
+    fn default() -> Self {
+        Locale::En
+    }
+}
+
+stored!(
     /// The state of a ticket.
     TicketStatus {
         Open = "OPEN",

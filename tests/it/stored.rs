@@ -1,11 +1,14 @@
 //! A stored value the code does not know (a corrupt row, or one a newer version wrote) is an
 //! error that names nothing internal, never a silent default: a delivery status of `DONE`
-//! does not read as `PENDING`, a step kind of `carousel` does not read as a message step.
+//! does not read as `PENDING`, a step kind of `carousel` does not read as a message step, and
+//! a delivery whose ticket cannot be read ends `FAILED` with the reason.
 
 use std::time::Duration;
 
-use integration_tests::{Engine, TestApp, TestSmtp, error_code, on_both_engines};
-use sea_orm::ConnectionTrait;
+use domain::vocab::DeliveryStatus;
+use integration_tests::{Engine, Fault, TestApp, TestSmtp, error_code, on_both_engines};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::ticket_path::{flow_with_ticket_step, open_ticket};
@@ -69,6 +72,63 @@ async fn unknown_stored_values_are_errors_not_defaults(engine: Engine) {
         1,
         "only the readable rule's recipient: {data:#}"
     );
+
+    // A ticket whose stored answers are not answers: reading it is an error, and an attempt
+    // at its delivery ends FAILED with the reason instead of failing its job again and again.
+    smtp.fail_rcpt("agent@example.com", Fault::Permanent, 1);
+    let third = open_ticket(&app, &app.widget_key, &step, "third").await;
+    let third_id = third["ticket"]["id"].clone();
+    let failed = app
+        .wait_for(
+            Duration::from_secs(15),
+            "query($id: ID!) { ticket(id: $id) { deliveries { id status } } }",
+            json!({ "id": third_id }),
+            |d| d["ticket"]["deliveries"][0]["status"] == "FAILED",
+        )
+        .await;
+    let delivery_id = failed["ticket"]["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ticket_id = uuid::Uuid::parse_str(third_id.as_str().unwrap()).unwrap();
+    entity::ticket::Entity::update_many()
+        .col_expr(
+            entity::ticket::Column::Answers,
+            Expr::cust("'[\"not\", \"answers\"]'"),
+        )
+        .filter(entity::ticket::Column::Id.eq(ticket_id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let body = app
+        .gql(
+            Some(&app.admin_key),
+            "query($id: ID!) { ticket(id: $id) { answers } }",
+            json!({ "id": third_id }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "INTERNAL_SERVER_ERROR", "{body:#}");
+    app.admin(
+        "mutation($id: ID!) { retryDelivery(id: $id) { id status } }",
+        json!({ "id": delivery_id }),
+    )
+    .await;
+    let id = uuid::Uuid::parse_str(&delivery_id).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let row = loop {
+        let row = entity::delivery::Entity::find_by_id(id)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        if row.attempts == 2 && row.status == DeliveryStatus::Failed {
+            break row;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {row:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = row.last_error.unwrap_or_default();
+    assert!(reason.contains("cannot be read"), "{reason}");
 
     app.db
         .execute_unprepared("UPDATE deliveries SET status = 'DONE'")

@@ -162,7 +162,12 @@ async fn attempt_for(
     ticket: Option<&ticket::Model>,
 ) -> Result<(Outcome, Option<Event>), domain::Error> {
     let until = domain::now() + lease::length(ctx.send_timeout);
-    let claimed = deliveries::claim(&ctx.db, delivery_id, attempt, until).await?;
+    let claimed = match deliveries::claim(&ctx.db, delivery_id, attempt, until).await {
+        Err(domain::Error::Corrupt(reason)) => {
+            return unreadable(ctx, delivery_id, attempt, &reason).await;
+        }
+        claimed => claimed?,
+    };
     let Some(delivery) = claimed else {
         return Ok((
             deliveries::not_claimed(&ctx.db, delivery_id, attempt).await?,
@@ -174,19 +179,38 @@ async fn attempt_for(
         Some(t) if t.id == delivery.ticket_id => t,
         _ => match ticket::Entity::find_by_id(delivery.ticket_id)
             .one(&ctx.db)
-            .await?
+            .await
+            .map_err(domain::Error::from)
         {
-            Some(t) => {
+            Ok(Some(t)) => {
                 loaded = t;
                 &loaded
             }
-            None => return Ok((Outcome::Skipped, None)),
+            Ok(None) => return Ok((Outcome::Skipped, None)),
+            Err(domain::Error::Corrupt(reason)) => {
+                return unreadable(ctx, delivery_id, attempt, &reason).await;
+            }
+            Err(e) => return Err(e),
         },
     };
     let result = send(ctx, ticket, &delivery).await;
     let outcome = record(ctx, &delivery, ticket, attempt, result).await?;
     let event = is_result(&outcome).then(|| Event::delivery_updated(&delivery));
     Ok((outcome, event))
+}
+
+/// The delivery or its ticket holds a value that cannot be read: no retry can mend that, so
+/// the delivery ends `FAILED` with the reason (logged), instead of its job failing until
+/// the queue gives up on it.
+async fn unreadable(
+    ctx: &Context,
+    delivery_id: Uuid,
+    attempt: i32,
+    reason: &str,
+) -> Result<(Outcome, Option<Event>), domain::Error> {
+    tracing::error!(%delivery_id, attempt, reason, "delivery failed: unreadable row");
+    let outcome = deliveries::fail_unreadable(&ctx.db, delivery_id, attempt, reason).await?;
+    Ok((outcome, None))
 }
 
 /// Renders the delivery's mail and hands it to the SMTP server: its reply, or why not.

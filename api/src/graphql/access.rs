@@ -51,7 +51,7 @@ impl AccountSettings {
     }
     /// The language of notification e-mails, unless a rule sets its own.
     async fn default_locale(&self) -> Locale {
-        domain::vocab::Locale::from_code(Some(&self.0.locale)).into()
+        self.0.locale.into()
     }
 }
 

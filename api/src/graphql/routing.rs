@@ -42,10 +42,7 @@ impl RoutingRule {
     }
     /// The language of this rule's e-mails; null: the account's `defaultLocale`.
     async fn locale(&self) -> Option<Locale> {
-        self.0
-            .locale
-            .as_deref()
-            .map(|code| Locale::from(domain::vocab::Locale::from_code(Some(code))))
+        self.0.locale.map(Locale::from)
     }
 }
 
