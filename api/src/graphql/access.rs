@@ -1,11 +1,17 @@
-//! The account and who works in it over GraphQL: agents, settings and API keys (admin key).
+//! The account and who works in it over GraphQL (admin key): its reads and writes
+//! (`accountSettings`, `agents`, `apiKeys`, `createApiKey`, ...) and their types: settings,
+//! agents and API keys.
 
-use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{account, agent};
 
-use super::ApiResult;
+use std::sync::Arc;
+
+use domain::keys::KeyCache;
+
 use super::types::{loaders, shared};
+use super::{ApiResult, admin, cost, db, not_found_id};
 
 /// An agent of the account; the routing form offers their addresses.
 pub struct Agent(pub agent::Model);
@@ -116,4 +122,122 @@ pub struct CreatedApiKey {
     /// The secret to send as `Authorization: Bearer <secret>`. Store it now: it cannot be shown
     /// again.
     pub secret: String,
+}
+
+/// A new agent.
+#[derive(InputObject)]
+pub struct CreateAgentInput {
+    /// 1-200 characters, one line.
+    pub name: String,
+    /// A bare address, unique in the account (ignoring case).
+    pub email: String,
+}
+
+/// The admin key's reads of this feature.
+#[derive(Default)]
+pub struct AccessQuery;
+
+#[Object(name = "AccessQuery")]
+impl AccessQuery {
+    /// The caller's account and its settings.
+    async fn account_settings(&self, ctx: &Context<'_>) -> ApiResult<AccountSettings> {
+        let account = admin(ctx)?;
+        Ok(AccountSettings(
+            domain::accounts::find(db(ctx)?, account).await?,
+        ))
+    }
+
+    /// The account's agents, by name.
+    /// Cost: counted as 1,000.
+    #[graphql(complexity = "cost::list(cost::AGENTS, child_complexity)")]
+    async fn agents(&self, ctx: &Context<'_>) -> ApiResult<Vec<Agent>> {
+        let account = admin(ctx)?;
+        Ok(domain::agents::list_agents(db(ctx)?, account)
+            .await?
+            .into_iter()
+            .map(Agent)
+            .collect())
+    }
+
+    /// The account's API keys, newest first, revoked ones included.
+    /// Cost: counted as 100.
+    #[graphql(complexity = "cost::list(cost::API_KEYS, child_complexity)")]
+    async fn api_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiKey>> {
+        let account = admin(ctx)?;
+        Ok(domain::keys::list_keys(db(ctx)?, account)
+            .await?
+            .into_iter()
+            .map(ApiKey)
+            .collect())
+    }
+}
+
+/// The admin key's writes of this feature; each validates all input before writing.
+#[derive(Default)]
+pub struct AccessMutation;
+
+#[Object(name = "AccessMutation")]
+impl AccessMutation {
+    /// Adds an agent.
+    async fn create_agent(&self, ctx: &Context<'_>, input: CreateAgentInput) -> ApiResult<Agent> {
+        let account = admin(ctx)?;
+        Ok(Agent(
+            domain::agents::create_agent(db(ctx)?, account, &input.name, &input.email).await?,
+        ))
+    }
+
+    /// Sets the language of the account's notification e-mails (rules with a `locale` of their
+    /// own keep it). Tickets routed from now on use it.
+    async fn set_default_locale(
+        &self,
+        ctx: &Context<'_>,
+        locale: Locale,
+    ) -> ApiResult<AccountSettings> {
+        let account = admin(ctx)?;
+        Ok(AccountSettings(
+            domain::accounts::set_locale(db(ctx)?, account, locale.into()).await?,
+        ))
+    }
+
+    /// Creates an API key; its secret is in the answer and nowhere else, ever.
+    /// `allowedOrigins` are the sites whose pages may use it (see `ApiKey.allowedOrigins`);
+    /// a widget key needs its site's origin here to work in visitors' browsers.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        kind: ApiKeyKind,
+        #[graphql(default)] allowed_origins: Vec<String>,
+    ) -> ApiResult<CreatedApiKey> {
+        let account = admin(ctx)?;
+        let (key, secret) =
+            domain::keys::create_key(db(ctx)?, account, kind.into(), &allowed_origins).await?;
+        Ok(CreatedApiKey {
+            key: ApiKey(key),
+            secret,
+        })
+    }
+
+    /// Revokes an API key: from the next request on it is refused (`UNAUTHENTICATED`).
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ApiKey> {
+        let account = admin(ctx)?;
+        let id = not_found_id("api key", &id)?;
+        Ok(ApiKey(
+            domain::keys::revoke_key(db(ctx)?, ctx.data::<Arc<KeyCache>>()?, account, id).await?,
+        ))
+    }
+
+    /// Replaces the web origins whose pages may use the key (`https://shop.example`, at most
+    /// 20; lower-cased, without path or default port). An empty list means no browser page.
+    async fn set_api_key_origins(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        origins: Vec<String>,
+    ) -> ApiResult<ApiKey> {
+        let account = admin(ctx)?;
+        let id = not_found_id("api key", &id)?;
+        Ok(ApiKey(
+            domain::keys::set_origins(db(ctx)?, account, id, &origins).await?,
+        ))
+    }
 }

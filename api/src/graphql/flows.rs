@@ -1,12 +1,14 @@
-//! Chatbot design over GraphQL: flows, their steps and published versions, the problems
-//! `validateFlow` reports, and topic tags (admin key).
+//! Chatbot design over GraphQL (admin key): its reads and writes (`flows`, `topicTags`,
+//! `createFlow`, `addStep`, `publishFlow`, ...), their inputs, and the types they answer:
+//! flows, steps, published versions, the problems `validateFlow` reports, topic tags.
 
-use async_graphql::{Context, ID, Interface, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Interface, Object, OneofObject, SimpleObject};
 use chrono::{DateTime, Utc};
+use domain::flows::{OptionInput, StepInput as DomainStep};
 use entity::{flow, flow_version, step};
 
 use super::types::{loaders, page_size, shared};
-use super::{ApiError, ApiResult, cost};
+use super::{ApiError, ApiResult, admin, cost, db, not_found_id, parse_id};
 
 /// A chatbot flow (design): an ordered list of steps.
 pub struct Flow(pub flow::Model);
@@ -357,5 +359,261 @@ impl TopicTag {
             .cloned()
             .map(TicketStep)
             .collect())
+    }
+}
+
+/// A new flow.
+#[derive(InputObject)]
+pub struct CreateFlowInput {
+    /// 1-200 characters, one line.
+    pub name: String,
+}
+
+/// A step's content: exactly one of the kinds. `next` links name the step the conversation
+/// goes to afterwards (a step of the same flow); without one it goes to the following
+/// position. Links are checked by `validateFlow`, not here, so steps can be linked in any
+/// order.
+#[derive(OneofObject)]
+pub enum StepInput {
+    /// The bot says a text.
+    Message(MessageStepInput),
+    /// The bot asks and waits for a typed answer.
+    Question(QuestionStepInput),
+    /// The bot offers buttons and waits for one.
+    Choice(ChoiceStepInput),
+    /// The bot opens a ticket.
+    Ticket(TicketStepInput),
+    /// The conversation ends.
+    End(EndStepInput),
+}
+
+/// A message step.
+#[derive(InputObject)]
+pub struct MessageStepInput {
+    /// What the bot says: 1-2000 characters.
+    pub text: String,
+    /// The step after this one; default: the following position.
+    pub next: Option<ID>,
+}
+
+/// A question step.
+#[derive(InputObject)]
+pub struct QuestionStepInput {
+    /// What the bot asks: 1-2000 characters.
+    pub text: String,
+    /// The key the answer is stored under: `name`, `email` and `phone` answers are validated
+    /// (and asked again when invalid) and fill in the visitor's contact; any other key
+    /// (1-64 letters, digits, `_`) stores free text.
+    pub field: String,
+    /// The step after the answer; default: the following position.
+    pub next: Option<ID>,
+}
+
+/// A choice step.
+#[derive(InputObject)]
+pub struct ChoiceStepInput {
+    /// What the bot says above the buttons: 1-2000 characters.
+    pub text: String,
+    /// 1-20 buttons, in order.
+    pub options: Vec<ChoiceOptionInput>,
+}
+
+/// A button of a choice step.
+#[derive(InputObject)]
+pub struct ChoiceOptionInput {
+    /// The button's text: 1-200 characters, one line.
+    pub label: String,
+    /// The step the button leads to; may be set later with `updateStep` (until then
+    /// `validateFlow` reports `UNLINKED_OPTION`).
+    pub next: Option<ID>,
+}
+
+/// A ticket step.
+#[derive(InputObject)]
+pub struct TicketStepInput {
+    /// Topic tag for its tickets: 1-64 letters, digits, `_`, `-`, `.`, `:` (never `*`).
+    /// Internal, never shown to visitors.
+    pub topic: String,
+    /// What the bot says once the ticket is open, e.g. "Talep alındı": 1-2000 characters.
+    pub confirmation_message: String,
+    /// Addresses that get every ticket of this step, besides the routing rules (at most 50,
+    /// duplicates ignoring case are dropped).
+    #[graphql(default)]
+    pub forward_emails: Vec<String>,
+    /// The step after the ticket is opened; default: the following position (none: the
+    /// conversation completes).
+    pub next: Option<ID>,
+}
+
+/// An end step.
+#[derive(InputObject)]
+pub struct EndStepInput {
+    /// A last text, e.g. "Görüşmek üzere"; optional.
+    pub text: Option<String>,
+}
+
+fn link(field: &str, id: Option<ID>) -> Result<Option<uuid::Uuid>, domain::Error> {
+    id.map(|id| parse_id(&id).ok_or_else(|| domain::Error::invalid(field, "is not a step id")))
+        .transpose()
+}
+
+impl StepInput {
+    fn into_domain(self) -> Result<DomainStep, domain::Error> {
+        Ok(match self {
+            StepInput::Message(m) => DomainStep::Message {
+                text: m.text,
+                next: link("step.message.next", m.next)?,
+            },
+            StepInput::Question(q) => DomainStep::Question {
+                text: q.text,
+                field: q.field,
+                next: link("step.question.next", q.next)?,
+            },
+            StepInput::Choice(c) => DomainStep::Choice {
+                text: c.text,
+                options: c
+                    .options
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        Ok(OptionInput {
+                            label: o.label,
+                            next: link(&format!("step.choice.options[{i}].next"), o.next)?,
+                        })
+                    })
+                    .collect::<Result<_, domain::Error>>()?,
+            },
+            StepInput::Ticket(t) => DomainStep::Ticket {
+                topic: t.topic,
+                confirmation_message: t.confirmation_message,
+                forward_emails: t.forward_emails,
+                next: link("step.ticket.next", t.next)?,
+            },
+            StepInput::End(e) => DomainStep::End { text: e.text },
+        })
+    }
+}
+
+/// The admin key's reads of this feature.
+#[derive(Default)]
+pub struct FlowQuery;
+
+#[Object(name = "FlowQuery")]
+impl FlowQuery {
+    /// The account's chatbot flows, oldest first: the `first` (1 to 200) after the flow
+    /// `after`; pass the last flow's id as `after` for the next ones.
+    /// Cost: counted as `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
+    async fn flows(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: Option<i32>,
+        after: Option<ID>,
+    ) -> ApiResult<Vec<Flow>> {
+        let account = admin(ctx)?;
+        let first = page_size(first)?;
+        let after = after.map(|id| not_found_id("flow", &id)).transpose()?;
+        Ok(
+            domain::flows::list_flows(db(ctx)?, account, first as u64, after)
+                .await?
+                .into_iter()
+                .map(Flow)
+                .collect(),
+        )
+    }
+
+    /// One flow; null when no flow of the account has this id.
+    async fn flow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Flow>> {
+        let account = admin(ctx)?;
+        let Some(id) = parse_id(&id) else {
+            return Ok(None);
+        };
+        Ok(domain::flows::find_flow(db(ctx)?, account, id)
+            .await?
+            .map(Flow))
+    }
+
+    /// Distinct topic tags of all ticket steps in all flows of the account, sorted ignoring
+    /// case. This is the list the routing form offers; `*` is not part of it.
+    /// Cost: counted as 1,000 (the most distinct topic tags an account has).
+    #[graphql(complexity = "cost::list(cost::TOPIC_TAGS, child_complexity)")]
+    async fn topic_tags(&self, ctx: &Context<'_>) -> ApiResult<Vec<TopicTag>> {
+        let account = admin(ctx)?;
+        let with_steps = ctx.look_ahead().field("steps").exists();
+        Ok(domain::rules::topic_tags(db(ctx)?, account, with_steps)
+            .await?
+            .into_iter()
+            .map(TopicTag)
+            .collect())
+    }
+}
+
+/// The admin key's writes of this feature; each validates all input before writing.
+#[derive(Default)]
+pub struct FlowMutation;
+
+#[Object(name = "FlowMutation")]
+impl FlowMutation {
+    /// Creates an empty flow.
+    async fn create_flow(&self, ctx: &Context<'_>, input: CreateFlowInput) -> ApiResult<Flow> {
+        let account = admin(ctx)?;
+        Ok(Flow(
+            domain::flows::create_flow(db(ctx)?, account, &input.name).await?,
+        ))
+    }
+
+    /// Deletes a flow and its steps; tickets it opened stay (their `flow` becomes null).
+    /// Returns the id.
+    async fn delete_flow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
+        let account = admin(ctx)?;
+        let uuid = not_found_id("flow", &id)?;
+        domain::flows::delete_flow(db(ctx)?, account, uuid).await?;
+        Ok(id)
+    }
+
+    /// Appends a step to a flow.
+    async fn add_step(&self, ctx: &Context<'_>, flow_id: ID, step: StepInput) -> ApiResult<Step> {
+        let account = admin(ctx)?;
+        let flow_id = not_found_id("flow", &flow_id)?;
+        let step =
+            domain::flows::add_step(db(ctx)?, account, flow_id, &step.into_domain()?).await?;
+        step.try_into()
+    }
+
+    /// Replaces a step's content (its kind may change); its position stays.
+    async fn update_step(&self, ctx: &Context<'_>, id: ID, step: StepInput) -> ApiResult<Step> {
+        let account = admin(ctx)?;
+        let id = not_found_id("step", &id)?;
+        let step = domain::flows::update_step(db(ctx)?, account, id, &step.into_domain()?).await?;
+        step.try_into()
+    }
+
+    /// Removes a step; the steps after it move up. Returns the id.
+    async fn delete_step(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
+        let account = admin(ctx)?;
+        let uuid = not_found_id("step", &id)?;
+        domain::flows::delete_step(db(ctx)?, account, uuid).await?;
+        Ok(id)
+    }
+
+    /// Every problem that stops the flow's draft from being published; empty when it can be.
+    /// Cost: counted as 4,200 (a problem per step and button).
+    #[graphql(complexity = "cost::list(cost::FLOW_PROBLEMS, child_complexity)")]
+    async fn validate_flow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Vec<FlowProblem>> {
+        let account = admin(ctx)?;
+        let id = not_found_id("flow", &id)?;
+        let problems = domain::design::validate_flow(db(ctx)?, account, id).await?;
+        Ok(problems.into_iter().map(FlowProblem::from).collect())
+    }
+
+    /// Publishes the flow's draft as its next immutable version; refused (`BAD_USER_INPUT`,
+    /// field `id`) while `validateFlow` reports problems. New conversations start on it;
+    /// conversations in progress keep the version they started on.
+    async fn publish_flow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<FlowVersion> {
+        let account = admin(ctx)?;
+        let id = not_found_id("flow", &id)?;
+        Ok(FlowVersion(
+            domain::design::publish_flow(db(ctx)?, account, id).await?,
+        ))
     }
 }

@@ -8,10 +8,8 @@ mod error;
 mod flows;
 mod limits;
 mod loaders;
-mod mutation;
 pub mod operation;
 mod ops;
-mod query;
 mod routing;
 mod subscription;
 mod tickets;
@@ -33,7 +31,10 @@ pub use loaders::Loaders;
 #[graphql(name = "Query")]
 pub struct Query(
     visitor::VisitorQuery,
-    query::Query,
+    access::AccessQuery,
+    flows::FlowQuery,
+    routing::RoutingQuery,
+    tickets::TicketQuery,
     ops::OpsQuery,
     webhooks::WebhookQuery,
 );
@@ -43,7 +44,9 @@ pub struct Query(
 #[graphql(name = "Mutation")]
 pub struct Mutation(
     visitor::VisitorMutation,
-    mutation::Mutation,
+    flows::FlowMutation,
+    access::AccessMutation,
+    routing::RoutingMutation,
     ops::OpsMutation,
     webhooks::WebhookMutation,
 );

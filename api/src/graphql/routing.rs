@@ -1,12 +1,15 @@
-//! Routing rules over GraphQL, and a rule's test e-mail (admin key).
+//! Routing rules over GraphQL (admin key): `routingRules`, creating, changing and deleting
+//! rules, and a rule's test e-mail.
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::routing_rule;
 
-use super::ApiResult;
+use domain::rules::RuleInput;
+
 use super::access::Locale;
 use super::types::{loaders, shared};
+use super::{ApiResult, admin, cost, db, not_found_id};
 
 /// Sends every new ticket whose topic equals `tag` (or every new ticket, for `*`) to `emails`.
 pub struct RoutingRule(pub routing_rule::Model);
@@ -67,5 +70,106 @@ impl From<domain::rule_check::SampleSent> for TestEmail {
             reply: s.reply,
             locale: s.locale.into(),
         }
+    }
+}
+
+/// A routing rule's content.
+#[derive(InputObject)]
+pub struct RoutingRuleInput {
+    /// A topic tag (need not be used by any flow yet; see `RoutingRule.tagKnown`) or `*` for
+    /// every new ticket.
+    pub tag: String,
+    /// 1-50 bare addresses: agents' or any other; duplicates ignoring case are dropped.
+    pub emails: Vec<String>,
+    /// The language of this rule's e-mails; omitted or null: the account's `defaultLocale`.
+    pub locale: Option<Locale>,
+}
+
+impl From<RoutingRuleInput> for RuleInput {
+    fn from(input: RoutingRuleInput) -> Self {
+        RuleInput {
+            tag: input.tag,
+            emails: input.emails,
+            locale: input.locale.map(Into::into),
+        }
+    }
+}
+
+/// The admin key's reads of this feature.
+#[derive(Default)]
+pub struct RoutingQuery;
+
+#[Object(name = "RoutingQuery")]
+impl RoutingQuery {
+    /// The account's routing rules, oldest first.
+    /// Cost: counted as 1,000.
+    #[graphql(complexity = "cost::list(cost::RULES, child_complexity)")]
+    async fn routing_rules(&self, ctx: &Context<'_>) -> ApiResult<Vec<RoutingRule>> {
+        let account = admin(ctx)?;
+        Ok(domain::rules::list_rules(db(ctx)?, account)
+            .await?
+            .into_iter()
+            .map(RoutingRule)
+            .collect())
+    }
+}
+
+/// The admin key's writes of this feature; each validates all input before writing.
+#[derive(Default)]
+pub struct RoutingMutation;
+
+#[Object(name = "RoutingMutation")]
+impl RoutingMutation {
+    /// Creates a routing rule.
+    async fn create_routing_rule(
+        &self,
+        ctx: &Context<'_>,
+        input: RoutingRuleInput,
+    ) -> ApiResult<RoutingRule> {
+        let account = admin(ctx)?;
+        Ok(RoutingRule(
+            domain::rules::create_rule(db(ctx)?, account, &input.into()).await?,
+        ))
+    }
+
+    /// Replaces a routing rule's tag and recipients. Tickets already routed keep their
+    /// deliveries.
+    async fn update_routing_rule(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: RoutingRuleInput,
+    ) -> ApiResult<RoutingRule> {
+        let account = admin(ctx)?;
+        let id = not_found_id("routing rule", &id)?;
+        Ok(RoutingRule(
+            domain::rules::update_rule(db(ctx)?, account, id, &input.into()).await?,
+        ))
+    }
+
+    /// Sends a sample ticket with the rule's tag to each of the rule's addresses, in the rule's
+    /// language, through the service's own mailer and templates, and answers what the SMTP
+    /// server said to each. Nothing is stored or retried.
+    /// Cost: counted as 50 (the most addresses a rule has).
+    #[graphql(complexity = "cost::list(cost::RULE_EMAILS, child_complexity)")]
+    async fn send_test_email(&self, ctx: &Context<'_>, rule_id: ID) -> ApiResult<Vec<TestEmail>> {
+        let account = admin(ctx)?;
+        let id = not_found_id("routing rule", &rule_id)?;
+        let outbound = ctx.data::<domain::rule_check::Outbound>()?;
+        Ok(
+            domain::rule_check::send_sample(db(ctx)?, outbound, account, id)
+                .await?
+                .into_iter()
+                .map(TestEmail::from)
+                .collect(),
+        )
+    }
+
+    /// Deletes a routing rule. Returns the id.
+    async fn delete_routing_rule(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
+        let account = admin(ctx)?;
+        let uuid = not_found_id("routing rule", &id)?;
+        domain::rules::delete_rule(db(ctx)?, account, uuid).await?;
+        Ok(id)
     }
 }

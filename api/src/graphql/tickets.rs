@@ -1,5 +1,6 @@
-//! Tickets over GraphQL as admins and operators read them: the ticket, its deliveries and
-//! timeline, and the conversation that opened it.
+//! Tickets over GraphQL as admins and operators read them: the admin key's `tickets` and
+//! `ticket`, and the types: the ticket, its deliveries and timeline, and the conversation
+//! that opened it.
 
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -8,7 +9,7 @@ use entity::{conversation, delivery, ticket};
 
 use super::flows::{ChoiceOption, Flow};
 use super::types::{PageInfo, loaders, page_size, shared};
-use super::{ApiError, ApiResult, cost};
+use super::{ApiError, ApiResult, admin, cost, cursor, db, parse_id};
 
 /// The state of a ticket.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -474,5 +475,56 @@ impl Conversation {
     /// When the visitor last did something.
     async fn last_activity_at(&self) -> DateTime<Utc> {
         self.0.last_activity_at
+    }
+}
+
+/// The admin key's reads of this feature.
+#[derive(Default)]
+pub struct TicketQuery;
+
+#[Object(name = "TicketQuery")]
+impl TicketQuery {
+    /// The account's tickets, newest first; `topic` filters by tag (ignoring case). Pass the
+    /// last `endCursor` as `after` for the next page. `first` is 1 to 200.
+    /// Cost: counted as `first`.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        topic: Option<String>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<TicketConnection> {
+        let account = admin(ctx)?;
+        let after = cursor::after("ticket", after.as_deref())?;
+        let first = u64::try_from(first.unwrap_or(50)).unwrap_or(0);
+        let page = domain::tickets::list_tickets(db(ctx)?, account, topic.as_deref(), first, after)
+            .await?;
+        let edges: Vec<TicketEdge> = page
+            .tickets
+            .into_iter()
+            .map(|t| TicketEdge {
+                cursor: cursor::encode("ticket", t.number),
+                node: Ticket(t),
+            })
+            .collect();
+        Ok(TicketConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+        })
+    }
+
+    /// One ticket; null when no ticket of the account has this id.
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Ticket>> {
+        let account = admin(ctx)?;
+        let Some(id) = parse_id(&id) else {
+            return Ok(None);
+        };
+        Ok(domain::tickets::find_ticket(db(ctx)?, account, id)
+            .await?
+            .map(Ticket))
     }
 }

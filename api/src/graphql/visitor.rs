@@ -9,14 +9,11 @@
 //! goes through the admin types (`ticket(id)`, `Ticket.conversation`). A test walks every
 //! field reachable from here by introspection (`tests/it/visitor_surface.rs`).
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::tickets::{OpenTicket, VisitorInput as DomainVisitor};
 use entity::{conversation, ticket};
 
-use super::mutation::{
-    ChooseOptionInput, OpenTicketInput, StartConversationInput, VisitorMessageInput,
-};
 use super::tickets::{Awaiting, ConversationStatus, TranscriptEntry};
 use super::{ApiError, ApiResult, Loaders, cost, db, not_found_id, parse_id, principal, settings};
 
@@ -185,7 +182,7 @@ pub struct OpenTicketPayload {
     pub confirmation_message: String,
 }
 
-fn visitor_input(v: Option<super::mutation::VisitorInput>) -> DomainVisitor {
+fn visitor_input(v: Option<VisitorInput>) -> DomainVisitor {
     v.map_or_else(DomainVisitor::default, |v| DomainVisitor {
         name: v.name,
         email: v.email,
@@ -311,4 +308,58 @@ impl VisitorMutation {
         .await?;
         Ok(ConversationTurn(turn))
     }
+}
+
+/// What the chat widget sends when a visitor reaches a ticket step.
+#[derive(InputObject)]
+pub struct OpenTicketInput {
+    /// The ticket step the visitor reached.
+    pub step_id: ID,
+    /// What the visitor wrote: 1-10000 characters.
+    pub message: String,
+    /// Whatever the visitor told about themselves.
+    pub visitor: Option<VisitorInput>,
+}
+
+/// The visitor's contact details; each is optional, blank counts as not given.
+#[derive(InputObject)]
+pub struct VisitorInput {
+    /// 1-200 characters, one line.
+    pub name: Option<String>,
+    /// A bare address; notification e-mails reply to it.
+    pub email: Option<String>,
+    /// Digits with `+ - ( ) .` and spaces.
+    pub phone: Option<String>,
+}
+
+/// Starts a conversation.
+#[derive(InputObject)]
+pub struct StartConversationInput {
+    /// The flow to talk to; it must have been published.
+    pub flow_id: ID,
+    /// Whatever the widget knows about the visitor already.
+    pub visitor: Option<VisitorInput>,
+}
+
+/// A message the visitor typed.
+#[derive(InputObject)]
+pub struct VisitorMessageInput {
+    /// The conversation.
+    pub conversation_id: ID,
+    /// What the visitor typed: 1-10000 characters.
+    pub text: String,
+    /// The widget's own id for this message (at most 200 characters). A request retried with
+    /// the same id gets the first answer back and changes nothing.
+    pub client_message_id: Option<String>,
+}
+
+/// A button the visitor pressed.
+#[derive(InputObject)]
+pub struct ChooseOptionInput {
+    /// The conversation.
+    pub conversation_id: ID,
+    /// One of the `options` of the last turn.
+    pub option_id: ID,
+    /// As for `sendVisitorMessage`.
+    pub client_message_id: Option<String>,
 }
