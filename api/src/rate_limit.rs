@@ -3,7 +3,7 @@
 //! GCRA from `governor`, in this process's memory: with several API processes behind a
 //! balancer the effective limit is that many times higher.
 //!
-//! Order matters (see `http::graphql`): a request refused for its address is refused before
+//! Order matters (see `http::auth`): a request refused for its address is refused before
 //! its key is charged, so one address flooding a widget key cannot use up the key's
 //! allowance for every other visitor of the site.
 
