@@ -78,11 +78,11 @@ impl App {
                 source,
             })?;
         let (stop, stopped) = watch::channel(false);
-        domain::telemetry::prometheus();
+        domain::infra::telemetry::prometheus();
         // Subscribers hear of every process's writes through the database.
         let relay =
             (self.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres).then(|| {
-                tokio::spawn(domain::events::relay_postgres(
+                tokio::spawn(domain::infra::events::relay_postgres(
                     self.config.database.url.expose().clone(),
                 ))
             });

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use domain::config::{
+use domain::infra::config::{
     ConfigError, DatabaseConfig, DeliveryConfig, MailConfig, Secret, flag, millis, parse, var,
 };
 

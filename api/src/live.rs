@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
-use domain::events::Event;
+use domain::infra::events::Event;
 use domain::keys::{KeyCache, Principal};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::DatabaseConnection;
@@ -149,7 +149,7 @@ pub async fn serve<F, R>(
     let mut engine = std::pin::pin!(engine);
     let mut engine_done = false;
 
-    let mut events = domain::events::subscribe();
+    let mut events = domain::infra::events::subscribe();
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);
     let mut recheck = tokio::time::interval(RECHECK_EVERY);

@@ -6,7 +6,7 @@
 
 use anyhow::Context as _;
 use api::{ApiConfig, App};
-use domain::process::{init_tracing, shutdown_signal};
+use domain::infra::process::{init_tracing, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -31,10 +31,10 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn open(config: &ApiConfig) -> anyhow::Result<sea_orm::DatabaseConnection> {
-    let db = domain::db::connect(&config.database)
+    let db = domain::infra::db::connect(&config.database)
         .await
         .context("cannot open the database")?;
-    domain::db::migrate(&db)
+    domain::infra::db::migrate(&db)
         .await
         .context("cannot migrate the database")?;
     Ok(db)

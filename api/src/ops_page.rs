@@ -117,7 +117,7 @@ struct FailureRow {
 
 async fn render(state: &AppState) -> Result<String, PageError> {
     let stats = ops::queue_stats(&state.db, Scope::All).await?;
-    let gone_after = domain::queue::HEARTBEAT * domain::queue::MISSED_HEARTBEATS;
+    let gone_after = domain::infra::queue::HEARTBEAT * domain::infra::queue::MISSED_HEARTBEATS;
     let workers = ops::workers(&state.db, gone_after).await?;
     let failures = ops::list_deliveries(
         &state.db,

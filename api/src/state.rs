@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use domain::config::Secret;
+use domain::infra::config::Secret;
 use domain::keys::KeyCache;
 use sea_orm::DatabaseConnection;
 

@@ -166,7 +166,7 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
         steps,
     };
     let walked = walk(&loaded.steps, (!loaded.steps.is_empty()).then_some(0));
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let model: conversation::ActiveModel = loaded.conversation.clone().into();
     let inserted = model.insert(&txn).await?;
     let loaded = Loaded {
@@ -246,7 +246,7 @@ pub async fn send_message<C: ConnectionTrait + TransactionTrait>(
         text,
         client_message_id: client_message_id.clone(),
     };
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let turn = commit_turn(&txn, &flow, loaded, Some(line), walked, answer, reasks).await;
     finish(db, txn, turn, account_id, id, client_message_id.as_deref()).await
 }
@@ -297,7 +297,7 @@ pub async fn choose_option<C: ConnectionTrait + TransactionTrait>(
         text: option.label,
         client_message_id: client_message_id.clone(),
     };
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let turn = commit_turn(&txn, &flow, loaded, Some(line), walked, None, 0).await;
     finish(db, txn, turn, account_id, id, client_message_id.as_deref()).await
 }
@@ -329,9 +329,9 @@ async fn finish<C: ConnectionTrait + TransactionTrait>(
         Some(turn) => {
             txn.commit().await?;
             if let Some(ticket) = &turn.ticket {
-                crate::events::published(
+                crate::infra::events::published(
                     db,
-                    crate::events::Event::TicketOpened {
+                    crate::infra::events::Event::TicketOpened {
                         account_id: ticket.account_id,
                         ticket_id: ticket.id,
                     },

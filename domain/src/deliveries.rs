@@ -26,10 +26,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::config::DeliveryConfig;
+use crate::infra::config::DeliveryConfig;
+use crate::infra::queue::{self, Job};
 use crate::lease::{self, Outcome, backoff};
 use crate::mail::SendError;
-use crate::queue::{self, Job};
 use crate::routing::{self, Recipient};
 use crate::vocab::{DeliveryStatus, Locale, Source};
 use crate::{Result, now, webhooks};
@@ -353,7 +353,7 @@ pub async fn record_failure<C: ConnectionTrait + TransactionTrait>(
             }
         }
         Some(due) => {
-            let txn = crate::db::begin(db).await?;
+            let txn = crate::infra::db::begin(db).await?;
             if update.exec(&txn).await?.rows_affected == 0 {
                 return Ok(Outcome::Skipped);
             }

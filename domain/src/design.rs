@@ -296,7 +296,7 @@ pub async fn publish_flow<C: ConnectionTrait + TransactionTrait>(
         .one(db)
         .await?
         .flatten();
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let version = flow_version::ActiveModel {
         id: Set(Uuid::now_v7()),
         flow_id: Set(flow_id),

@@ -333,7 +333,7 @@ pub async fn add_step<C: ConnectionTrait + TransactionTrait>(
     input: &StepInput,
 ) -> Result<step::Model> {
     let columns = input.validate()?;
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let flow = find_flow(&txn, account_id, flow_id)
         .await?
         .ok_or(Error::NotFound("flow"))?;
@@ -389,7 +389,7 @@ pub async fn delete_step<C: ConnectionTrait + TransactionTrait>(
     account_id: Uuid,
     id: Uuid,
 ) -> Result<Uuid> {
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let step = find_step(&txn, account_id, id)
         .await?
         .ok_or(Error::NotFound("step"))?;

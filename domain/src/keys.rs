@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::events::{self, Event};
+use crate::infra::events::{self, Event};
 use crate::vocab::Locale;
 use crate::{Error, Result, limits, now, validate};
 
@@ -92,7 +92,7 @@ pub async fn create_key(
     origins: &[String],
 ) -> Result<(api_key::Model, String)> {
     let origins = validate::origins("allowedOrigins", origins)?;
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     limits::check::<api_key::Entity>(
         &txn,
         api_key::Column::AccountId.eq(account_id),
@@ -132,7 +132,7 @@ pub async fn set_origins(
     origins: &[String],
 ) -> Result<api_key::Model> {
     let origins = validate::origins("origins", origins)?;
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let key = api_key::Entity::find_by_id(key_id)
         .filter(api_key::Column::AccountId.eq(account_id))
         .one(&txn)
@@ -234,7 +234,7 @@ pub async fn revoke_key(
 /// Creates an account with one admin key and one widget key.
 pub async fn create_account(db: &impl TransactionTrait, name: &str) -> Result<NewAccount> {
     let name = validate::name("name", name)?;
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let account = account::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),

@@ -6,26 +6,20 @@
 
 pub mod accounts;
 pub mod agents;
-pub mod config;
 pub mod conversations;
-pub mod db;
 pub mod deliveries;
 pub mod design;
 pub mod error;
-pub mod events;
 pub mod flows;
+pub mod infra;
 pub mod keys;
 pub mod lease;
 pub mod limits;
 pub mod mail;
 pub mod ops;
-pub mod process;
-pub mod queue;
 pub mod routing;
 pub mod rule_check;
 pub mod rules;
-pub mod smtp;
-pub mod telemetry;
 pub mod templates;
 pub mod tickets;
 pub mod timeline;

@@ -13,8 +13,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::response::Response;
 use lettre::{Address, AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::MailConfig;
-use crate::smtp::{SmtpPool, SmtpTarget, StartTls};
+use crate::infra::config::MailConfig;
+use crate::infra::smtp::{SmtpPool, SmtpTarget, StartTls};
 use crate::templates::{self, Kind, Line, Notification};
 use crate::vocab::{Line as TranscriptLine, Locale, Sender};
 
@@ -127,9 +127,11 @@ impl Mailer {
                 Mailer::Smtp(pool) => {
                     smtp_outcome(pool.send(message.envelope(), &message.formatted()).await)
                 }
-                Mailer::Smtps(t) => {
-                    smtp_outcome(t.send(message).await.map_err(crate::smtp::Error::from))
-                }
+                Mailer::Smtps(t) => smtp_outcome(
+                    t.send(message)
+                        .await
+                        .map_err(crate::infra::smtp::Error::from),
+                ),
                 Mailer::File(t) => t
                     .send(message)
                     .await
@@ -281,7 +283,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
 const NO_TLS: &str = "SMTP_URL uses no TLS: use smtps://host:465 or smtp://host:587?tls=required";
 
 /// The server's reply, or how to treat its refusal: 5xx is final, anything else worth a retry.
-fn smtp_outcome(result: Result<Response, crate::smtp::Error>) -> Result<String, SendError> {
+fn smtp_outcome(result: Result<Response, crate::infra::smtp::Error>) -> Result<String, SendError> {
     match result {
         Ok(r) => Ok(format!(
             "{} {}",
@@ -406,9 +408,13 @@ mod tests {
 
     fn smtp_config(url: &str, credentials: bool, ca: bool) -> MailConfig {
         MailConfig {
-            smtp_url: Some(crate::config::Secret::new(url.to_owned())),
-            smtp_credentials: credentials
-                .then(|| ("u".to_owned(), crate::config::Secret::new("p".to_owned()))),
+            smtp_url: Some(crate::infra::config::Secret::new(url.to_owned())),
+            smtp_credentials: credentials.then(|| {
+                (
+                    "u".to_owned(),
+                    crate::infra::config::Secret::new("p".to_owned()),
+                )
+            }),
             smtp_ca_file: ca.then(|| {
                 std::path::PathBuf::from(concat!(
                     env!("CARGO_MANIFEST_DIR"),

@@ -15,8 +15,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::events::Event;
-use crate::queue;
+use crate::infra::events::Event;
+use crate::infra::queue;
 use crate::vocab::DeliveryStatus;
 use crate::{Error, Result, deliveries, now};
 
@@ -348,7 +348,7 @@ pub async fn retry_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
     scope: Scope,
     id: Uuid,
 ) -> Result<delivery::Model> {
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let found = delivery::Entity::find_by_id(id)
         .filter(scope.deliveries())
         .one(&txn)
@@ -367,7 +367,7 @@ pub async fn retry_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
         .await?
         .ok_or(Error::NotFound("delivery"))?;
     sea_orm::TransactionSession::commit(txn).await?;
-    crate::events::publish(db, &[Event::delivery_updated(&retried)]).await;
+    crate::infra::events::publish(db, &[Event::delivery_updated(&retried)]).await;
     Ok(retried)
 }
 
@@ -377,7 +377,7 @@ pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
     scope: Scope,
     since: DateTime<Utc>,
 ) -> Result<u64> {
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let failed = delivery::Entity::find()
         .filter(scope.deliveries())
         .filter(delivery::Column::Status.eq(DeliveryStatus::Failed.as_str()))
@@ -389,6 +389,42 @@ pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
     }
     sea_orm::TransactionSession::commit(txn).await?;
     let put_back: Vec<_> = failed.iter().map(Event::delivery_updated).collect();
-    crate::events::publish(db, &put_back).await;
+    crate::infra::events::publish(db, &put_back).await;
     Ok(failed.len() as u64)
+}
+
+/// Refreshes the queue gauges from the database and renders every metric in the Prometheus
+/// text format. The gauges are skipped (not zeroed) when the database cannot be read.
+pub async fn metrics(db: &impl ConnectionTrait) -> String {
+    match queue_stats(db, Scope::All).await {
+        Ok(stats) => {
+            let d = &stats.deliveries;
+            for (status, n) in [
+                ("PENDING", d.pending),
+                ("SENDING", d.sending),
+                ("RETRYING", d.retrying),
+                ("SENT", d.sent),
+                ("FAILED", d.failed),
+            ] {
+                metrics::gauge!("ticketing_deliveries", "status" => status).set(n as f64);
+            }
+            if let Some(j) = &stats.jobs {
+                for (status, n) in [
+                    ("pending", j.pending),
+                    ("running", j.running),
+                    ("done", j.done),
+                    ("failed", j.failed),
+                    ("killed", j.killed),
+                ] {
+                    metrics::gauge!("ticketing_jobs", "status" => status).set(n as f64);
+                }
+            }
+            let age = stats
+                .oldest_pending_age
+                .map_or(0.0, |a| a.num_milliseconds() as f64 / 1000.0);
+            metrics::gauge!("ticketing_oldest_pending_delivery_age_seconds").set(age);
+        }
+        Err(error) => tracing::warn!(%error, "cannot refresh queue gauges"),
+    }
+    crate::infra::telemetry::render()
 }

@@ -10,8 +10,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::events::{self, Event};
-use crate::queue::{self, Job};
+use crate::infra::events::{self, Event};
+use crate::infra::queue::{self, Job};
 use crate::vocab::{Addresses, Answers, StepKind, TicketStatus, Transcript};
 use crate::{Error, Result, now, validate};
 
@@ -314,7 +314,7 @@ pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
         });
     }
     let (step, flow) = find_ticket_step(db, account_id, input.step_id).await?;
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     let ticket = insert_ticket(
         &txn,
         account_id,

@@ -20,7 +20,7 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::queue::{self, Job};
+use crate::infra::queue::{self, Job};
 use crate::vocab::WebhookStatus;
 use crate::{Error, Result, now};
 
@@ -271,7 +271,7 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait>(
         data,
     })
     .map_err(|e| Error::invalid("data", e.to_string()))?;
-    let txn = crate::db::begin(db).await?;
+    let txn = crate::infra::db::begin(db).await?;
     for hook in &hooks {
         // Stable per (webhook, event, occurrence): a re-run job writes the same row again.
         let id = Uuid::new_v5(&hook.id, format!("{event}:{key}").as_bytes());

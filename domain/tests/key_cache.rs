@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use domain::Error;
-use domain::config::{DatabaseConfig, Secret};
+use domain::infra::config::{DatabaseConfig, Secret};
 use domain::keys::{KeyCache, Principal};
 use entity::api_key;
 use sea_orm::sea_query::Expr;
@@ -28,13 +28,13 @@ impl Drop for TestDb {
 
 async fn database() -> TestDb {
     let path = std::env::temp_dir().join(format!("key-cache-{}.db", uuid::Uuid::now_v7()));
-    let db = domain::db::connect(&DatabaseConfig {
+    let db = domain::infra::db::connect(&DatabaseConfig {
         url: Secret::new(format!("sqlite://{}", path.display())),
         max_connections: 2,
     })
     .await
     .expect("connect");
-    domain::db::migrate(&db).await.expect("migrate");
+    domain::infra::db::migrate(&db).await.expect("migrate");
     TestDb { db, path }
 }
 

@@ -1,5 +1,5 @@
 //! A PostgreSQL trigger that announces new tickets with NOTIFY when they commit (see
-//! `domain::events`). SQLite has no cross-process notifications: nothing to do there.
+//! `domain::infra::events`). SQLite has no cross-process notifications: nothing to do there.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;

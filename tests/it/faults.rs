@@ -75,7 +75,7 @@ async fn an_smtp_outage_delays_mail_but_loses_none(engine: Engine) {
         .unwrap();
     let placeholder = TestSmtp::start();
     let Some(app) = TestApp::spawn_with(engine, &placeholder, |c| {
-        c.mail.smtp_url = Some(domain::config::Secret::new(format!("smtp://{addr}")));
+        c.mail.smtp_url = Some(domain::infra::config::Secret::new(format!("smtp://{addr}")));
         c.delivery.max_attempts = 12;
         c.delivery.retry_base = Duration::from_millis(200);
         c.delivery.retry_max = Duration::from_millis(1000);

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use domain::config::Secret;
+use domain::infra::config::Secret;
 use integration_tests::{Engine, TestApp, TestSmtp, error_code};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};

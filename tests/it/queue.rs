@@ -39,7 +39,7 @@ async fn opening_a_ticket_wakes_idle_workers_on_postgres() {
         .expect("no NOTIFY for the ticket's job: idle workers would only see it at their next poll")
         .unwrap();
     let event: serde_json::Value = serde_json::from_str(notification.payload()).unwrap();
-    assert_eq!(event["job_type"], domain::queue::QUEUE, "{event}");
+    assert_eq!(event["job_type"], domain::infra::queue::QUEUE, "{event}");
     app.stop().await;
 }
 

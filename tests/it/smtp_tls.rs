@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use domain::config::Secret;
+use domain::infra::config::Secret;
 use integration_tests::{Engine, TestApp, TestSmtp};
 use serde_json::{Value, json};
 

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use api::{ApiConfig, App, RunningApp};
-use domain::config::{DatabaseConfig, DeliveryConfig, MailConfig, Secret};
+use domain::infra::config::{DatabaseConfig, DeliveryConfig, MailConfig, Secret};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -244,10 +244,10 @@ impl TestApp {
         let test_db = TestDb::create(engine).await?;
         let mut config = test_config(&test_db.url, smtp);
         tweak(&mut config);
-        let db = domain::db::connect(&config.database)
+        let db = domain::infra::db::connect(&config.database)
             .await
             .expect("connect");
-        domain::db::migrate(&db).await.expect("migrate");
+        domain::infra::db::migrate(&db).await.expect("migrate");
         let account = domain::keys::create_account(&db, "Acme")
             .await
             .expect("account");
@@ -279,7 +279,7 @@ impl TestApp {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut handles = Vec::new();
         for _ in 0..n {
-            let db = domain::db::connect(&self.config.database)
+            let db = domain::infra::db::connect(&self.config.database)
                 .await
                 .expect("connect");
             let ctx = worker::Context::new(db, &self.config.mail, self.config.delivery.clone())
@@ -298,7 +298,7 @@ impl TestApp {
     /// Another API on this app's database, with its own pool and key cache, like a second
     /// `api` process behind the same load balancer: its GraphQL URL, and the app to stop.
     pub async fn start_another_api(&self) -> (String, RunningApp) {
-        let db = domain::db::connect(&self.config.database)
+        let db = domain::infra::db::connect(&self.config.database)
             .await
             .expect("connect");
         let mut config = self.config.clone();

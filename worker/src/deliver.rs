@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use domain::deliveries::{self, is_result, sent_unless_taken_over};
-use domain::events::{self, Event};
+use domain::infra::events::{self, Event};
 use domain::lease::{self, Outcome};
 use domain::mail::{self, SendError};
 use domain::webhooks;

@@ -21,9 +21,9 @@ pub fn router(db: DatabaseConnection) -> Router {
 async fn readyz(State(db): State<DatabaseConnection>) -> impl IntoResponse {
     let jobs = format!(
         "SELECT 1 FROM {} LIMIT 1",
-        domain::queue::jobs_table(db.get_database_backend())
+        domain::infra::queue::jobs_table(db.get_database_backend())
     );
-    if domain::db::is_ready(&db).await && db.execute_unprepared(&jobs).await.is_ok() {
+    if domain::infra::db::is_ready(&db).await && db.execute_unprepared(&jobs).await.is_ok() {
         (StatusCode::OK, "ready")
     } else {
         (
@@ -36,6 +36,6 @@ async fn readyz(State(db): State<DatabaseConnection>) -> impl IntoResponse {
 async fn metrics(State(db): State<DatabaseConnection>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        domain::telemetry::render(&db).await,
+        domain::ops::metrics(&db).await,
     )
 }

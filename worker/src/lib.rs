@@ -11,7 +11,7 @@ pub mod webhook;
 
 use std::time::Duration;
 
-use domain::config::{ConfigError, DatabaseConfig, DeliveryConfig, MailConfig};
+use domain::infra::config::{ConfigError, DatabaseConfig, DeliveryConfig, MailConfig};
 use domain::mail::{Mailbox, Mailer};
 use sea_orm::DatabaseConnection;
 
@@ -31,7 +31,7 @@ impl WorkerConfig {
     /// Reads the database, mail and delivery settings.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(WorkerConfig {
-            listen: domain::config::parse(
+            listen: domain::infra::config::parse(
                 "WORKER_LISTEN_ADDR",
                 std::net::SocketAddr::from(([127, 0, 0, 1], 9091)),
             )?,

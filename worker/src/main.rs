@@ -2,21 +2,21 @@
 //! like against one PostgreSQL database.
 
 use anyhow::Context as _;
-use domain::process::{init_tracing, shutdown_signal};
+use domain::infra::process::{init_tracing, shutdown_signal};
 use worker::{Context, WorkerConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_tracing();
     let config = WorkerConfig::from_env()?;
-    let db = domain::db::connect(&config.database)
+    let db = domain::infra::db::connect(&config.database)
         .await
         .context("cannot open the database")?;
-    domain::db::migrate(&db)
+    domain::infra::db::migrate(&db)
         .await
         .context("cannot migrate the database")?;
     // Install the metrics recorder before any job records into it.
-    domain::telemetry::prometheus();
+    domain::infra::telemetry::prometheus();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (WORKER_LISTEN_ADDR)", config.listen))?;

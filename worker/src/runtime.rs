@@ -7,7 +7,7 @@ use apalis::prelude::{
 };
 use apalis_postgres::{PostgresStorage, Pubsub};
 use apalis_sqlite::SqliteStorage;
-use domain::queue::{HEARTBEAT, Job, MISSED_HEARTBEATS, QUEUE};
+use domain::infra::queue::{HEARTBEAT, Job, MISSED_HEARTBEATS, QUEUE};
 use sea_orm::DatabaseBackend;
 use tracing::Instrument;
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use domain::queue::{self, Job};
+use domain::infra::queue::{self, Job};
 use domain::vocab::WebhookStatus;
 use domain::webhooks;
 use entity::{webhook, webhook_attempt, webhook_delivery};
@@ -239,7 +239,7 @@ async fn record(
     } else {
         (Outcome::Failed, WebhookStatus::Failed.as_str(), None)
     };
-    let txn = domain::db::begin(&ctx.db).await?;
+    let txn = domain::infra::db::begin(&ctx.db).await?;
     let written = webhook_delivery::Entity::update_many()
         .col_expr(webhook_delivery::Column::Status, Expr::value(state))
         .col_expr(

@@ -40,7 +40,7 @@ pub const TRANSCRIPT_LINES: usize = domain::conversations::TRANSCRIPT_LINES;
 /// Lines of a ticket's transcript (`domain::conversations::TICKET_TRANSCRIPT_LINES`).
 pub const TICKET_TRANSCRIPT_LINES: usize = domain::conversations::TICKET_TRANSCRIPT_LINES;
 /// Attempts kept per webhook delivery.
-pub const WEBHOOK_ATTEMPTS: usize = domain::config::MAX_WEBHOOK_ATTEMPTS as usize;
+pub const WEBHOOK_ATTEMPTS: usize = domain::infra::config::MAX_WEBHOOK_ATTEMPTS as usize;
 
 /// Worker processes listed (the most recently seen).
 pub const WORKERS: usize = domain::ops::MAX_WORKERS_LISTED as usize;

@@ -164,7 +164,7 @@ impl OpsQuery {
         if ops_scope(ctx)? != ops::Scope::All {
             return Err(domain::Error::Forbidden.into());
         }
-        let gone_after = domain::queue::HEARTBEAT * domain::queue::MISSED_HEARTBEATS;
+        let gone_after = domain::infra::queue::HEARTBEAT * domain::infra::queue::MISSED_HEARTBEATS;
         Ok(ops::workers(db(ctx)?, gone_after)
             .await?
             .into_iter()

@@ -1,9 +1,9 @@
 //! Live updates over WebSocket (`graphql-transport-ws`, at `/graphql/ws`): new tickets and
 //! delivery results of the caller's account, as they are committed, from any API or worker
-//! process (see `domain::events`). Admin keys only, given in `connection_init`.
+//! process (see `domain::infra::events`). Admin keys only, given in `connection_init`.
 
 use async_graphql::{Context, ID, Subscription};
-use domain::events::Event;
+use domain::infra::events::Event;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -17,7 +17,7 @@ pub struct Subscription;
 
 /// The account's events from now on; a subscriber that falls far behind skips events.
 fn events_of(account: Uuid) -> impl Stream<Item = Event> {
-    futures_util::stream::unfold(domain::events::subscribe(), |mut rx| async move {
+    futures_util::stream::unfold(domain::infra::events::subscribe(), |mut rx| async move {
         loop {
             match rx.recv().await {
                 Ok(event) => return Some((event, rx)),

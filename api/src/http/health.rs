@@ -14,7 +14,7 @@ pub(super) async fn healthz() -> &'static str {
 }
 
 pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if domain::db::is_ready(&state.db).await {
+    if domain::infra::db::is_ready(&state.db).await {
         (StatusCode::OK, "ready")
     } else {
         (
@@ -27,6 +27,6 @@ pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub(super) async fn metrics(State(db): State<DatabaseConnection>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        domain::telemetry::render(&db).await,
+        domain::ops::metrics(&db).await,
     )
 }

@@ -1,12 +1,9 @@
-//! Prometheus metrics, shared by the API and worker processes: one recorder per process, and
-//! the queue gauges refreshed from the database at each scrape.
+//! Prometheus metrics, shared by the API and worker processes: one recorder per process.
+//! The queue gauges are the operators' (`ops::metrics`).
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sea_orm::ConnectionTrait;
-
-use crate::ops::{self, Scope};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -63,41 +60,10 @@ fn describe() {
     );
 }
 
-/// Refreshes the queue gauges from the database and renders every metric in the Prometheus
-/// text format. The gauges are skipped (not zeroed) when the database cannot be read.
-pub async fn render(db: &impl ConnectionTrait) -> String {
-    let Some(handle) = prometheus() else {
-        return String::new();
-    };
-    match ops::queue_stats(db, Scope::All).await {
-        Ok(stats) => {
-            let d = &stats.deliveries;
-            for (status, n) in [
-                ("PENDING", d.pending),
-                ("SENDING", d.sending),
-                ("RETRYING", d.retrying),
-                ("SENT", d.sent),
-                ("FAILED", d.failed),
-            ] {
-                metrics::gauge!("ticketing_deliveries", "status" => status).set(n as f64);
-            }
-            if let Some(j) = &stats.jobs {
-                for (status, n) in [
-                    ("pending", j.pending),
-                    ("running", j.running),
-                    ("done", j.done),
-                    ("failed", j.failed),
-                    ("killed", j.killed),
-                ] {
-                    metrics::gauge!("ticketing_jobs", "status" => status).set(n as f64);
-                }
-            }
-            let age = stats
-                .oldest_pending_age
-                .map_or(0.0, |a| a.num_milliseconds() as f64 / 1000.0);
-            metrics::gauge!("ticketing_oldest_pending_delivery_age_seconds").set(age);
-        }
-        Err(error) => tracing::warn!(%error, "cannot refresh queue gauges"),
-    }
-    handle.render()
+/// Renders every metric of the process in the Prometheus text format (empty when another
+/// recorder was installed first).
+pub fn render() -> String {
+    prometheus()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
 }

@@ -12,7 +12,7 @@ use sea_orm::{
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::config::DatabaseConfig;
+use crate::infra::config::DatabaseConfig;
 
 fn sqlx_err(e: sqlx::Error) -> DbErr {
     DbErr::Custom(e.to_string())
