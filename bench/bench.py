@@ -24,6 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "release")
+# The `api` and `worker` measured: the release build, or another build's copies in BENCH_BIN_DIR
+# (to compare two commits in one sitting).
+BIN = os.environ.get("BENCH_BIN_DIR") or RELEASE
 PG = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 API_ADDR = "127.0.0.1:18080"
 SINK_ADDR = "127.0.0.1:12525"
@@ -94,7 +97,7 @@ def spawn(binary, env):
     """Starts a release binary with its output in LOGS/<binary>.log."""
     os.makedirs(LOGS, exist_ok=True)
     out = open(os.path.join(LOGS, f"{binary}.log"), "ab")
-    return subprocess.Popen([os.path.join(RELEASE, binary)], env=env, stdout=out, stderr=out)
+    return subprocess.Popen([os.path.join(BIN, binary)], env=env, stdout=out, stderr=out)
 
 
 def start_api(env):
@@ -127,7 +130,7 @@ def start_sink():
 
 
 def create_account(env):
-    out = subprocess.run([os.path.join(RELEASE, "api"), "create-account", "Bench"], env=env,
+    out = subprocess.run([os.path.join(BIN, "api"), "create-account", "Bench"], env=env,
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 

@@ -24,6 +24,8 @@ use crate::infra::queue::{self, Job};
 use crate::vocab::WebhookStatus;
 use crate::{Error, Result, now};
 
+pub mod attempts;
+
 /// A new ticket (after routing, with its recipients' count).
 pub const TICKET_OPENED: &str = "ticket.opened";
 /// A new ticket that no rule and no forward address matched: nobody was mailed.

@@ -1,5 +1,5 @@
 //! One attempt at one webhook delivery: claim the row, sign and POST the stored body, record
-//! the attempt and the outcome; a retry is a job due later, written with the RETRYING state.
+//! the attempt and the outcome. What each step writes is `domain::webhooks::attempts`.
 //!
 //! 2xx is success. 408, 429, 5xx and no answer at all (refused, reset, timeout) are retried
 //! with the same backoff as e-mails; any other status (a 4xx: the receiver refuses this
@@ -10,18 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use chrono::{DateTime, Utc};
-use domain::infra::queue::{self, Job};
-use domain::vocab::WebhookStatus;
-use domain::webhooks;
-use entity::{webhook, webhook_attempt, webhook_delivery};
+use chrono::Utc;
+use domain::lease::{self, Outcome};
+use domain::webhooks::{self, attempts, attempts::Reply};
+use entity::{webhook, webhook_delivery};
 use hmac::{KeyInit, Mac};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use crate::Context;
-use domain::lease::{self, Outcome, backoff};
 
 /// The HTTP client of webhook requests: rustls with the public roots, no redirects (a
 /// receiver must answer at the URL it gave), no proxy from the environment (through
@@ -70,13 +67,6 @@ impl reqwest::dns::Resolve for PublicOnly {
             Ok(addrs)
         })
     }
-}
-
-/// What one request came back with.
-struct Reply {
-    status_code: Option<u16>,
-    error: Option<String>,
-    took: Duration,
 }
 
 /// Signs `body` the Standard Webhooks way: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`.
@@ -166,30 +156,8 @@ fn describe(e: &reqwest::Error) -> String {
 
 /// Makes attempt number `attempt` at webhook delivery `id`.
 pub async fn attempt(ctx: &Context, id: Uuid, attempt: i32) -> Result<Outcome, domain::Error> {
-    let now = domain::now();
-    let columns = lease::Columns {
-        attempts: webhook_delivery::Column::Attempts,
-        status: webhook_delivery::Column::Status,
-        locked_until: webhook_delivery::Column::LockedUntil,
-    };
-    let claimed = webhook_delivery::Entity::update_many()
-        .col_expr(
-            webhook_delivery::Column::Status,
-            Expr::value(WebhookStatus::Sending.as_str()),
-        )
-        .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempt))
-        .col_expr(
-            webhook_delivery::Column::LockedUntil,
-            Expr::value(now + lease::length(ctx.delivery.webhook_timeout)),
-        )
-        .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
-        .filter(webhook_delivery::Column::Id.eq(id))
-        .filter(lease::claimable(&columns, attempt, now))
-        .exec_with_returning(&ctx.db)
-        .await?;
-    // Not claimable: done, deleted with its webhook, or another worker's (whose lease, if
-    // it dies, apalis' re-queued job takes over).
-    let Some(delivery) = claimed.into_iter().next() else {
+    let until = domain::now() + lease::length(ctx.delivery.webhook_timeout);
+    let Some(delivery) = attempts::claim(&ctx.db, id, attempt, until).await? else {
         return Ok(Outcome::Skipped);
     };
     let Some(hook) = webhook::Entity::find_by_id(delivery.webhook_id)
@@ -199,97 +167,7 @@ pub async fn attempt(ctx: &Context, id: Uuid, attempt: i32) -> Result<Outcome, d
         return Ok(Outcome::Skipped);
     };
     let reply = post(ctx, &hook, &delivery).await;
-    record(ctx, &delivery, attempt, reply).await
-}
-
-async fn record(
-    ctx: &Context,
-    delivery: &webhook_delivery::Model,
-    attempt: i32,
-    reply: Reply,
-) -> Result<Outcome, domain::Error> {
-    let now = domain::now();
-    let retryable = match reply.status_code {
-        Some(code) if (200..300).contains(&code) => false,
-        Some(code) => code == 408 || code == 429 || code >= 500,
-        None => true,
-    };
-    let succeeded = reply.status_code.is_some_and(|c| (200..300).contains(&c));
-    let error = reply.error.clone().or_else(|| {
-        reply
-            .status_code
-            .filter(|_| !succeeded)
-            .map(|c| format!("HTTP {c}"))
-    });
-    let (outcome, state, due): (Outcome, &str, Option<DateTime<Utc>>) = if succeeded {
-        (Outcome::Sent, WebhookStatus::Succeeded.as_str(), None)
-    } else if retryable && attempt < ctx.delivery.webhook_max_attempts as i32 {
-        let wait = backoff(
-            attempt,
-            ctx.delivery.retry_base,
-            ctx.delivery.retry_max,
-            &mut rand::rng(),
-        );
-        let due = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
-        (
-            Outcome::Retrying(due),
-            WebhookStatus::Retrying.as_str(),
-            Some(due),
-        )
-    } else {
-        (Outcome::Failed, WebhookStatus::Failed.as_str(), None)
-    };
-    let txn = domain::infra::db::begin(&ctx.db).await?;
-    let written = webhook_delivery::Entity::update_many()
-        .col_expr(webhook_delivery::Column::Status, Expr::value(state))
-        .col_expr(
-            webhook_delivery::Column::LastError,
-            Expr::value(error.clone()),
-        )
-        .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(due))
-        .col_expr(
-            webhook_delivery::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            webhook_delivery::Column::DeliveredAt,
-            Expr::value(succeeded.then_some(now)),
-        )
-        .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
-        .filter(webhook_delivery::Column::Id.eq(delivery.id))
-        .filter(webhook_delivery::Column::Status.eq(WebhookStatus::Sending.as_str()))
-        .filter(webhook_delivery::Column::Attempts.eq(attempt))
-        .exec(&txn)
-        .await?;
-    if written.rows_affected == 0 {
-        // Our lease ran out and another worker took over: its result stands.
-        return Ok(Outcome::Skipped);
-    }
-    webhook_attempt::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        webhook_delivery_id: Set(delivery.id),
-        attempt: Set(attempt),
-        status_code: Set(reply.status_code.map(i32::from)),
-        error: Set(error),
-        duration_ms: Set(i32::try_from(reply.took.as_millis()).unwrap_or(i32::MAX)),
-        at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    if let Some(due) = due {
-        queue::enqueue(
-            &txn,
-            &Job::SendWebhook {
-                webhook_delivery_id: delivery.id,
-                attempt: attempt + 1,
-            },
-            &webhooks::attempt_key(delivery.id, attempt + 1),
-            due,
-        )
-        .await?;
-    }
-    txn.commit().await?;
-    Ok(outcome)
+    attempts::record(&ctx.db, &ctx.delivery, &delivery, attempt, reply).await
 }
 
 #[cfg(test)]
