@@ -49,6 +49,13 @@ pub struct Planned {
     pub due: Vec<Uuid>,
 }
 
+/// Delivery rows per `INSERT`: at 17 columns a row, 8,500 parameters, within SQLite's 32,766
+/// and PostgreSQL's 65,535.
+const INSERT_ROWS: usize = 500;
+
+/// Accepted mails recorded per `UPDATE` (five parameters each).
+const RECORD_ROWS: usize = 1_000;
+
 /// Creates the deliveries of a ticket, one row per recipient ([`routing::resolve`]), in one
 /// statement, each claimed for its first attempt until `claim_until` (a row nobody else can
 /// see yet needs no separate claim). Running it again for the same ticket adds nothing and
@@ -98,10 +105,12 @@ pub async fn create<C: ConnectionTrait>(
         })
         .collect();
     // A recipient already on the ticket (an earlier run) keeps its row: the insert skips it.
+    // In chunks, so any number of recipients fits each engine's parameter limit; a run that
+    // stops between chunks is completed by the next (the inserts are idempotent).
     let mut claimed = Vec::new();
-    if !rows.is_empty() {
+    for chunk in rows.chunks(INSERT_ROWS) {
         let inserted =
-            delivery::Entity::insert_many(rows.iter().cloned().map(delivery::ActiveModel::from))
+            delivery::Entity::insert_many(chunk.iter().cloned().map(delivery::ActiveModel::from))
                 .on_conflict_do_nothing_on([
                     delivery::Column::TicketId,
                     delivery::Column::RecipientKey,
@@ -109,7 +118,8 @@ pub async fn create<C: ConnectionTrait>(
                 .exec_with_returning_keys(db)
                 .await?;
         if let sea_orm::TryInsertResult::Inserted(ids) = inserted {
-            claimed = rows.into_iter().filter(|r| ids.contains(&r.id)).collect();
+            let ids: std::collections::HashSet<Uuid> = ids.into_iter().collect();
+            claimed.extend(chunk.iter().filter(|r| ids.contains(&r.id)).cloned());
         }
     }
     if ticket.routed_at.is_none() {
@@ -125,7 +135,10 @@ pub async fn create<C: ConnectionTrait>(
     let due = if claimed.len() == recipients.len() {
         Vec::new()
     } else {
-        delivery::Entity::find()
+        // The ones claimed just now are left out here, not in SQL: there may be more of them
+        // than a statement takes parameters.
+        let just_claimed: std::collections::HashSet<Uuid> = claimed.iter().map(|d| d.id).collect();
+        let ids: Vec<Uuid> = delivery::Entity::find()
             .select_only()
             .column(delivery::Column::Id)
             .filter(delivery::Column::TicketId.eq(ticket.id))
@@ -133,11 +146,13 @@ pub async fn create<C: ConnectionTrait>(
                 delivery::Column::Status.is_in([DeliveryStatus::Pending, DeliveryStatus::Sending]),
             )
             .filter(delivery::Column::Attempts.lte(1))
-            .filter(delivery::Column::Id.is_not_in(claimed.iter().map(|d| d.id)))
             .order_by_asc(delivery::Column::Id)
             .into_tuple()
             .all(db)
-            .await?
+            .await?;
+        ids.into_iter()
+            .filter(|id| !just_claimed.contains(id))
+            .collect()
     };
     Ok(Some(Planned {
         ticket,
@@ -162,6 +177,32 @@ fn locale_for(recipient: &Recipient, rules: &[routing_rule::Model]) -> Option<Lo
 /// The idempotency key of a delivery's `attempt`-th send job: at most one job per attempt.
 pub fn attempt_key(delivery_id: Uuid, attempt: i32) -> String {
     format!("send:{delivery_id}:{attempt}")
+}
+
+/// The idempotency key of the job that looks at attempt `attempt` again when the lease that
+/// held it until `until` ends.
+fn after_key(delivery_id: Uuid, attempt: i32, until: DateTime<Utc>) -> String {
+    format!(
+        "{}:after:{}",
+        attempt_key(delivery_id, attempt),
+        until.timestamp_micros()
+    )
+}
+
+/// The idempotency key of the job the sweep gives attempt `attempt` in sweep round `round`:
+/// at most one per delivery and round, however many workers sweep.
+fn sweep_key(delivery_id: Uuid, attempt: i32, round: i64) -> String {
+    format!("{}:sweep:{round}", attempt_key(delivery_id, attempt))
+}
+
+/// The idempotency key of the job an operator's put-back at `at` gives attempt `attempt`: its
+/// own, since the attempt's key may belong to a job that died (see [`sweep`]).
+fn put_back_key(delivery_id: Uuid, attempt: i32, at: DateTime<Utc>) -> String {
+    format!(
+        "{}:put-back:{}",
+        attempt_key(delivery_id, attempt),
+        at.timestamp_micros()
+    )
 }
 
 /// Claims the delivery for attempt `attempt` until `until` ([`lease::claimable`]); returns the
@@ -213,11 +254,7 @@ pub async fn not_claimed(
                     delivery_id,
                     attempt,
                 },
-                &format!(
-                    "{}:after:{}",
-                    attempt_key(delivery_id, attempt),
-                    until.timestamp_micros()
-                ),
+                &after_key(delivery_id, attempt, until),
                 due,
             )
             .await?;
@@ -231,6 +268,20 @@ pub async fn not_claimed(
 /// each with its reply and the time it was accepted, in one statement. Returns the
 /// deliveries recorded; one missing lost its lease to another worker, whose result stands.
 pub async fn record_sent(
+    db: &impl ConnectionTrait,
+    ticket: &ticket::Model,
+    attempt: i32,
+    accepted: &[(delivery::Model, String, DateTime<Utc>)],
+) -> Result<Vec<Uuid>> {
+    let mut recorded = Vec::with_capacity(accepted.len());
+    for chunk in accepted.chunks(RECORD_ROWS) {
+        recorded.extend(record_sent_at_once(db, ticket, attempt, chunk).await?);
+    }
+    Ok(recorded)
+}
+
+/// [`record_sent`] for as many as one statement holds.
+async fn record_sent_at_once(
     db: &impl ConnectionTrait,
     ticket: &ticket::Model,
     attempt: i32,
@@ -344,51 +395,72 @@ pub async fn record_failure<C: ConnectionTrait + TransactionTrait>(
             (Outcome::Failed, None)
         }
     };
-    // A final result is one statement; a retry's state and its job commit together.
-    match next {
-        None => {
-            if update.exec(db).await?.rows_affected == 0 {
-                // Our lease ran out and another worker took the row over: its result stands.
-                return Ok(Outcome::Skipped);
-            }
-        }
-        Some(due) => {
-            let txn = crate::infra::db::begin(db).await?;
-            if update.exec(&txn).await?.rows_affected == 0 {
-                return Ok(Outcome::Skipped);
-            }
-            queue::enqueue(
-                &txn,
-                &Job::SendDelivery {
-                    delivery_id: delivery.id,
-                    attempt: attempt + 1,
-                },
-                &attempt_key(delivery.id, attempt + 1),
-                due,
-            )
-            .await?;
-            sea_orm::TransactionSession::commit(txn).await?;
-        }
+    // The new state commits with what follows from it: a retry's job, or the failure's
+    // webhook (a crash between the two can lose neither).
+    let txn = crate::infra::db::begin(db).await?;
+    if update.exec(&txn).await?.rows_affected == 0 {
+        // Our lease ran out and another worker took the row over: its result stands.
+        return Ok(Outcome::Skipped);
     }
-    if let Some(error) = failed_with {
-        webhooks::emit(
-            db,
-            delivery.account_id,
-            webhooks::DELIVERY_FAILED,
-            delivery.id,
-            &webhooks::DeliveryEvent {
-                delivery: webhooks::DeliveryData {
-                    id: delivery.id,
-                    recipient: delivery.recipient.clone(),
-                    attempts: attempt,
-                    last_error: Some(error),
-                },
-                ticket: ticket.into(),
+    if let Some(due) = next {
+        queue::enqueue(
+            &txn,
+            &Job::SendDelivery {
+                delivery_id: delivery.id,
+                attempt: attempt + 1,
             },
+            &attempt_key(delivery.id, attempt + 1),
+            due,
         )
         .await?;
     }
+    if let Some(error) = failed_with {
+        emit_failed(&txn, delivery, Some(ticket), attempt, error).await?;
+    }
+    sea_orm::TransactionSession::commit(txn).await?;
     Ok(outcome)
+}
+
+/// Tells the account's integrations that a delivery failed for good, on the caller's
+/// transaction (the one that writes `FAILED`).
+async fn emit_failed<T: ConnectionTrait + TransactionTrait>(
+    txn: &T,
+    delivery: &delivery::Model,
+    ticket: Option<&ticket::Model>,
+    attempts: i32,
+    error: String,
+) -> Result<()> {
+    let loaded;
+    let ticket = match ticket {
+        Some(t) => t,
+        None => match ticket::Entity::find_by_id(delivery.ticket_id)
+            .one(txn)
+            .await?
+        {
+            Some(t) => {
+                loaded = t;
+                &loaded
+            }
+            None => return Ok(()),
+        },
+    };
+    webhooks::emit(
+        txn,
+        delivery.account_id,
+        webhooks::DELIVERY_FAILED,
+        delivery.id,
+        &webhooks::DeliveryEvent {
+            delivery: webhooks::DeliveryData {
+                id: delivery.id,
+                recipient: delivery.recipient.clone(),
+                attempts,
+                last_error: Some(error),
+            },
+            ticket: ticket.into(),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Ends attempt `attempt` `FAILED` without reading the row, whose delivery or ticket holds a
@@ -461,7 +533,7 @@ pub async fn put_back(
                 delivery_id: d.id,
                 attempt,
             },
-            &attempt_key(d.id, attempt),
+            &put_back_key(d.id, attempt, at),
             at,
         )
         .await?;
@@ -475,4 +547,149 @@ pub fn is_result(outcome: &Outcome) -> bool {
         outcome,
         Outcome::Sent | Outcome::Retrying(_) | Outcome::Failed
     )
+}
+
+/// What one sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Unfinished deliveries whose job was gone: each has a new one, due now.
+    pub requeued: usize,
+    /// Unfinished deliveries whose job died (out of the queue's attempts, or killed): `FAILED`
+    /// with the job's last result, so an operator can put them back.
+    pub failed: usize,
+}
+
+/// The most deliveries one sweep looks at; the rest wait for the next round.
+pub const SWEEP_BATCH: u64 = 500;
+
+/// Finds deliveries left unfinished with no job that will finish them, and heals each: a new
+/// job when the old one is gone, `FAILED` with the reason when it died. Unfinished means
+/// `SENDING` whose lease ended, `RETRYING` whose next attempt was due, or `PENDING`, each for
+/// longer than `stuck_after`; the jobs that could still make the attempt are looked up by
+/// their idempotency keys (the attempt's, a lease's look-again, the routing job's for a first
+/// attempt, and the sweep's own). A delivery whose job only runs late is left alone, and a
+/// second job for an attempt is harmless (the claim lets one make it).
+pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    stuck_after: std::time::Duration,
+) -> Result<Swept> {
+    let at = now();
+    let grace = chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::minutes(10));
+    let before = at - grace;
+    let stuck = delivery::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(
+                    sea_orm::Condition::all()
+                        .add(delivery::Column::Status.eq(DeliveryStatus::Sending))
+                        .add(delivery::Column::LockedUntil.lt(before)),
+                )
+                .add(
+                    sea_orm::Condition::all()
+                        .add(delivery::Column::Status.eq(DeliveryStatus::Retrying))
+                        .add(delivery::Column::NextAttemptAt.lt(before)),
+                )
+                .add(
+                    sea_orm::Condition::all()
+                        .add(delivery::Column::Status.eq(DeliveryStatus::Pending))
+                        .add(delivery::Column::UpdatedAt.lt(before)),
+                ),
+        )
+        .order_by_asc(delivery::Column::UpdatedAt)
+        .limit(SWEEP_BATCH)
+        .all(db)
+        .await?;
+    let round = at.timestamp() / grace.num_seconds().max(1);
+    let mut swept = Swept::default();
+    for d in stuck {
+        // A lease that ended is taken over by the same attempt; otherwise the next one is due.
+        let attempt = if d.status == DeliveryStatus::Sending {
+            d.attempts
+        } else {
+            d.attempts + 1
+        };
+        let mut keys = vec![
+            attempt_key(d.id, attempt),
+            sweep_key(d.id, attempt, round),
+            sweep_key(d.id, attempt, round - 1),
+        ];
+        if let Some(until) = d.locked_until {
+            keys.push(after_key(d.id, attempt, until));
+        }
+        if attempt == 1 {
+            keys.push(crate::tickets::routing_key(d.ticket_id));
+        }
+        if d.status == DeliveryStatus::Pending {
+            // Only a put-back makes a delivery PENDING, at its `updated_at`.
+            keys.push(put_back_key(d.id, attempt, d.updated_at));
+        }
+        let states = queue::job_states(db, &keys).await?;
+        if states.contains(&queue::JobState::Live) {
+            continue;
+        }
+        let dead = states.iter().find_map(|s| match s {
+            queue::JobState::Dead(result) => Some(result.clone()),
+            _ => None,
+        });
+        match dead {
+            Some(result) => {
+                let reason = format!("its job failed for good: {result}");
+                if give_up(db, &d, reason).await? {
+                    tracing::warn!(delivery_id = %d.id, attempt, "swept: job dead, delivery failed");
+                    swept.failed += 1;
+                }
+            }
+            None => {
+                queue::enqueue(
+                    db,
+                    &Job::SendDelivery {
+                        delivery_id: d.id,
+                        attempt,
+                    },
+                    &sweep_key(d.id, attempt, round),
+                    at,
+                )
+                .await?;
+                tracing::warn!(delivery_id = %d.id, attempt, "swept: no job, queued a new one");
+                swept.requeued += 1;
+            }
+        }
+    }
+    Ok(swept)
+}
+
+/// Ends a delivery `FAILED` with `reason`, if it is still in the state it was read in, with
+/// the `delivery.failed` webhook in the same transaction. Returns whether it was written.
+async fn give_up<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    d: &delivery::Model,
+    reason: String,
+) -> Result<bool> {
+    let txn = crate::infra::db::begin(db).await?;
+    let written = delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Failed),
+        )
+        .col_expr(delivery::Column::LastError, Expr::value(reason.clone()))
+        .col_expr(
+            delivery::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now()))
+        .filter(delivery::Column::Id.eq(d.id))
+        .filter(delivery::Column::Status.eq(d.status))
+        .filter(delivery::Column::Attempts.eq(d.attempts))
+        .exec(&txn)
+        .await?;
+    if written.rows_affected == 0 {
+        return Ok(false);
+    }
+    emit_failed(&txn, d, None, d.attempts, reason).await?;
+    sea_orm::TransactionSession::commit(txn).await?;
+    Ok(true)
 }

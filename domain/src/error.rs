@@ -60,17 +60,32 @@ impl From<DbErr> for Error {
     }
 }
 
-/// Whether the error means "could not talk to the database" rather than "the query failed".
+/// Whether the error means "the database cannot be reached right now" rather than "the query
+/// failed": worth a retry, answered `SERVICE_UNAVAILABLE`.
 fn is_connection_error(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
-            e.as_ref(),
-            sqlx::Error::Io(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed
-        ),
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            is_unreachable(e)
+        }
+        _ => false,
+    }
+}
+
+/// The sqlx errors of a database that is away: the connection refused, reset or closed, the
+/// pool out of connections, or the server shutting down, starting up or in recovery.
+fn is_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // SQLSTATE class 08 (connection exception), 57P01-57P03 (admin shutdown, crash
+            // shutdown, cannot connect now: starting up or in recovery), 53300 (too many
+            // connections).
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
         _ => false,
     }
 }
@@ -85,5 +100,70 @@ fn is_decode_error(err: &DbErr) -> bool {
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)
         ),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    /// A server error with a SQLSTATE, as the PostgreSQL driver reports it.
+    #[derive(Debug)]
+    struct ServerError(&'static str);
+
+    impl std::fmt::Display for ServerError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "server error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for ServerError {}
+
+    impl sqlx::error::DatabaseError for ServerError {
+        fn message(&self) -> &str {
+            "server error"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn query_error(e: sqlx::Error) -> Error {
+        Error::from(DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(e))))
+    }
+
+    #[test]
+    fn a_database_that_is_away_is_unavailable_not_a_failure() {
+        for code in ["57P01", "57P02", "57P03", "08006", "08001", "53300"] {
+            let e = query_error(sqlx::Error::Database(Box::new(ServerError(code))));
+            assert!(matches!(e, Error::Unavailable(_)), "{code}: {e:?}");
+        }
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(matches!(
+            query_error(sqlx::Error::Io(refused)),
+            Error::Unavailable(_)
+        ));
+        assert!(matches!(
+            query_error(sqlx::Error::PoolTimedOut),
+            Error::Unavailable(_)
+        ));
+        for code in ["23505", "42P01"] {
+            let e = query_error(sqlx::Error::Database(Box::new(ServerError(code))));
+            assert!(matches!(e, Error::Db(_)), "{code}: {e:?}");
+        }
     }
 }

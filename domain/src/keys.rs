@@ -388,16 +388,27 @@ impl KeyCache {
     }
 }
 
-/// Forgets the keys other processes revoke, as they announce it, until the process ends.
+/// Forgets the keys other processes revoke, as they announce it, until the process ends;
+/// forgets every key when an announcement may have been missed.
 pub async fn forget_revoked(cache: Arc<KeyCache>) {
     let mut events = events::subscribe();
+    let mut gaps = events::gaps();
     loop {
-        match events.recv().await {
-            Ok(Event::KeyRevoked { key_id, .. }) => cache.forget(key_id),
-            Ok(_) => {}
-            // A revocation may have been among the skipped events.
-            Err(broadcast::error::RecvError::Lagged(_)) => cache.clear(),
-            Err(broadcast::error::RecvError::Closed) => return,
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(Event::KeyRevoked { key_id, .. }) => cache.forget(key_id),
+                Ok(_) => {}
+                // A revocation may have been among the skipped events.
+                Err(broadcast::error::RecvError::Lagged(_)) => cache.clear(),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            changed = gaps.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                tracing::warn!("key cache cleared: live events may have been missed, revocations among them");
+                cache.clear();
+            }
         }
     }
 }

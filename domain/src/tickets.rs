@@ -162,9 +162,14 @@ impl NewTicket {
     }
 }
 
+/// The idempotency key of a ticket's routing job.
+pub fn routing_key(ticket_id: Uuid) -> String {
+    format!("route:{ticket_id}")
+}
+
 /// A new ticket's routing job and its idempotency key.
 fn routing_job(ticket_id: Uuid) -> (Job, String) {
-    (Job::RouteTicket { ticket_id }, format!("route:{ticket_id}"))
+    (Job::RouteTicket { ticket_id }, routing_key(ticket_id))
 }
 
 /// Opens a ticket on PostgreSQL in one statement: its design fields, the account's next number,

@@ -2,6 +2,7 @@
 //! from another account behaves exactly like one that does not exist.
 
 use integration_tests::{Engine, TestApp, TestSmtp, error_code, on_both_engines};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::ops::*;
@@ -265,5 +266,66 @@ async fn a_key_revoked_through_one_api_process_stops_working_on_the_others() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     other.stop().await;
+    app.stop().await;
+}
+
+mod a_process_that_may_have_missed_a_revocation_forgets_its_cached_keys {
+    /// The relay of revocations between processes exists only on PostgreSQL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_process_that_may_have_missed_a_revocation_forgets_its_cached_keys().await
+    }
+}
+
+async fn a_process_that_may_have_missed_a_revocation_forgets_its_cached_keys() {
+    const CACHE: std::time::Duration = std::time::Duration::from_secs(120);
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(Engine::Postgres, &smtp, |c| c.key_cache_ttl = CACHE).await
+    else {
+        return;
+    };
+    let (_, step_id) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    let created = app.admin(CREATE_KEY, json!({ "kind": "WIDGET" })).await;
+    let secret = created["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let open = || {
+        app.gql(
+            Some(&secret),
+            OPEN_TICKET,
+            json!({ "input": { "stepId": step_id, "message": "hi" } }),
+        )
+    };
+    let opened = open().await;
+    assert!(opened["errors"].is_null(), "{opened:#}");
+    // Revoked without its notification (as if sent while the listener was away), then the
+    // listener's connection drops: the process cannot know what it missed, so it forgets.
+    app.db
+        .execute_unprepared("UPDATE api_keys SET revoked_at = now() WHERE kind = 'widget'")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        app.db
+            .execute_unprepared(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query ILIKE 'LISTEN%{}%' \
+                 AND pid <> pg_backend_pid()",
+                domain::infra::events::CHANNEL
+            ))
+            .await
+            .unwrap();
+        let body = open().await;
+        if !body["errors"].is_null() {
+            assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body:#}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process still trusts a key whose revocation it may have missed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     app.stop().await;
 }

@@ -183,6 +183,8 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
             webhook_max_attempts: 3,
             // The tests' receivers listen on loopback.
             webhook_allow_private_networks: true,
+            stuck_after: Duration::from_secs(600),
+            sweep_interval: Duration::from_secs(60),
         },
         embedded_worker: true,
         max_body_bytes: 256 * 1024,

@@ -100,8 +100,8 @@ pub async fn route(
         for joined in finished {
             let (delivery, result, at) = match joined {
                 Ok(done) => done,
-                // A panic fails the job as it would have in this task, so apalis runs it again
-                // and the re-run takes the delivery over when its lease ends.
+                // A panic fails the job as it would have in this task: the worker's catch-panic
+                // layer kills it, and the sweep ends its unfinished deliveries FAILED.
                 Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
                 // Only a dropped set cancels its tasks, and then nobody is waiting here.
                 Err(_) => continue,

@@ -139,6 +139,7 @@ pub async fn run(
         let _ = stopping.send(());
         Ok(())
     };
+    let sweeper = tokio::spawn(sweep_forever(ctx.clone()));
     let monitor = Monitor::new().should_restart(|_, error| {
         tracing::error!(%error, "worker stopped; restarting it");
         true
@@ -165,6 +166,9 @@ pub async fn run(
                             .poll_with_strategy(strategy);
                         WorkerBuilder::new(worker_name())
                             .backend(storage)
+                            // A panicking job fails (killed, no retry), not the worker; the
+                            // sweep then ends its deliveries FAILED with the reason.
+                            .catch_panic()
                             .concurrency(concurrency)
                             .data(ctx.clone())
                             .build(handle)
@@ -186,6 +190,9 @@ pub async fn run(
                             .poll_with_interval(poll);
                         WorkerBuilder::new(worker_name())
                             .backend(storage)
+                            // A panicking job fails (killed, no retry), not the worker; the
+                            // sweep then ends its deliveries FAILED with the reason.
+                            .catch_panic()
                             .concurrency(concurrency)
                             .data(ctx.clone())
                             .build(handle)
@@ -204,11 +211,33 @@ pub async fn run(
             std::future::pending::<()>().await;
         }
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = monitor => result.map_err(|e| RuntimeError::Monitor(e.to_string())),
         () = deadline => {
             tracing::warn!(?grace, "jobs still in flight after the shutdown grace period; leaving them to other workers");
             Ok(())
+        }
+    };
+    sweeper.abort();
+    result
+}
+
+/// Sweeps for deliveries left without a job (`domain::deliveries::sweep`) at the worker's
+/// start and every `SWEEP_INTERVAL_MS` after, until the worker stops. Every worker sweeps;
+/// the sweep's job keys keep them from adding more than one job per delivery and round.
+async fn sweep_forever(ctx: Context) {
+    let mut every = tokio::time::interval(ctx.delivery.sweep_interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match domain::deliveries::sweep(&ctx.db, ctx.delivery.stuck_after).await {
+            Ok(swept) => {
+                for (outcome, n) in [("requeued", swept.requeued), ("failed", swept.failed)] {
+                    metrics::counter!("ticketing_deliveries_swept_total", "outcome" => outcome)
+                        .increment(n as u64);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "sweep failed; trying again next round"),
         }
     }
 }

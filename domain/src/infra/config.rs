@@ -196,6 +196,11 @@ pub struct DeliveryConfig {
     /// `WEBHOOK_ALLOW_PRIVATE_NETWORKS`: let webhooks reach loopback, private and link-local
     /// addresses (off: an account cannot make the worker call the internal network).
     pub webhook_allow_private_networks: bool,
+    /// `STUCK_DELIVERY_AFTER_MS`: how long past its due time (or its lease) an unfinished
+    /// delivery may wait before the sweep looks for its job.
+    pub stuck_after: Duration,
+    /// `SWEEP_INTERVAL_MS`: how often each worker sweeps for deliveries left without a job.
+    pub sweep_interval: Duration,
 }
 
 /// The most attempts a webhook delivery may be given (each is kept and listed).
@@ -214,6 +219,8 @@ impl DeliveryConfig {
             webhook_timeout: millis("WEBHOOK_TIMEOUT_MS", 10_000)?,
             webhook_max_attempts: parse("WEBHOOK_MAX_ATTEMPTS", 8)?,
             webhook_allow_private_networks: flag("WEBHOOK_ALLOW_PRIVATE_NETWORKS", false)?,
+            stuck_after: millis("STUCK_DELIVERY_AFTER_MS", 600_000)?,
+            sweep_interval: millis("SWEEP_INTERVAL_MS", 60_000)?,
         };
         if cfg.max_attempts == 0 {
             return Err(ConfigError {

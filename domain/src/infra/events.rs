@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 /// The PostgreSQL channel of live events (the ticket trigger and [`publish`]).
@@ -78,6 +78,24 @@ fn bus() -> &'static broadcast::Sender<Event> {
     BUS.get_or_init(|| broadcast::channel(BUS_CAPACITY).0)
 }
 
+/// Counts the times this process may have missed events (the PostgreSQL listener lost its
+/// connection); a subscriber that must not miss one (the key cache) forgets what it knows when
+/// it changes.
+fn gaps_sender() -> &'static watch::Sender<u64> {
+    static GAPS: OnceLock<watch::Sender<u64>> = OnceLock::new();
+    GAPS.get_or_init(|| watch::channel(0).0)
+}
+
+/// Changes whenever events may have been missed.
+pub fn gaps() -> watch::Receiver<u64> {
+    gaps_sender().subscribe()
+}
+
+fn missed_some() {
+    gaps_sender().send_modify(|n| *n += 1);
+    metrics::counter!("ticketing_live_events_gaps_total").increment(1);
+}
+
 /// A receiver of every event this process learns of from now on.
 pub fn subscribe() -> broadcast::Receiver<Event> {
     bus().subscribe()
@@ -123,14 +141,19 @@ pub async fn publish(db: &impl ConnectionTrait, events: &[Event]) {
 }
 
 /// Relays the database's notifications to this process's subscribers until the process
-/// ends, reconnecting after a lost connection (events sent meanwhile are missed).
+/// ends, reconnecting after a lost connection. Events sent while it was away are missed, and
+/// it says so: a warning, and a change of [`gaps`].
 pub async fn relay_postgres(url: String) {
     let mut wait = Duration::from_millis(100);
+    let mut connected_before = false;
     loop {
-        match listen(&url).await {
+        match listen(&url, &mut connected_before).await {
             Ok(()) => wait = Duration::from_millis(100),
             Err(error) => {
-                tracing::warn!(%error, "live events: listening failed; retrying");
+                if connected_before {
+                    tracing::warn!(%error, "live events: listening failed; events may be missed until it is back");
+                    missed_some();
+                }
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
@@ -138,12 +161,25 @@ pub async fn relay_postgres(url: String) {
     }
 }
 
-async fn listen(url: &str) -> Result<(), sqlx::Error> {
+async fn listen(url: &str, connected_before: &mut bool) -> Result<(), sqlx::Error> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await?;
     listener.listen(CHANNEL).await?;
+    if *connected_before {
+        // Back after a failure: what was sent meanwhile is gone.
+        missed_some();
+    }
+    *connected_before = true;
     tracing::debug!("live events: listening");
     loop {
-        let notification = listener.recv().await?;
+        // `recv` would reconnect without a word; `try_recv` says when the connection was lost
+        // (then reconnects on the next call).
+        let Some(notification) = listener.try_recv().await? else {
+            tracing::warn!(
+                "live events: connection lost; reconnecting (events sent meanwhile are missed)"
+            );
+            missed_some();
+            continue;
+        };
         match serde_json::from_str::<Notification>(notification.payload()) {
             Ok(Notification::One(event)) => {
                 let _ = bus().send(event);

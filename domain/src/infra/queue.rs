@@ -102,6 +102,78 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// What became of a job, as far as a delivery waiting on it is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Waiting, running, or failed with apalis attempts left: it will run.
+    Live,
+    /// Its handler finished.
+    Done,
+    /// Out of apalis' attempts, or killed: it will never run again. Its last result.
+    Dead(String),
+}
+
+/// The state of each job of the queue with one of these idempotency keys (a key without a job
+/// has no entry). One indexed lookup (`job_type`, `idempotency_key`).
+pub async fn job_states(
+    conn: &impl ConnectionTrait,
+    keys: &[String],
+) -> Result<Vec<JobState>, DbErr> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = conn.get_database_backend();
+    let (marks, last_result): (Vec<String>, &str) = match backend {
+        DatabaseBackend::Postgres => (
+            (2..keys.len() + 2).map(|i| format!("${i}")).collect(),
+            "last_result::text",
+        ),
+        _ => (keys.iter().map(|_| "?".to_owned()).collect(), "last_result"),
+    };
+    let first = match backend {
+        DatabaseBackend::Postgres => "$1",
+        _ => "?",
+    };
+    let mut values: Vec<Value> = vec![QUEUE.into()];
+    values.extend(keys.iter().map(|k| Value::from(k.as_str())));
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT status, attempts, max_attempts, {last_result} AS last_result FROM {} \
+                 WHERE job_type = {first} AND idempotency_key IN ({})",
+                jobs_table(backend),
+                marks.join(", ")
+            ),
+            values,
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let status: String = row.try_get("", "status")?;
+            let attempts: i64 = row
+                .try_get::<i32>("", "attempts")
+                .map(i64::from)
+                .or_else(|_| row.try_get::<i64>("", "attempts"))?;
+            let max: i64 = row
+                .try_get::<i32>("", "max_attempts")
+                .map(i64::from)
+                .or_else(|_| row.try_get::<i64>("", "max_attempts"))?;
+            let last: Option<String> = row.try_get("", "last_result")?;
+            let last = || {
+                last.clone()
+                    .unwrap_or_else(|| "no result recorded".to_owned())
+            };
+            Ok(match status.as_str() {
+                "Done" => JobState::Done,
+                "Killed" => JobState::Dead(last()),
+                "Failed" if attempts >= max => JobState::Dead(last()),
+                _ => JobState::Live,
+            })
+        })
+        .collect()
+}
+
 fn payload(job: &Job) -> Result<Vec<u8>, DbErr> {
     serde_json::to_vec(job).map_err(|e| DbErr::Custom(e.to_string()))
 }

@@ -45,6 +45,14 @@ fn describe() {
         "ticketing_jobs_total",
         "Jobs handled by the worker, by kind and outcome"
     );
+    metrics::describe_counter!(
+        "ticketing_live_events_gaps_total",
+        "Times the PostgreSQL listener lost its connection (events sent meanwhile were missed; the key cache is cleared)"
+    );
+    metrics::describe_counter!(
+        "ticketing_deliveries_swept_total",
+        "Unfinished deliveries the sweep found without a job: requeued (a new job) or failed (the job died)"
+    );
     metrics::describe_histogram!(
         "ticketing_delivery_latency_seconds",
         "From a ticket being opened to its e-mail being accepted by the SMTP server"

@@ -1,0 +1,129 @@
+//! A queue that heals itself: a delivery left unfinished with no job behind it (the job was
+//! lost, or used up the queue's attempts) is found by the workers' periodic sweep. A lost job
+//! gets a new one and the mail goes out; a dead job ends the delivery FAILED with the job's
+//! last result, so an operator can see why and put it back.
+
+use std::time::Duration;
+
+use domain::infra::queue::{self, Job};
+use domain::vocab::DeliveryStatus;
+use entity::delivery;
+use integration_tests::{Engine, TestApp, TestSmtp, on_both_engines};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+
+use crate::ticket_path::{flow_with_ticket_step, open_ticket};
+
+on_both_engines!(deliveries_without_a_live_job_are_healed);
+
+async fn deliveries_without_a_live_job_are_healed(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| {
+        c.delivery.stuck_after = Duration::from_secs(1);
+        c.delivery.sweep_interval = Duration::from_millis(300);
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, step) = flow_with_ticket_step(&app, "Destek", "orders", &[]).await;
+    app.admin(
+        crate::ops::CREATE_RULE,
+        json!({ "tag": "*", "emails": ["lost@example.com", "dead@example.com"] }),
+    )
+    .await;
+    let opened = open_ticket(&app, &app.widget_key, &step, "hi").await;
+    let ticket_id = uuid::Uuid::parse_str(opened["ticket"]["id"].as_str().unwrap()).unwrap();
+    let rows = wait_for_rows(&app, ticket_id, |rows| {
+        rows.len() == 2 && rows.iter().all(|d| d.status == DeliveryStatus::Sent)
+    })
+    .await;
+    let id_of = |rcpt: &str| rows.iter().find(|d| d.recipient == rcpt).unwrap().id;
+    let (lost, dead) = (id_of("lost@example.com"), id_of("dead@example.com"));
+
+    // The job of dead@'s second attempt used up the queue's attempts...
+    let key = domain::deliveries::attempt_key(dead, 2);
+    let far = chrono::Utc::now() + chrono::Duration::days(1);
+    let job = Job::SendDelivery {
+        delivery_id: dead,
+        attempt: 2,
+    };
+    queue::enqueue(&app.db, &job, &key, far).await.unwrap();
+    let backend = app.db.get_database_backend();
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE {} SET status = 'Killed', last_result = '\"the SMTP pool exploded\"' \
+             WHERE idempotency_key = '{key}'",
+            queue::jobs_table(backend)
+        ))
+        .await
+        .unwrap();
+    // ...and both deliveries are left RETRYING, due an hour ago; lost@ has no job at all.
+    delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Retrying),
+        )
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::hours(1)),
+        )
+        .filter(delivery::Column::TicketId.eq(ticket_id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+    let rows = wait_for_rows(&app, ticket_id, |rows| {
+        rows.iter()
+            .all(|d| matches!(d.status, DeliveryStatus::Sent | DeliveryStatus::Failed))
+    })
+    .await;
+    let row = |id| rows.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(row(lost).status, DeliveryStatus::Sent, "{:?}", row(lost));
+    assert_eq!(row(lost).attempts, 2, "{:?}", row(lost));
+    assert_eq!(smtp.received_by("lost@example.com").len(), 2);
+    assert_eq!(row(dead).status, DeliveryStatus::Failed, "{:?}", row(dead));
+    let reason = row(dead).last_error.clone().unwrap_or_default();
+    assert!(reason.contains("the SMTP pool exploded"), "{reason}");
+    assert_eq!(
+        smtp.received_by("dead@example.com").len(),
+        1,
+        "not sent again"
+    );
+
+    // A failed one can be put back by an operator, and goes out.
+    let put_back = app
+        .admin(
+            "mutation($id: ID!) { retryDelivery(id: $id) { status } }",
+            json!({ "id": dead.to_string() }),
+        )
+        .await;
+    assert_eq!(put_back["retryDelivery"]["status"], "PENDING");
+    wait_for_rows(&app, ticket_id, |rows| {
+        rows.iter().all(|d| d.status == DeliveryStatus::Sent)
+    })
+    .await;
+    app.stop().await;
+}
+
+/// The ticket's delivery rows once `done` holds (at most 15 s).
+async fn wait_for_rows(
+    app: &TestApp,
+    ticket_id: uuid::Uuid,
+    done: impl Fn(&[delivery::Model]) -> bool,
+) -> Vec<delivery::Model> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = delivery::Entity::find()
+            .filter(delivery::Column::TicketId.eq(ticket_id))
+            .all(&app.db)
+            .await
+            .unwrap();
+        if done(&rows) {
+            return rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {rows:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
