@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use entity::{delivery, ticket};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    IdenStatic, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -91,6 +92,33 @@ struct JobStatusCount {
     count: i64,
 }
 
+/// How many deliveries reached `status` in each minute since `since` (by `at`): pairs of the
+/// minute (Unix seconds / 60) and the count.
+async fn per_minute(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    status: DeliveryStatus,
+    at: delivery::Column,
+    since: DateTime<Utc>,
+) -> Result<Vec<(i64, i64)>> {
+    let column = at.as_str();
+    let bucket = match db.get_database_backend() {
+        DatabaseBackend::Postgres => format!("(CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT) / 60)"),
+        _ => format!("(CAST(strftime('%s', {column}) AS INTEGER) / 60)"),
+    };
+    Ok(delivery::Entity::find()
+        .select_only()
+        .column_as(Expr::cust(bucket.clone()), "minute")
+        .column_as(delivery::Column::Id.count(), "n")
+        .filter(scope.deliveries())
+        .filter(delivery::Column::Status.eq(status))
+        .filter(at.gte(since))
+        .group_by(Expr::cust(bucket))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
 /// Counts, the oldest pending delivery and the last hour's throughput.
 pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<QueueStats> {
     let rows = delivery::Entity::find()
@@ -120,23 +148,6 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
         .await?;
     let current = now();
     let since = current - Duration::hours(1);
-    let recent = delivery::Entity::find()
-        .filter(scope.deliveries())
-        .filter(
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(delivery::Column::Status.eq(DeliveryStatus::Sent.as_str()))
-                        .add(delivery::Column::SentAt.gte(since)),
-                )
-                .add(
-                    Condition::all()
-                        .add(delivery::Column::Status.eq(DeliveryStatus::Failed.as_str()))
-                        .add(delivery::Column::UpdatedAt.gte(since)),
-                ),
-        )
-        .all(db)
-        .await?;
     let minute = |t: DateTime<Utc>| t.duration_trunc(Duration::minutes(1)).unwrap_or(t);
     let mut buckets: BTreeMap<DateTime<Utc>, MinuteCounts> = BTreeMap::new();
     let first = minute(since) + Duration::minutes(1);
@@ -151,16 +162,21 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
             },
         );
     }
-    for d in recent {
-        let (at, sent) = match d.status {
-            DeliveryStatus::Sent => (d.sent_at.unwrap_or(d.updated_at), true),
-            _ => (d.updated_at, false),
-        };
-        if let Some(b) = buckets.get_mut(&minute(at)) {
-            if sent {
-                b.sent += 1;
-            } else {
-                b.failed += 1;
+    // Counted in SQL from the last hour's rows only (indexed by state and time): nothing of
+    // history is read, and no row is loaded.
+    for (status, at) in [
+        (DeliveryStatus::Sent, delivery::Column::SentAt),
+        (DeliveryStatus::Failed, delivery::Column::UpdatedAt),
+    ] {
+        for (epoch_minute, n) in per_minute(db, scope, status, at, since).await? {
+            let Some(m) = Utc.timestamp_opt(epoch_minute * 60, 0).single() else {
+                continue;
+            };
+            if let Some(b) = buckets.get_mut(&m) {
+                match status {
+                    DeliveryStatus::Sent => b.sent += n,
+                    _ => b.failed += n,
+                }
             }
         }
     }
@@ -393,9 +409,29 @@ pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
     Ok(failed.len() as u64)
 }
 
-/// Refreshes the queue gauges from the database and renders every metric in the Prometheus
-/// text format. The gauges are skipped (not zeroed) when the database cannot be read.
+/// How long a reading of the queue gauges serves: scrapes within it (from any number of
+/// Prometheus servers) share one set of queries.
+pub const GAUGES_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Renders every metric of the process in the Prometheus text format, the queue gauges
+/// refreshed from the database at most every [`GAUGES_FRESH_FOR`].
 pub async fn metrics(db: &impl ConnectionTrait) -> String {
+    static READ_AT: tokio::sync::Mutex<Option<std::time::Instant>> =
+        tokio::sync::Mutex::const_new(None);
+    {
+        // Held while refreshing: a scrape that arrives meanwhile waits for this reading.
+        let mut read_at = READ_AT.lock().await;
+        if read_at.is_none_or(|t| t.elapsed() >= GAUGES_FRESH_FOR) {
+            refresh_gauges(db).await;
+            *read_at = Some(std::time::Instant::now());
+        }
+    }
+    crate::infra::telemetry::render()
+}
+
+/// Sets the queue gauges from the database; they keep their last values (not zeroed) when it
+/// cannot be read.
+async fn refresh_gauges(db: &impl ConnectionTrait) {
     match queue_stats(db, Scope::All).await {
         Ok(stats) => {
             let d = &stats.deliveries;
@@ -426,5 +462,4 @@ pub async fn metrics(db: &impl ConnectionTrait) -> String {
         }
         Err(error) => tracing::warn!(%error, "cannot refresh queue gauges"),
     }
-    crate::infra::telemetry::render()
 }
