@@ -17,6 +17,7 @@ pub mod lease;
 pub mod limits;
 pub mod mail;
 pub mod ops;
+pub mod retention;
 pub mod routing;
 pub mod rule_check;
 pub mod rules;

@@ -13,7 +13,7 @@ mod m20261125_000007_add_event_triggers;
 mod m20261125_000008_add_webhooks;
 mod m20261125_000009_index_step_topic_firsts;
 mod m20261125_000010_add_conversation_counters;
-mod m20261202_000011_index_delivery_history;
+mod m20261202_000011_index_history;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -32,7 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_add_webhooks::Migration),
             Box::new(m20261125_000009_index_step_topic_firsts::Migration),
             Box::new(m20261125_000010_add_conversation_counters::Migration),
-            Box::new(m20261202_000011_index_delivery_history::Migration),
+            Box::new(m20261202_000011_index_history::Migration),
         ]
     }
 }

@@ -96,7 +96,7 @@ async fn link_menu(app: &TestApp, steps: &[String]) {
 
 /// The support bot with its menu linked, published, and a conversation started on it: the
 /// flow's id and the first turn.
-async fn published_bot(app: &TestApp) -> (String, Value) {
+pub(crate) async fn published_bot(app: &TestApp) -> (String, Value) {
     let (flow_id, steps) = support_bot(app, "orders").await;
     link_menu(app, &steps).await;
     app.admin(PUBLISH_FLOW, json!({ "id": flow_id })).await;
@@ -104,7 +104,7 @@ async fn published_bot(app: &TestApp) -> (String, Value) {
     (flow_id, turn)
 }
 
-async fn widget(app: &TestApp, query: &str, input: Value) -> Value {
+pub(crate) async fn widget(app: &TestApp, query: &str, input: Value) -> Value {
     let body = app
         .gql(Some(&app.widget_key), query, json!({ "input": input }))
         .await;

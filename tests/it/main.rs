@@ -24,6 +24,7 @@ mod ops;
 mod outage;
 mod protocol;
 mod queue;
+mod retention;
 mod schema;
 mod smtp_tls;
 mod stored;

@@ -185,6 +185,8 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
             webhook_allow_private_networks: true,
             stuck_after: Duration::from_secs(600),
             sweep_interval: Duration::from_secs(60),
+            job_retention: Duration::from_secs(7 * 86_400),
+            conversation_retention: Duration::from_secs(30 * 86_400),
         },
         embedded_worker: true,
         max_body_bytes: 256 * 1024,

@@ -139,7 +139,7 @@ pub async fn run(
         let _ = stopping.send(());
         Ok(())
     };
-    let sweeper = tokio::spawn(sweep_forever(ctx.clone()));
+    let sweeper = tokio::spawn(maintain_forever(ctx.clone()));
     let monitor = Monitor::new().should_restart(|_, error| {
         tracing::error!(%error, "worker stopped; restarting it");
         true
@@ -222,14 +222,37 @@ pub async fn run(
     result
 }
 
-/// Sweeps for deliveries left without a job (`domain::deliveries::sweep`) at the worker's
-/// start and every `SWEEP_INTERVAL_MS` after, until the worker stops. Every worker sweeps;
-/// the sweep's job keys keep them from adding more than one job per delivery and round.
-async fn sweep_forever(ctx: Context) {
+/// At the worker's start and every `SWEEP_INTERVAL_MS` after, until it stops: sweeps for
+/// deliveries left without a job (`domain::deliveries::sweep`) and deletes what retention
+/// lets go (`domain::retention`). Every worker does; the sweep's job keys keep them from
+/// adding more than one job per delivery and round, and a row deleted twice is deleted once.
+async fn maintain_forever(ctx: Context) {
     let mut every = tokio::time::interval(ctx.delivery.sweep_interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        let retention = domain::retention::apply(
+            &ctx.db,
+            ctx.delivery.job_retention,
+            ctx.delivery.conversation_retention,
+        )
+        .await;
+        match retention {
+            Ok(deleted) => {
+                metrics::counter!("ticketing_retention_deleted_total", "kind" => "jobs")
+                    .increment(deleted.jobs);
+                metrics::counter!("ticketing_retention_deleted_total", "kind" => "conversations")
+                    .increment(deleted.conversations);
+                if deleted != domain::retention::Deleted::default() {
+                    tracing::info!(
+                        jobs = deleted.jobs,
+                        conversations = deleted.conversations,
+                        "retention: deleted"
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%error, "retention failed; trying again next round"),
+        }
         match domain::deliveries::sweep(&ctx.db, ctx.delivery.stuck_after).await {
             Ok(swept) => {
                 for (outcome, n) in [("requeued", swept.requeued), ("failed", swept.failed)] {

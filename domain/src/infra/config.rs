@@ -63,6 +63,18 @@ pub fn millis(name: &'static str, default_ms: u64) -> Result<Duration, ConfigErr
     parse(name, default_ms).map(Duration::from_millis)
 }
 
+/// A whole number of days from `name` (at least 1), or `default_days`.
+fn days(name: &'static str, default_days: u64) -> Result<Duration, ConfigError> {
+    let n: u64 = parse(name, default_days)?;
+    if n == 0 {
+        return Err(ConfigError {
+            var: name,
+            message: "must be at least 1 day".into(),
+        });
+    }
+    Ok(Duration::from_secs(n * 86_400))
+}
+
 /// Reads a boolean (`true`/`false`, `1`/`0`).
 pub fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
     match var(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -199,8 +211,14 @@ pub struct DeliveryConfig {
     /// `STUCK_DELIVERY_AFTER_MS`: how long past its due time (or its lease) an unfinished
     /// delivery may wait before the sweep looks for its job.
     pub stuck_after: Duration,
-    /// `SWEEP_INTERVAL_MS`: how often each worker sweeps for deliveries left without a job.
+    /// `SWEEP_INTERVAL_MS`: how often each worker sweeps for deliveries left without a job
+    /// and deletes what retention lets go.
     pub sweep_interval: Duration,
+    /// `JOB_RETENTION_DAYS`: finished queue jobs older than this are deleted.
+    pub job_retention: Duration,
+    /// `CONVERSATION_RETENTION_DAYS`: conversations idle for longer than this are deleted
+    /// (their tickets keep their own copy of the transcript).
+    pub conversation_retention: Duration,
 }
 
 /// The most attempts a webhook delivery may be given (each is kept and listed).
@@ -221,6 +239,8 @@ impl DeliveryConfig {
             webhook_allow_private_networks: flag("WEBHOOK_ALLOW_PRIVATE_NETWORKS", false)?,
             stuck_after: millis("STUCK_DELIVERY_AFTER_MS", 600_000)?,
             sweep_interval: millis("SWEEP_INTERVAL_MS", 60_000)?,
+            job_retention: days("JOB_RETENTION_DAYS", 7)?,
+            conversation_retention: days("CONVERSATION_RETENTION_DAYS", 30)?,
         };
         if cfg.max_attempts == 0 {
             return Err(ConfigError {

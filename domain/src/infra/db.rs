@@ -93,7 +93,15 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
                 apalis_postgres::PostgresStorage::<()>::migrations()
                     .run(pool)
                     .await
-                    .map_err(|e| DbErr::Migration(format!("job queue: {e}")))
+                    .map_err(|e| DbErr::Migration(format!("job queue: {e}")))?;
+                // Retention finds finished jobs by when they finished (apalis-sqlite has its
+                // own such index; apalis-postgres has none).
+                db.execute_unprepared(
+                    "CREATE INDEX IF NOT EXISTS idx_ticketing_jobs_finished \
+                     ON apalis.jobs (status, done_at)",
+                )
+                .await?;
+                Ok(())
             }
             .await;
             sqlx::query("SELECT pg_advisory_unlock(7261001)")

@@ -174,6 +174,45 @@ pub async fn job_states(
         .collect()
 }
 
+/// Deletes at most `batch` of this queue's finished jobs (done, killed, or failed with no
+/// attempt left) that finished before `before`; returns how many. One short statement, so a
+/// caller deleting many in a loop never holds a long lock (SQLite has one writer).
+pub async fn delete_finished(
+    conn: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let backend = conn.get_database_backend();
+    let finished =
+        "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))";
+    let statement = match backend {
+        DatabaseBackend::Postgres => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "DELETE FROM {jobs} WHERE id IN (SELECT id FROM {jobs} \
+                 WHERE job_type = $1 AND done_at < $2 AND {finished} LIMIT $3)",
+                jobs = jobs_table(backend)
+            ),
+            [QUEUE.into(), before.into(), (batch as i64).into()],
+        ),
+        // apalis-sqlite keeps `done_at` in Unix seconds.
+        _ => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "DELETE FROM {jobs} WHERE rowid IN (SELECT rowid FROM {jobs} \
+                 WHERE job_type = ? AND done_at < ? AND {finished} LIMIT ?)",
+                jobs = jobs_table(backend)
+            ),
+            [
+                QUEUE.into(),
+                before.timestamp().into(),
+                (batch as i64).into(),
+            ],
+        ),
+    };
+    Ok(conn.execute_raw(statement).await?.rows_affected())
+}
+
 fn payload(job: &Job) -> Result<Vec<u8>, DbErr> {
     serde_json::to_vec(job).map_err(|e| DbErr::Custom(e.to_string()))
 }

@@ -50,6 +50,10 @@ fn describe() {
         "Times the PostgreSQL listener lost its connection (events sent meanwhile were missed; the key cache is cleared)"
     );
     metrics::describe_counter!(
+        "ticketing_retention_deleted_total",
+        "Rows deleted by retention, by kind (jobs, conversations)"
+    );
+    metrics::describe_counter!(
         "ticketing_deliveries_swept_total",
         "Unfinished deliveries the sweep found without a job: requeued (a new job) or failed (the job died)"
     );

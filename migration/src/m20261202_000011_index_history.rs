@@ -1,6 +1,6 @@
-//! Indexes that answer the operators' per-minute series from the last hour's rows only, however
-//! many deliveries history holds: sent ones by `sent_at`, failed ones by `updated_at`, for all
-//! accounts and for one.
+//! Indexes that keep work on history constant: the operators' per-minute series reads the
+//! last hour's rows only (sent deliveries by `sent_at`, failed ones by `updated_at`, for all
+//! accounts and for one), and retention finds idle conversations by `last_activity_at`.
 
 use sea_orm_migration::prelude::*;
 
@@ -36,6 +36,14 @@ const INDEXES: [(&str, bool, Deliveries); 4] = [
     ),
 ];
 
+#[derive(DeriveIden)]
+enum Conversations {
+    Table,
+    LastActivityAt,
+}
+
+const IDLE_CONVERSATIONS: &str = "idx_conversations_last_activity_at";
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -48,7 +56,14 @@ impl MigrationTrait for Migration {
             index.col(Deliveries::Status).col(at);
             m.create_index(index.to_owned()).await?;
         }
-        Ok(())
+        m.create_index(
+            Index::create()
+                .name(IDLE_CONVERSATIONS)
+                .table(Conversations::Table)
+                .col(Conversations::LastActivityAt)
+                .to_owned(),
+        )
+        .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -56,6 +71,12 @@ impl MigrationTrait for Migration {
             m.drop_index(Index::drop().name(name).table(Deliveries::Table).to_owned())
                 .await?;
         }
-        Ok(())
+        m.drop_index(
+            Index::drop()
+                .name(IDLE_CONVERSATIONS)
+                .table(Conversations::Table)
+                .to_owned(),
+        )
+        .await
     }
 }
