@@ -161,6 +161,7 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
         line_count: 0,
         created_at: started,
         last_activity_at: started,
+        erased_at: None,
     };
     let loaded = Loaded {
         conversation,

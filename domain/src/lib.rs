@@ -9,6 +9,7 @@ pub mod agents;
 pub mod conversations;
 pub mod deliveries;
 pub mod design;
+pub mod erasure;
 pub mod error;
 pub mod flows;
 pub mod infra;

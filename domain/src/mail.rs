@@ -509,6 +509,7 @@ mod tests {
             )),
             created_at: Utc::now(),
             routed_at: None,
+            erased_at: None,
         }
     }
 

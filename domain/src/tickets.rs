@@ -112,6 +112,7 @@ pub async fn insert_ticket(
         answers: Set(new.answers),
         created_at: Set(created_at),
         routed_at: Set(None),
+        erased_at: Set(None),
     }
     .insert(txn)
     .await?)

@@ -27,6 +27,8 @@ pub enum EventKind {
     DeliveryRetrying,
     /// The delivery failed for good.
     DeliveryFailed,
+    /// The visitor's data was erased from the ticket on request.
+    Erased,
 }
 
 /// One line of the timeline.
@@ -129,6 +131,14 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> crate::
             });
         }
     }
+    if let Some(at) = ticket.erased_at {
+        out.push(Event {
+            at,
+            kind: EventKind::Erased,
+            message: "The visitor's name, contact details, message, transcript and answers were erased on request".to_owned(),
+            delivery_id: None,
+        });
+    }
     out.sort_by_key(|e| (e.at, e.kind));
     Ok(out)
 }
@@ -181,6 +191,7 @@ mod tests {
             answers: None,
             created_at: at(0),
             routed_at: None,
+            erased_at: None,
         }
     }
 

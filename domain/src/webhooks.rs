@@ -276,7 +276,7 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait>(
     let txn = crate::infra::db::begin(db).await?;
     for hook in &hooks {
         // Stable per (webhook, event, occurrence): a re-run job writes the same row again.
-        let id = Uuid::new_v5(&hook.id, format!("{event}:{key}").as_bytes());
+        let id = delivery_id(hook.id, event, key);
         let inserted = webhook_delivery::Entity::insert(webhook_delivery::ActiveModel {
             id: Set(id),
             webhook_id: Set(hook.id),
@@ -310,6 +310,29 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait>(
     }
     sea_orm::TransactionSession::commit(txn).await?;
     Ok(hooks.len())
+}
+
+/// The id of the webhook delivery of `event` about `key` (a ticket, a delivery) to `hook`:
+/// stable, so a re-run job writes the same row, and erasure finds it without a search.
+pub fn delivery_id(hook: Uuid, event: &str, key: Uuid) -> Uuid {
+    Uuid::new_v5(&hook, format!("{event}:{key}").as_bytes())
+}
+
+/// A stored payload with the visitor's name, contact details and message nulled in its
+/// ticket; `None` when there is nothing left to redact (or it is not a payload of ours).
+pub fn redacted_payload(payload: &str) -> Option<String> {
+    let mut body: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let ticket = body.get_mut("data")?.get_mut("ticket")?.as_object_mut()?;
+    let mut changed = false;
+    for field in ["visitorName", "visitorEmail", "visitorPhone", "message"] {
+        if let Some(value) = ticket.get_mut(field)
+            && !value.is_null()
+        {
+            *value = serde_json::Value::Null;
+            changed = true;
+        }
+    }
+    changed.then(|| body.to_string())
 }
 
 /// A ticket as webhook payloads show it.

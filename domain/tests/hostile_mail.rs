@@ -219,6 +219,7 @@ fn build(c: &Content) -> (ticket::Model, delivery::Model) {
         answers: (!answers.is_empty()).then_some(Answers(answers)),
         created_at: at,
         routed_at: None,
+        erased_at: None,
     };
     let delivery = delivery::Model {
         id: Uuid::from_u128(3),

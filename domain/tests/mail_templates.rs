@@ -60,6 +60,7 @@ fn ticket() -> ticket::Model {
         )),
         created_at: at,
         routed_at: Some(at),
+        erased_at: None,
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Model {
     pub line_count: i32,
     pub created_at: DateTimeUtc,
     pub last_activity_at: DateTimeUtc,
+    /// When the visitor's data was erased from it (contact details, answers, lines); null:
+    /// never.
+    pub erased_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

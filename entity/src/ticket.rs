@@ -38,6 +38,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When the worker resolved its recipients; null until then.
     pub routed_at: Option<DateTimeUtc>,
+    /// When the visitor's data was erased from it (name, contact details, message, transcript,
+    /// answers); null: never.
+    pub erased_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

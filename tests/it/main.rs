@@ -12,6 +12,7 @@ mod conversation;
 mod cors;
 mod crash;
 mod delivery;
+mod erasure;
 mod fanout;
 mod faults;
 mod isolation;

@@ -47,6 +47,7 @@ pub struct Mutation(
     flows::FlowMutation,
     access::AccessMutation,
     routing::RoutingMutation,
+    tickets::TicketMutation,
     ops::OpsMutation,
     webhooks::WebhookMutation,
 );

@@ -2,14 +2,14 @@
 //! `ticket`, and the types: the ticket, its deliveries and timeline, and the conversation
 //! that opened it.
 
-use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Json, Object, OneofObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::vocab::Source;
 use entity::{conversation, delivery, ticket};
 
 use super::flows::{ChoiceOption, Flow};
 use super::types::{PageInfo, loaders, page_size, shared};
-use super::{ApiError, ApiResult, admin, cost, cursor, db, parse_id};
+use super::{ApiError, ApiResult, admin, cost, cursor, db, not_found_id, parse_id};
 
 /// The state of a ticket.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -85,6 +85,12 @@ impl Ticket {
     /// When the ticket was opened.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+    /// When the visitor's data was erased from it (`eraseVisitorData`); null: never. An erased
+    /// ticket keeps its number, topic, times and deliveries; its visitor fields, message,
+    /// transcript and answers are empty.
+    async fn erased_at(&self) -> Option<DateTime<Utc>> {
+        self.0.erased_at
     }
     /// The conversation that opened it; null for tickets opened with `openTicket`.
     async fn conversation(&self, ctx: &Context<'_>) -> ApiResult<Option<Conversation>> {
@@ -194,6 +200,8 @@ pub enum TicketEventKind {
     DeliveryRetrying,
     /// A delivery failed for good.
     DeliveryFailed,
+    /// The visitor's data was erased from the ticket on request (`eraseVisitorData`).
+    Erased,
 }
 
 /// One line of a ticket's timeline.
@@ -526,5 +534,67 @@ impl TicketQuery {
         Ok(domain::tickets::find_ticket(db(ctx)?, account, id)
             .await?
             .map(Ticket))
+    }
+}
+
+/// Whose data `eraseVisitorData` erases: one of the two.
+#[derive(OneofObject)]
+pub enum EraseVisitorInput {
+    /// Everything stored under this address in the account (ignoring case): tickets,
+    /// conversations, and the conversations that led to those tickets.
+    Email(String),
+    /// One conversation of the account, and the ticket it opened.
+    ConversationId(ID),
+}
+
+/// What `eraseVisitorData` changed. All zero (`nothingLeft`): nothing of this visitor was
+/// left, because it was erased before or never stored.
+#[derive(SimpleObject)]
+pub struct VisitorErasure {
+    /// Tickets whose visitor fields, message, transcript and answers were erased.
+    pub tickets: i64,
+    /// Conversations whose contact details and answers were erased.
+    pub conversations: i64,
+    /// Lines of those conversations, deleted.
+    pub conversation_lines: i64,
+    /// Stored webhook payloads (sent or still to send) with the visitor's details nulled.
+    pub webhook_payloads: i64,
+    /// True when nothing changed.
+    pub nothing_left: bool,
+}
+
+/// The admin key's writes of tickets.
+#[derive(Default)]
+pub struct TicketMutation;
+
+#[Object(name = "TicketMutation")]
+impl TicketMutation {
+    /// Erases a visitor's data in the account on their request (KVKK, GDPR): name, contact
+    /// details, messages, answers and transcripts in tickets, conversations and stored webhook
+    /// payloads, in one transaction. Tickets stay as records (number, topic, times, delivery
+    /// states), and their timeline says when the data was erased. Mails already sent to
+    /// agents cannot be recalled. Erasing again changes nothing and says so (`nothingLeft`).
+    /// Cost: one pass over the account's tickets and conversations for an address.
+    async fn erase_visitor_data(
+        &self,
+        ctx: &Context<'_>,
+        input: EraseVisitorInput,
+    ) -> ApiResult<VisitorErasure> {
+        let account = admin(ctx)?;
+        let visitor = match input {
+            EraseVisitorInput::Email(email) => domain::erasure::Visitor::Email(email),
+            EraseVisitorInput::ConversationId(id) => {
+                domain::erasure::Visitor::Conversation(not_found_id("conversation", &id)?)
+            }
+        };
+        let erased = domain::erasure::erase(db(ctx)?, account, &visitor).await?;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(VisitorErasure {
+            tickets: count(erased.tickets),
+            conversations: count(erased.conversations),
+            conversation_lines: count(erased.conversation_lines),
+            webhook_payloads: count(erased.webhook_payloads),
+            nothing_left: erased == domain::erasure::Erased::default(),
+        })
     }
 }

@@ -1,0 +1,227 @@
+//! Erasing a visitor's data on request (KVKK, GDPR): the visitor is found in one account by
+//! e-mail address or by a conversation, and their name, contact details, messages, answers
+//! and transcripts are erased from tickets, conversations and stored webhook payloads, in one
+//! transaction. Tickets stay as records (number, topic, times, delivery states) with
+//! `erased_at` set, which their timeline shows. Mails already sent cannot be recalled.
+
+use std::collections::BTreeSet;
+
+use entity::{conversation, conversation_message, delivery, ticket, webhook, webhook_delivery};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::vocab::{Answers, Transcript};
+use crate::{Error, Result, now, validate, webhooks};
+
+/// Whose data to erase.
+#[derive(Clone, Debug)]
+pub enum Visitor {
+    /// Everything stored under this e-mail address (ignoring case), and the conversations
+    /// that led to those tickets.
+    Email(String),
+    /// One conversation, and the ticket it opened.
+    Conversation(Uuid),
+}
+
+/// What an erasure changed. All zero: nothing of this visitor was left (erased before, or
+/// never stored).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Erased {
+    pub tickets: u64,
+    pub conversations: u64,
+    /// Lines of those conversations, deleted.
+    pub conversation_lines: u64,
+    /// Stored webhook payloads (sent or still to be sent) redacted.
+    pub webhook_payloads: u64,
+}
+
+/// Erases the visitor's data in the account.
+pub async fn erase<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    visitor: &Visitor,
+) -> Result<Erased> {
+    let txn = crate::infra::db::begin(db).await?;
+    let (conversation_ids, ticket_ids) = match visitor {
+        Visitor::Email(email) => {
+            let email = validate::email("email", email)?.to_lowercase();
+            let conversations: Vec<Uuid> = conversation::Entity::find()
+                .select_only()
+                .column(conversation::Column::Id)
+                .filter(conversation::Column::AccountId.eq(account_id))
+                .filter(same_email(conversation::Column::VisitorEmail, &email))
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            let tickets: Vec<Uuid> = ticket::Entity::find()
+                .select_only()
+                .column(ticket::Column::Id)
+                .filter(ticket::Column::AccountId.eq(account_id))
+                .filter(
+                    Condition::any()
+                        .add(same_email(ticket::Column::VisitorEmail, &email))
+                        .add(ticket::Column::ConversationId.is_in(conversations.clone())),
+                )
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            (conversations, tickets)
+        }
+        Visitor::Conversation(id) => {
+            let found = conversation::Entity::find_by_id(*id)
+                .filter(conversation::Column::AccountId.eq(account_id))
+                .one(&txn)
+                .await?
+                .ok_or(Error::NotFound("conversation"))?;
+            let tickets: Vec<Uuid> = ticket::Entity::find()
+                .select_only()
+                .column(ticket::Column::Id)
+                .filter(ticket::Column::AccountId.eq(account_id))
+                .filter(ticket::Column::ConversationId.eq(found.id))
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            (vec![found.id], tickets)
+        }
+    };
+    let at = now();
+    let mut erased = Erased::default();
+    if !ticket_ids.is_empty() {
+        erased.tickets = ticket::Entity::update_many()
+            .col_expr(
+                ticket::Column::VisitorName,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                ticket::Column::VisitorEmail,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                ticket::Column::VisitorPhone,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(ticket::Column::Message, Expr::value(""))
+            .col_expr(
+                ticket::Column::Transcript,
+                Expr::value(Option::<Transcript>::None),
+            )
+            .col_expr(ticket::Column::TranscriptOmitted, Expr::value(0))
+            .col_expr(
+                ticket::Column::Answers,
+                Expr::value(Option::<Answers>::None),
+            )
+            .col_expr(ticket::Column::ErasedAt, Expr::value(at))
+            .filter(ticket::Column::Id.is_in(ticket_ids.clone()))
+            .filter(ticket::Column::ErasedAt.is_null())
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        erased.webhook_payloads = redact_payloads(&txn, account_id, &ticket_ids).await?;
+    }
+    if !conversation_ids.is_empty() {
+        erased.conversations = conversation::Entity::update_many()
+            .col_expr(
+                conversation::Column::VisitorName,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                conversation::Column::VisitorEmail,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                conversation::Column::VisitorPhone,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                conversation::Column::Answers,
+                Expr::value(Answers::default()),
+            )
+            .col_expr(conversation::Column::ErasedAt, Expr::value(at))
+            .filter(conversation::Column::Id.is_in(conversation_ids.clone()))
+            .filter(conversation::Column::ErasedAt.is_null())
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        erased.conversation_lines = conversation_message::Entity::delete_many()
+            .filter(conversation_message::Column::ConversationId.is_in(conversation_ids))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+    }
+    sea_orm::TransactionSession::commit(txn).await?;
+    Ok(erased)
+}
+
+/// `column` holds `email`, ignoring case (`email` is lower-cased already).
+fn same_email<C: ColumnTrait>(column: C, email: &str) -> SimpleExpr {
+    ExprTrait::eq(Func::lower(Expr::col(column)), email)
+}
+
+/// Redacts the stored webhook payloads about these tickets (their own events, and their
+/// deliveries' failures): the visitor's name, contact details and message become null. Found
+/// by their ids, which each event derives from its webhook and occurrence. Returns how many
+/// changed.
+async fn redact_payloads(
+    txn: &impl ConnectionTrait,
+    account_id: Uuid,
+    ticket_ids: &[Uuid],
+) -> Result<u64> {
+    let hooks: Vec<Uuid> = webhook::Entity::find()
+        .select_only()
+        .column(webhook::Column::Id)
+        .filter(webhook::Column::AccountId.eq(account_id))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if hooks.is_empty() {
+        return Ok(0);
+    }
+    let deliveries: Vec<Uuid> = delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::Id)
+        .filter(delivery::Column::TicketId.is_in(ticket_ids.iter().copied()))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let mut ids = BTreeSet::new();
+    for hook in &hooks {
+        for ticket in ticket_ids {
+            for event in [webhooks::TICKET_OPENED, webhooks::TICKET_UNROUTED] {
+                ids.insert(webhooks::delivery_id(*hook, event, *ticket));
+            }
+        }
+        for delivery in &deliveries {
+            ids.insert(webhooks::delivery_id(
+                *hook,
+                webhooks::DELIVERY_FAILED,
+                *delivery,
+            ));
+        }
+    }
+    let mut changed = 0;
+    // In groups, so a ticket with many deliveries stays within a statement's parameters.
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    for group in ids.chunks(1_000) {
+        let stored = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::AccountId.eq(account_id))
+            .filter(webhook_delivery::Column::Id.is_in(group.iter().copied()))
+            .all(txn)
+            .await?;
+        for row in stored {
+            let Some(redacted) = webhooks::redacted_payload(&row.payload) else {
+                continue;
+            };
+            webhook_delivery::Entity::update_many()
+                .col_expr(webhook_delivery::Column::Payload, Expr::value(redacted))
+                .filter(webhook_delivery::Column::Id.eq(row.id))
+                .exec(txn)
+                .await?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
