@@ -241,6 +241,7 @@ pub async fn create_account(db: &impl TransactionTrait, name: &str) -> Result<Ne
         ticket_seq: Set(0),
         created_at: Set(now()),
         locale: Set(Locale::default()),
+        ticket_retention_days: Set(None),
     }
     .insert(&txn)
     .await?;

@@ -15,6 +15,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Language of the account's notification e-mails (`en`, `tr`).
     pub locale: Locale,
+    /// Days the account keeps a ticket whose deliveries have all ended; null: for ever.
+    pub ticket_retention_days: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

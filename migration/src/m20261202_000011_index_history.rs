@@ -1,6 +1,7 @@
 //! Indexes that keep work on history constant: the operators' per-minute series reads the
 //! last hour's rows only (sent deliveries by `sent_at`, failed ones by `updated_at`, for all
-//! accounts and for one), and retention finds idle conversations by `last_activity_at`.
+//! accounts and for one), and retention finds idle conversations by `last_activity_at` and
+//! an account's old tickets by `created_at`.
 
 use sea_orm_migration::prelude::*;
 
@@ -37,6 +38,15 @@ const INDEXES: [(&str, bool, Deliveries); 4] = [
 ];
 
 #[derive(DeriveIden)]
+enum Tickets {
+    Table,
+    AccountId,
+    CreatedAt,
+}
+
+const OLD_TICKETS: &str = "idx_tickets_account_created_at";
+
+#[derive(DeriveIden)]
 enum Conversations {
     Table,
     LastActivityAt,
@@ -58,6 +68,15 @@ impl MigrationTrait for Migration {
         }
         m.create_index(
             Index::create()
+                .name(OLD_TICKETS)
+                .table(Tickets::Table)
+                .col(Tickets::AccountId)
+                .col(Tickets::CreatedAt)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
                 .name(IDLE_CONVERSATIONS)
                 .table(Conversations::Table)
                 .col(Conversations::LastActivityAt)
@@ -71,6 +90,13 @@ impl MigrationTrait for Migration {
             m.drop_index(Index::drop().name(name).table(Deliveries::Table).to_owned())
                 .await?;
         }
+        m.drop_index(
+            Index::drop()
+                .name(OLD_TICKETS)
+                .table(Tickets::Table)
+                .to_owned(),
+        )
+        .await?;
         m.drop_index(
             Index::drop()
                 .name(IDLE_CONVERSATIONS)

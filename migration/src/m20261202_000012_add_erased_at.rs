@@ -1,4 +1,5 @@
-//! When a visitor's data was erased from a ticket or a conversation (null: never).
+//! When a visitor's data was erased from a ticket or a conversation (null: never), and how
+//! long an account keeps its finished tickets (null: for ever).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -17,6 +18,12 @@ enum Conversations {
     ErasedAt,
 }
 
+#[derive(DeriveIden)]
+enum Accounts {
+    Table,
+    TicketRetentionDays,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -31,6 +38,13 @@ impl MigrationTrait for Migration {
             Table::alter()
                 .table(Conversations::Table)
                 .add_column(timestamp_with_time_zone_null(Conversations::ErasedAt))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(Accounts::Table)
+                .add_column(integer_null(Accounts::TicketRetentionDays))
                 .to_owned(),
         )
         .await
@@ -48,6 +62,13 @@ impl MigrationTrait for Migration {
             Table::alter()
                 .table(Conversations::Table)
                 .drop_column(Conversations::ErasedAt)
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(Accounts::Table)
+                .drop_column(Accounts::TicketRetentionDays)
                 .to_owned(),
         )
         .await

@@ -124,3 +124,91 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+on_both_engines!(an_accounts_closed_tickets_go_after_its_retention);
+
+async fn an_accounts_closed_tickets_go_after_its_retention(engine: Engine) {
+    const SET: &str =
+        "mutation($days: Int) { setTicketRetention(days: $days) { ticketRetentionDays } }";
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| {
+        c.delivery.sweep_interval = Duration::from_millis(300);
+    })
+    .await
+    else {
+        return;
+    };
+    let refused = app
+        .gql(Some(&app.admin_key), SET, json!({ "days": 0 }))
+        .await;
+    assert_eq!(
+        integration_tests::error_code(&refused),
+        "BAD_USER_INPUT",
+        "{refused:#}"
+    );
+    let (_, step) = crate::ticket_path::flow_with_ticket_step(&app, "Destek", "orders", &[]).await;
+    app.admin(
+        crate::ops::CREATE_RULE,
+        json!({ "tag": "*", "emails": ["agent@example.com"] }),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for message in ["closed", "still retrying", "recent"] {
+        let opened = crate::ticket_path::open_ticket(&app, &app.widget_key, &step, message).await;
+        ids.push(uuid::Uuid::parse_str(opened["ticket"]["id"].as_str().unwrap()).unwrap());
+    }
+    let sent = || async {
+        entity::delivery::Entity::find()
+            .filter(entity::delivery::Column::Status.eq(domain::vocab::DeliveryStatus::Sent))
+            .count(&app.db)
+            .await
+            .unwrap()
+    };
+    wait(|| async { sent().await == 3 }).await;
+    // The second one's delivery is not over yet (a retry due tomorrow).
+    entity::delivery::Entity::update_many()
+        .col_expr(
+            entity::delivery::Column::Status,
+            Expr::value(domain::vocab::DeliveryStatus::Retrying),
+        )
+        .col_expr(
+            entity::delivery::Column::NextAttemptAt,
+            Expr::value(chrono::Utc::now() + chrono::Duration::days(1)),
+        )
+        .filter(entity::delivery::Column::TicketId.eq(ids[1]))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    entity::ticket::Entity::update_many()
+        .col_expr(
+            entity::ticket::Column::CreatedAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::days(2)),
+        )
+        .filter(entity::ticket::Column::Id.is_in([ids[0], ids[1]]))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let set = app.admin(SET, json!({ "days": 1 })).await;
+    assert_eq!(set["setTicketRetention"]["ticketRetentionDays"], 1);
+
+    let db = &app.db;
+    let exists = |id: uuid::Uuid| async move {
+        entity::ticket::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .unwrap()
+            .is_some()
+    };
+    wait(|| async { !exists(ids[0]).await }).await;
+    let deliveries_of_closed = entity::delivery::Entity::find()
+        .filter(entity::delivery::Column::TicketId.eq(ids[0]))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(deliveries_of_closed, 0, "its deliveries went with it");
+    assert!(exists(ids[1]).await, "a delivery not over keeps its ticket");
+    assert!(exists(ids[2]).await, "a recent ticket stays");
+    let off = app.admin(SET, json!({ "days": null })).await;
+    assert!(off["setTicketRetention"]["ticketRetentionDays"].is_null());
+    app.stop().await;
+}

@@ -243,10 +243,13 @@ async fn maintain_forever(ctx: Context) {
                     .increment(deleted.jobs);
                 metrics::counter!("ticketing_retention_deleted_total", "kind" => "conversations")
                     .increment(deleted.conversations);
+                metrics::counter!("ticketing_retention_deleted_total", "kind" => "tickets")
+                    .increment(deleted.tickets);
                 if deleted != domain::retention::Deleted::default() {
                     tracing::info!(
                         jobs = deleted.jobs,
                         conversations = deleted.conversations,
+                        tickets = deleted.tickets,
                         "retention: deleted"
                     );
                 }

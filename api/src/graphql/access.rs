@@ -59,6 +59,12 @@ impl AccountSettings {
     async fn default_locale(&self) -> Locale {
         self.0.locale.into()
     }
+    /// Days the account keeps a ticket whose deliveries have all ended, after which workers
+    /// delete it with its deliveries and finished webhook deliveries; null (the default):
+    /// for ever. Set with `setTicketRetention`.
+    async fn ticket_retention_days(&self) -> Option<i32> {
+        self.0.ticket_retention_days
+    }
 }
 
 /// What a key may do.
@@ -196,6 +202,20 @@ impl AccessMutation {
         let account = admin(ctx)?;
         Ok(AccountSettings(
             domain::accounts::set_locale(db(ctx)?, account, locale.into()).await?,
+        ))
+    }
+
+    /// Sets how many days (1 to 3,650) the account keeps a ticket whose deliveries have all
+    /// ended; null keeps tickets for ever (the default). Workers delete older ones within a
+    /// minute or so, with their deliveries and finished webhook deliveries.
+    async fn set_ticket_retention(
+        &self,
+        ctx: &Context<'_>,
+        days: Option<i32>,
+    ) -> ApiResult<AccountSettings> {
+        let account = admin(ctx)?;
+        Ok(AccountSettings(
+            domain::accounts::set_ticket_retention(db(ctx)?, account, days).await?,
         ))
     }
 
