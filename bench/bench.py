@@ -8,6 +8,7 @@ pgbench and postfix's smtp-sink; only the Python standard library.
 """
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -424,6 +425,97 @@ ANALYZE;""")
     log(json.dumps(result, indent=1, ensure_ascii=False))
 
 
+def history_bench(args):
+    """Operations on a database with a long history: /metrics, queueStats and /ops over
+    `--deliveries` deliveries and `--jobs` finished jobs, next to the API's memory."""
+    db = "ticketing_bench_history"
+    url = fresh_pg(db)
+    token = "bench-ops-token"
+    metrics_addr = "127.0.0.1:19090"
+    env = base_env(url, EMBEDDED_WORKER="false", OPS_TOKEN=token,
+                   METRICS_LISTEN_ADDR=metrics_addr)
+    api = start_api(env)
+    result = {"bench": "operations over history (PostgreSQL, API alone)"}
+    try:
+        keys = create_account(env)
+        seed(keys["adminKey"])
+        result["api_rss_start_mb"] = round(rss_mb(api.pid), 1)
+        tickets = args.deliveries // 4
+        log(f"writing {tickets} tickets, {args.deliveries} deliveries, {args.jobs} jobs ...")
+        started = time.time()
+        # A ticket every 2 s, 4 recipients each, one in 50 with a failed delivery: about six
+        # days of a busy account, and 7,200 deliveries in the last hour.
+        psql(db, f"""
+            INSERT INTO tickets (id, account_id, number, flow_name, topic, topic_key, status,
+                                 message, forward_emails, transcript_omitted, created_at)
+            SELECT gen_random_uuid(), a.id, g, 'Destek', 'offline_message', 'offline_message',
+                   'OPEN', 'history', '[]', 0, now() - g * interval '2 seconds'
+            FROM accounts a, generate_series(1, {tickets}) g;
+            UPDATE accounts SET ticket_seq = {tickets};
+            INSERT INTO deliveries (id, ticket_id, account_id, recipient, recipient_key, sources,
+                                    status, attempts, message_id, sent_at, created_at, updated_at)
+            SELECT gen_random_uuid(), t.id, t.account_id, 'agent' || r || '@example.com',
+                   'agent' || r || '@example.com', '[{{"kind":"forward"}}]',
+                   CASE WHEN r = 0 AND t.number % 50 = 0 THEN 'FAILED' ELSE 'SENT' END, 1,
+                   'm' || t.number || '.' || r,
+                   CASE WHEN r = 0 AND t.number % 50 = 0 THEN NULL
+                        ELSE t.created_at + interval '1 second' END,
+                   t.created_at, t.created_at + interval '1 second'
+            FROM tickets t, generate_series(0, 3) r;
+            INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at,
+                                     done_at, priority, metadata, idempotency_key)
+            SELECT 'bench' || g, 'ticket-mail', '\\x7b7d'::bytea, 'Done', 1, 10,
+                   now() - g * interval '1 second', now() - g * interval '1 second', 0,
+                   ''::hstore, 'bench:' || g
+            FROM generate_series(1, {args.jobs}) g;
+        """)
+        psql(db, "VACUUM ANALYZE")
+        result["rows_written_s"] = round(time.time() - started, 1)
+        result["deliveries"] = int(psql(db, "SELECT count(*) FROM deliveries"))
+        result["finished_jobs"] = int(psql(db, "SELECT count(*) FROM apalis.jobs WHERE status = 'Done'"))
+        peak = rss_mb(api.pid)
+
+        def timed(call, n, pause=0.0):
+            nonlocal peak
+            took = []
+            for _ in range(n):
+                time.sleep(pause)
+                t = time.perf_counter()
+                call()
+                took.append((time.perf_counter() - t) * 1000)
+                peak = max(peak, rss_mb(api.pid))
+            took.sort()
+            return {"p50_ms": round(took[len(took) // 2], 1), "max_ms": round(took[-1], 1)}
+
+        stats_query = """{ queueStats { deliveries { pending sending retrying sent failed }
+            jobs { pending running done failed killed } oldestPendingAgeSeconds
+            perMinute { minute sent failed } } }"""
+        stats = gql(token, stats_query)["queueStats"]
+        result["queue_stats_sent_failed"] = [stats["deliveries"]["sent"], stats["deliveries"]["failed"]]
+        result["queue_stats"] = timed(lambda: gql(token, stats_query), args.rounds)
+
+        def ops_page():
+            auth = base64.b64encode(f"ops:{token}".encode()).decode()
+            req = urllib.request.Request(f"http://{API_ADDR}/ops",
+                                         headers={"authorization": f"Basic {auth}"})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                r.read()
+        result["ops_page"] = timed(ops_page, args.rounds)
+
+        def scrape():
+            with urllib.request.urlopen(f"http://{metrics_addr}/metrics", timeout=60) as r:
+                r.read()
+        # Within the gauges' 5 s freshness, scrapes share one reading; each sample here
+        # waits it out first, so every one refreshes from the database.
+        result["metrics_scrape_refreshing"] = timed(scrape, max(3, args.rounds // 4), pause=5.2)
+        result["metrics_scrape_shared"] = timed(scrape, args.rounds)
+        result["api_rss_peak_mb"] = round(peak, 1)
+    finally:
+        stop(api)
+    psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    log(json.dumps(result, indent=1, ensure_ascii=False))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -441,6 +533,11 @@ def main():
     p.add_argument("--tickets", type=int, default=200)
     p.add_argument("--gap-ms", type=int, default=100)
     p.set_defaults(run=pickup_bench)
+    p = sub.add_parser("history")
+    p.add_argument("--deliveries", type=int, default=1_000_000)
+    p.add_argument("--jobs", type=int, default=1_000_000)
+    p.add_argument("--rounds", type=int, default=20)
+    p.set_defaults(run=history_bench)
     p = sub.add_parser("tags")
     p.add_argument("--flows", type=int, default=10_000)
     p.add_argument("--topics", type=int, default=200)
