@@ -342,7 +342,6 @@ pub async fn record_failure<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     policy: &DeliveryConfig,
     delivery: &delivery::Model,
-    ticket: &ticket::Model,
     attempt: i32,
     error: SendError,
 ) -> Result<Outcome> {
@@ -415,34 +414,46 @@ pub async fn record_failure<C: ConnectionTrait + TransactionTrait>(
         .await?;
     }
     if let Some(error) = failed_with {
-        emit_failed(&txn, delivery, Some(ticket), attempt, error).await?;
+        emit_failed(&txn, delivery.into(), attempt, error).await?;
     }
     sea_orm::TransactionSession::commit(txn).await?;
     Ok(outcome)
 }
 
+/// Who a failed delivery was for, as its webhook tells it.
+struct FailedDelivery<'a> {
+    id: Uuid,
+    account_id: Uuid,
+    ticket_id: Uuid,
+    recipient: &'a str,
+}
+
+impl<'a> From<&'a delivery::Model> for FailedDelivery<'a> {
+    fn from(d: &'a delivery::Model) -> Self {
+        FailedDelivery {
+            id: d.id,
+            account_id: d.account_id,
+            ticket_id: d.ticket_id,
+            recipient: &d.recipient,
+        }
+    }
+}
+
 /// Tells the account's integrations that a delivery failed for good, on the caller's
-/// transaction (the one that writes `FAILED`).
+/// transaction (the one that writes `FAILED`). The ticket is read here, in that transaction,
+/// not taken from the caller: a visitor's data erased meanwhile must not come back in the
+/// payload.
 async fn emit_failed<T: ConnectionTrait + TransactionTrait>(
     txn: &T,
-    delivery: &delivery::Model,
-    ticket: Option<&ticket::Model>,
+    delivery: FailedDelivery<'_>,
     attempts: i32,
     error: String,
 ) -> Result<()> {
-    let loaded;
-    let ticket = match ticket {
-        Some(t) => t,
-        None => match ticket::Entity::find_by_id(delivery.ticket_id)
-            .one(txn)
-            .await?
-        {
-            Some(t) => {
-                loaded = t;
-                &loaded
-            }
-            None => return Ok(()),
-        },
+    let Some(ticket) = ticket::Entity::find_by_id(delivery.ticket_id)
+        .one(txn)
+        .await?
+    else {
+        return Ok(());
     };
     webhooks::emit(
         txn,
@@ -452,11 +463,11 @@ async fn emit_failed<T: ConnectionTrait + TransactionTrait>(
         &webhooks::DeliveryEvent {
             delivery: webhooks::DeliveryData {
                 id: delivery.id,
-                recipient: delivery.recipient.clone(),
+                recipient: delivery.recipient.to_owned(),
                 attempts,
                 last_error: Some(error),
             },
-            ticket: ticket.into(),
+            ticket: (&ticket).into(),
         },
     )
     .await?;
@@ -552,55 +563,100 @@ pub fn is_result(outcome: &Outcome) -> bool {
 /// What one sweep did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Swept {
-    /// Unfinished deliveries whose job was gone: each has a new one, due now.
+    /// Unfinished deliveries whose job was gone: each was given a new one, due now (unless
+    /// another worker's sweep gave it this round's already).
     pub requeued: usize,
     /// Unfinished deliveries whose job died (out of the queue's attempts, or killed): `FAILED`
     /// with the job's last result, so an operator can put them back.
     pub failed: usize,
+    /// Where the next sweep goes on: after this delivery (the unfinished ones are visited in
+    /// id order, a page per round, so a backlog of deliveries whose jobs only run late never
+    /// hides the ones behind it); `None` starts again from the first.
+    pub next: Option<Uuid>,
 }
 
 /// The most deliveries one sweep looks at; the rest wait for the next round.
 pub const SWEEP_BATCH: u64 = 500;
 
+/// An unfinished delivery as the sweep reads it: only the columns it needs, so a row with an
+/// unreadable value elsewhere cannot stop the sweep.
+#[derive(Clone, Debug, sea_orm::FromQueryResult)]
+struct Stuck {
+    id: Uuid,
+    account_id: Uuid,
+    ticket_id: Uuid,
+    recipient: String,
+    status: DeliveryStatus,
+    attempts: i32,
+    locked_until: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Deliveries unfinished since before `before`: `SENDING` whose lease ended, `RETRYING` whose
+/// next attempt was due, `PENDING`.
+fn unfinished_since(before: DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(
+            sea_orm::Condition::all()
+                .add(delivery::Column::Status.eq(DeliveryStatus::Sending))
+                .add(delivery::Column::LockedUntil.lt(before)),
+        )
+        .add(
+            sea_orm::Condition::all()
+                .add(delivery::Column::Status.eq(DeliveryStatus::Retrying))
+                .add(delivery::Column::NextAttemptAt.lt(before)),
+        )
+        .add(
+            sea_orm::Condition::all()
+                .add(delivery::Column::Status.eq(DeliveryStatus::Pending))
+                .add(delivery::Column::UpdatedAt.lt(before)),
+        )
+}
+
 /// Finds deliveries left unfinished with no job that will finish them, and heals each: a new
 /// job when the old one is gone, `FAILED` with the reason when it died. Unfinished means
-/// `SENDING` whose lease ended, `RETRYING` whose next attempt was due, or `PENDING`, each for
-/// longer than `stuck_after`; the jobs that could still make the attempt are looked up by
-/// their idempotency keys (the attempt's, a lease's look-again, the routing job's for a first
-/// attempt, and the sweep's own). A delivery whose job only runs late is left alone, and a
-/// second job for an attempt is harmless (the claim lets one make it).
+/// [`unfinished_since`] `stuck_after` ago; the jobs that could still make the attempt are
+/// looked up by their idempotency keys (the attempt's, a lease's look-again, the routing
+/// job's for a first attempt, a put-back's, and the sweep's own). A delivery whose job only
+/// runs late is left alone, and a second job for an attempt is harmless (the claim lets one
+/// make it). Visits at most [`SWEEP_BATCH`] deliveries after `after`.
 pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     stuck_after: std::time::Duration,
+    after: Option<Uuid>,
 ) -> Result<Swept> {
     let at = now();
     let grace = chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::minutes(10));
     let before = at - grace;
-    let stuck = delivery::Entity::find()
-        .filter(
-            sea_orm::Condition::any()
-                .add(
-                    sea_orm::Condition::all()
-                        .add(delivery::Column::Status.eq(DeliveryStatus::Sending))
-                        .add(delivery::Column::LockedUntil.lt(before)),
-                )
-                .add(
-                    sea_orm::Condition::all()
-                        .add(delivery::Column::Status.eq(DeliveryStatus::Retrying))
-                        .add(delivery::Column::NextAttemptAt.lt(before)),
-                )
-                .add(
-                    sea_orm::Condition::all()
-                        .add(delivery::Column::Status.eq(DeliveryStatus::Pending))
-                        .add(delivery::Column::UpdatedAt.lt(before)),
-                ),
-        )
-        .order_by_asc(delivery::Column::UpdatedAt)
+    let mut page = delivery::Entity::find()
+        .select_only()
+        .columns([
+            delivery::Column::Id,
+            delivery::Column::AccountId,
+            delivery::Column::TicketId,
+            delivery::Column::Recipient,
+            delivery::Column::Status,
+            delivery::Column::Attempts,
+            delivery::Column::LockedUntil,
+            delivery::Column::UpdatedAt,
+        ])
+        .filter(unfinished_since(before));
+    if let Some(after) = after {
+        page = page.filter(delivery::Column::Id.gt(after));
+    }
+    let stuck: Vec<Stuck> = page
+        .order_by_asc(delivery::Column::Id)
         .limit(SWEEP_BATCH)
+        .into_model()
         .all(db)
         .await?;
     let round = at.timestamp() / grace.num_seconds().max(1);
-    let mut swept = Swept::default();
+    let mut swept = Swept {
+        next: (stuck.len() as u64 == SWEEP_BATCH)
+            .then(|| stuck.last().map(|d| d.id))
+            .flatten(),
+        ..Swept::default()
+    };
     for d in stuck {
         // A lease that ended is taken over by the same attempt; otherwise the next one is due.
         let attempt = if d.status == DeliveryStatus::Sending {
@@ -620,10 +676,17 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
             keys.push(crate::tickets::routing_key(d.ticket_id));
         }
         if d.status == DeliveryStatus::Pending {
-            // Only a put-back makes a delivery PENDING, at its `updated_at`.
+            // A put-back's job, made at the row's `updated_at`.
             keys.push(put_back_key(d.id, attempt, d.updated_at));
         }
-        let states = queue::job_states(db, &keys).await?;
+        let states = match queue::job_states(db, &keys).await {
+            Ok(states) => states,
+            Err(error) => {
+                // One delivery's jobs cannot be read: it waits, the others are healed.
+                tracing::error!(delivery_id = %d.id, %error, "sweep: cannot read its jobs");
+                continue;
+            }
+        };
         if states.contains(&queue::JobState::Live) {
             continue;
         }
@@ -634,7 +697,7 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
         match dead {
             Some(result) => {
                 let reason = format!("its job failed for good: {result}");
-                if give_up(db, &d, reason).await? {
+                if give_up(db, &d, before, reason).await? {
                     tracing::warn!(delivery_id = %d.id, attempt, "swept: job dead, delivery failed");
                     swept.failed += 1;
                 }
@@ -650,7 +713,7 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
                     at,
                 )
                 .await?;
-                tracing::warn!(delivery_id = %d.id, attempt, "swept: no job, queued a new one");
+                tracing::warn!(delivery_id = %d.id, attempt, "swept: no live job; this round's job queued");
                 swept.requeued += 1;
             }
         }
@@ -658,11 +721,14 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
     Ok(swept)
 }
 
-/// Ends a delivery `FAILED` with `reason`, if it is still in the state it was read in, with
-/// the `delivery.failed` webhook in the same transaction. Returns whether it was written.
+/// Ends a delivery `FAILED` with `reason` if it is still unfinished as the sweep saw it (same
+/// state and attempt, and still past its lease or due time: a worker that has just taken it
+/// over keeps it), with the `delivery.failed` webhook in the same transaction. Returns
+/// whether it was written.
 async fn give_up<C: ConnectionTrait + TransactionTrait>(
     db: &C,
-    d: &delivery::Model,
+    d: &Stuck,
+    before: DateTime<Utc>,
     reason: String,
 ) -> Result<bool> {
     let txn = crate::infra::db::begin(db).await?;
@@ -684,12 +750,19 @@ async fn give_up<C: ConnectionTrait + TransactionTrait>(
         .filter(delivery::Column::Id.eq(d.id))
         .filter(delivery::Column::Status.eq(d.status))
         .filter(delivery::Column::Attempts.eq(d.attempts))
+        .filter(unfinished_since(before))
         .exec(&txn)
         .await?;
     if written.rows_affected == 0 {
         return Ok(false);
     }
-    emit_failed(&txn, d, None, d.attempts, reason).await?;
+    let failed = FailedDelivery {
+        id: d.id,
+        account_id: d.account_id,
+        ticket_id: d.ticket_id,
+        recipient: &d.recipient,
+    };
+    emit_failed(&txn, failed, d.attempts, reason).await?;
     sea_orm::TransactionSession::commit(txn).await?;
     Ok(true)
 }

@@ -2,7 +2,9 @@
 //! e-mail address or by a conversation, and their name, contact details, messages, answers
 //! and transcripts are erased from tickets, conversations and stored webhook payloads, in one
 //! transaction. Tickets stay as records (number, topic, times, delivery states) with
-//! `erased_at` set, which their timeline shows. Mails already sent cannot be recalled.
+//! `erased_at` set, which their timeline shows; an erased conversation is over (`EXPIRED`).
+//! Mails already sent cannot be recalled. Addresses match ignoring ASCII case on SQLite (its
+//! `lower` knows no other letters) and Unicode case on PostgreSQL.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +16,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::vocab::{Answers, Transcript};
+use crate::vocab::{Answers, ConversationStatus, Transcript};
 use crate::{Error, Result, now, validate, webhooks};
 
 /// Whose data to erase.
@@ -57,9 +59,10 @@ pub async fn erase<C: ConnectionTrait + TransactionTrait>(
                 .into_tuple()
                 .all(&txn)
                 .await?;
-            let tickets: Vec<Uuid> = ticket::Entity::find()
+            let found: Vec<(Uuid, Option<Uuid>)> = ticket::Entity::find()
                 .select_only()
                 .column(ticket::Column::Id)
+                .column(ticket::Column::ConversationId)
                 .filter(ticket::Column::AccountId.eq(account_id))
                 .filter(
                     Condition::any()
@@ -69,7 +72,11 @@ pub async fn erase<C: ConnectionTrait + TransactionTrait>(
                 .into_tuple()
                 .all(&txn)
                 .await?;
-            (conversations, tickets)
+            // The conversations that led to those tickets are the visitor's too.
+            let mut conversations: BTreeSet<Uuid> = conversations.into_iter().collect();
+            conversations.extend(found.iter().filter_map(|(_, c)| *c));
+            let tickets = found.into_iter().map(|(id, _)| id).collect();
+            (conversations.into_iter().collect(), tickets)
         }
         Visitor::Conversation(id) => {
             let found = conversation::Entity::find_by_id(*id)
@@ -141,6 +148,17 @@ pub async fn erase<C: ConnectionTrait + TransactionTrait>(
                 Expr::value(Answers::default()),
             )
             .col_expr(conversation::Column::ErasedAt, Expr::value(at))
+            // An erased conversation is over: a turn in flight (it read the row before) fails
+            // its revision check instead of writing the erased fields back, and later turns
+            // are refused as for an expired one.
+            .col_expr(
+                conversation::Column::Status,
+                Expr::value(ConversationStatus::Expired),
+            )
+            .col_expr(
+                conversation::Column::Revision,
+                Expr::col(conversation::Column::Revision).add(1),
+            )
             .filter(conversation::Column::Id.is_in(conversation_ids.clone()))
             .filter(conversation::Column::ErasedAt.is_null())
             .exec(&txn)

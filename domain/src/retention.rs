@@ -1,8 +1,8 @@
 //! What the service keeps, and for how long. Every worker deletes, at its start and every
 //! `SWEEP_INTERVAL_MS`, finished queue jobs older than `JOB_RETENTION_DAYS`, conversations
 //! idle for longer than `CONVERSATION_RETENTION_DAYS` (tickets keep their own copy of the
-//! transcript), and, for accounts that set a ticket retention, their closed tickets (every
-//! delivery ended) older than it, with their deliveries and finished webhook deliveries. In batches of short statements, so SQLite's one writer is never held long,
+//! transcript), and, for accounts that set a ticket retention, their closed tickets (routed,
+//! and every delivery ended) older than it, with their deliveries and finished webhook deliveries. In batches of short statements, so SQLite's one writer is never held long,
 //! and without `VACUUM FULL`: freed space is reused by new rows.
 
 use std::time::Duration;
@@ -75,9 +75,11 @@ async fn delete_closed_tickets(db: &impl ConnectionTrait) -> Result<u64> {
         .into_tuple()
         .all(db)
         .await?;
+    // Closed: routed, and every delivery ended. Checked again by the DELETE itself, so a
+    // delivery put back meanwhile keeps its ticket.
     let closed = format!(
-        "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.ticket_id = tickets.id \
-         AND d.status NOT IN ('{}', '{}'))",
+        "tickets.routed_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d \
+         WHERE d.ticket_id = tickets.id AND d.status NOT IN ('{}', '{}'))",
         DeliveryStatus::Sent.as_str(),
         DeliveryStatus::Failed.as_str()
     );
@@ -99,6 +101,7 @@ async fn delete_closed_tickets(db: &impl ConnectionTrait) -> Result<u64> {
             if n > 0 {
                 deleted += ticket::Entity::delete_many()
                     .filter(ticket::Column::Id.is_in(ids))
+                    .filter(Expr::cust(closed.clone()))
                     .exec(db)
                     .await?
                     .rows_affected;

@@ -15,7 +15,7 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Language of the account's notification e-mails (`en`, `tr`).
     pub locale: Locale,
-    /// Days the account keeps a ticket whose deliveries have all ended; null: for ever.
+    /// Days the account keeps a closed ticket (routed, every delivery ended); null: for ever.
     pub ticket_retention_days: Option<i32>,
 }
 

@@ -153,6 +153,15 @@ async fn a_visitors_data_is_erased_in_one_account_only(engine: Engine) {
         .await["eraseVisitorData"]
         .clone();
     assert_eq!(again["nothingLeft"], true, "{again:#}");
+    // An erased conversation is over: the visitor cannot add to it.
+    let more = app
+        .gql(
+            Some(&app.widget_key),
+            &crate::ops::send_visitor_message(),
+            json!({ "input": { "conversationId": conversation, "text": "hello again" } }),
+        )
+        .await;
+    assert_eq!(error_code(&more), "CONVERSATION_EXPIRED", "{more:#}");
 
     // Another account can neither find nor erase any of it.
     let (other_admin, _) = app.other_account().await;

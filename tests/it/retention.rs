@@ -153,7 +153,7 @@ async fn an_accounts_closed_tickets_go_after_its_retention(engine: Engine) {
     )
     .await;
     let mut ids = Vec::new();
-    for message in ["closed", "still retrying", "recent"] {
+    for message in ["closed", "still retrying", "recent", "never routed"] {
         let opened = crate::ticket_path::open_ticket(&app, &app.widget_key, &step, message).await;
         ids.push(uuid::Uuid::parse_str(opened["ticket"]["id"].as_str().unwrap()).unwrap());
     }
@@ -164,7 +164,7 @@ async fn an_accounts_closed_tickets_go_after_its_retention(engine: Engine) {
             .await
             .unwrap()
     };
-    wait(|| async { sent().await == 3 }).await;
+    wait(|| async { sent().await == 4 }).await;
     // The second one's delivery is not over yet (a retry due tomorrow).
     entity::delivery::Entity::update_many()
         .col_expr(
@@ -184,7 +184,22 @@ async fn an_accounts_closed_tickets_go_after_its_retention(engine: Engine) {
             entity::ticket::Column::CreatedAt,
             Expr::value(chrono::Utc::now() - chrono::Duration::days(2)),
         )
-        .filter(entity::ticket::Column::Id.is_in([ids[0], ids[1]]))
+        .filter(entity::ticket::Column::Id.is_in([ids[0], ids[1], ids[3]]))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    // The fourth looks as if its routing job never ran: no deliveries, not routed.
+    entity::delivery::Entity::delete_many()
+        .filter(entity::delivery::Column::TicketId.eq(ids[3]))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    entity::ticket::Entity::update_many()
+        .col_expr(
+            entity::ticket::Column::RoutedAt,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .filter(entity::ticket::Column::Id.eq(ids[3]))
         .exec(&app.db)
         .await
         .unwrap();
@@ -208,6 +223,7 @@ async fn an_accounts_closed_tickets_go_after_its_retention(engine: Engine) {
     assert_eq!(deliveries_of_closed, 0, "its deliveries went with it");
     assert!(exists(ids[1]).await, "a delivery not over keeps its ticket");
     assert!(exists(ids[2]).await, "a recent ticket stays");
+    assert!(exists(ids[3]).await, "a ticket never routed is not closed");
     let off = app.admin(SET, json!({ "days": null })).await;
     assert!(off["setTicketRetention"]["ticketRetentionDays"].is_null());
     app.stop().await;

@@ -40,17 +40,24 @@ pub async fn route(
     } else {
         webhooks::TICKET_OPENED
     };
-    webhooks::emit(
-        &ctx.db,
-        planned.ticket.account_id,
-        event,
-        planned.ticket.id,
-        &webhooks::TicketEvent {
-            ticket: (&planned.ticket).into(),
-            recipients: planned.recipients,
-        },
-    )
-    .await?;
+    // The payload is made from the ticket as it is now: a visitor's data erased since routing
+    // read it must not come back in it.
+    if let Some(now) = ticket::Entity::find_by_id(planned.ticket.id)
+        .one(&ctx.db)
+        .await?
+    {
+        webhooks::emit(
+            &ctx.db,
+            now.account_id,
+            event,
+            now.id,
+            &webhooks::TicketEvent {
+                ticket: (&now).into(),
+                recipients: planned.recipients,
+            },
+        )
+        .await?;
+    }
     let ticket = Arc::new(planned.ticket);
     // Each send is a task of its own, so the others keep talking to the SMTP server while
     // finished ones are being recorded.
@@ -108,7 +115,7 @@ pub async fn route(
             };
             match result {
                 Ok(reply) => accepted.push((delivery, reply, at)),
-                Err(error) => match record_failure(ctx, &delivery, &ticket, 1, error).await {
+                Err(error) => match record_failure(ctx, &delivery, 1, error).await {
                     Ok(outcome) => {
                         if is_result(&outcome) {
                             results.push(Event::delivery_updated(&delivery));
@@ -237,7 +244,7 @@ async fn record(
             let recorded = deliveries::record_sent(&ctx.db, ticket, attempt, &accepted).await?;
             Ok(sent_unless_taken_over(recorded.contains(&delivery.id)))
         }
-        Err(error) => record_failure(ctx, delivery, ticket, attempt, error).await,
+        Err(error) => record_failure(ctx, delivery, attempt, error).await,
     }
 }
 
@@ -245,9 +252,8 @@ async fn record(
 async fn record_failure(
     ctx: &Context,
     delivery: &delivery::Model,
-    ticket: &ticket::Model,
     attempt: i32,
     error: SendError,
 ) -> Result<Outcome, domain::Error> {
-    deliveries::record_failure(&ctx.db, &ctx.delivery, delivery, ticket, attempt, error).await
+    deliveries::record_failure(&ctx.db, &ctx.delivery, delivery, attempt, error).await
 }

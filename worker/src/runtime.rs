@@ -229,6 +229,8 @@ pub async fn run(
 async fn maintain_forever(ctx: Context) {
     let mut every = tokio::time::interval(ctx.delivery.sweep_interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Where the sweep goes on next round.
+    let mut cursor = None;
     loop {
         every.tick().await;
         let retention = domain::retention::apply(
@@ -256,8 +258,9 @@ async fn maintain_forever(ctx: Context) {
             }
             Err(error) => tracing::warn!(%error, "retention failed; trying again next round"),
         }
-        match domain::deliveries::sweep(&ctx.db, ctx.delivery.stuck_after).await {
+        match domain::deliveries::sweep(&ctx.db, ctx.delivery.stuck_after, cursor).await {
             Ok(swept) => {
+                cursor = swept.next;
                 for (outcome, n) in [("requeued", swept.requeued), ("failed", swept.failed)] {
                     metrics::counter!("ticketing_deliveries_swept_total", "outcome" => outcome)
                         .increment(n as u64);

@@ -7,7 +7,7 @@ use domain::webhooks;
 use entity::{webhook, webhook_attempt, webhook_delivery};
 
 use super::types::PageInfo;
-use super::{ApiResult, admin, cost, cursor, db, parse_id};
+use super::{ApiError, ApiResult, admin, cost, cursor, db, parse_id};
 
 /// What a webhook can subscribe to (the `type` of the request body in parentheses).
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -54,11 +54,16 @@ impl Webhook {
         &self.0.url
     }
     /// The events it receives.
-    async fn events(&self) -> Vec<WebhookEvent> {
+    async fn events(&self) -> ApiResult<Vec<WebhookEvent>> {
+        // An event name the code does not know is an error, never dropped from the list.
         self.0
             .events
             .iter()
-            .filter_map(|e| WebhookEvent::from_name(e))
+            .map(|e| {
+                WebhookEvent::from_name(e).ok_or_else(|| {
+                    ApiError::from(domain::Error::Corrupt(format!("webhook event {e:?}")))
+                })
+            })
             .collect()
     }
     /// When it was created.

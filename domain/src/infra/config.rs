@@ -254,6 +254,12 @@ impl DeliveryConfig {
                 message: format!("must be between 1 and {MAX_WEBHOOK_ATTEMPTS}"),
             });
         }
+        if cfg.sweep_interval.is_zero() {
+            return Err(ConfigError {
+                var: "SWEEP_INTERVAL_MS",
+                message: "must be at least 1".into(),
+            });
+        }
         if cfg.concurrency == 0 {
             return Err(ConfigError {
                 var: "WORKER_CONCURRENCY",

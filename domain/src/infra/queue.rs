@@ -165,10 +165,14 @@ pub async fn job_states(
                     .unwrap_or_else(|| "no result recorded".to_owned())
             };
             Ok(match status.as_str() {
+                "Pending" | "Queued" | "Running" => JobState::Live,
+                "Failed" if attempts < max => JobState::Live,
+                "Failed" | "Killed" => JobState::Dead(last()),
                 "Done" => JobState::Done,
-                "Killed" => JobState::Dead(last()),
-                "Failed" if attempts >= max => JobState::Dead(last()),
-                _ => JobState::Live,
+                // A status of a newer apalis: an error, not a guess.
+                other => {
+                    return Err(DbErr::Type(format!("unknown job status {other:?}")));
+                }
             })
         })
         .collect()
