@@ -34,6 +34,10 @@ use crate::routing::{self, Recipient};
 use crate::vocab::{DeliveryStatus, Locale, Source};
 use crate::{Result, now, webhooks};
 
+mod sweep;
+
+pub use sweep::{SWEEP_BATCH, Swept, sweep};
+
 /// A routed ticket: the ticket, how many recipients it has, and the deliveries whose first
 /// attempt may still be due.
 #[derive(Clone, Debug)]
@@ -174,6 +178,22 @@ fn locale_for(recipient: &Recipient, rules: &[routing_rule::Model]) -> Option<Lo
     })
 }
 
+/// An update that ends an attempt: no lease held, no next attempt due, touched now.
+pub(super) fn ending(
+    update: sea_orm::UpdateMany<delivery::Entity>,
+) -> sea_orm::UpdateMany<delivery::Entity> {
+    update
+        .col_expr(
+            delivery::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now()))
+}
+
 /// The idempotency key of a delivery's `attempt`-th send job: at most one job per attempt.
 pub fn attempt_key(delivery_id: Uuid, attempt: i32) -> String {
     format!("send:{delivery_id}:{attempt}")
@@ -181,7 +201,7 @@ pub fn attempt_key(delivery_id: Uuid, attempt: i32) -> String {
 
 /// The idempotency key of the job that looks at attempt `attempt` again when the lease that
 /// held it until `until` ends.
-fn after_key(delivery_id: Uuid, attempt: i32, until: DateTime<Utc>) -> String {
+pub(super) fn after_key(delivery_id: Uuid, attempt: i32, until: DateTime<Utc>) -> String {
     format!(
         "{}:after:{}",
         attempt_key(delivery_id, attempt),
@@ -191,13 +211,13 @@ fn after_key(delivery_id: Uuid, attempt: i32, until: DateTime<Utc>) -> String {
 
 /// The idempotency key of the job the sweep gives attempt `attempt` in sweep round `round`:
 /// at most one per delivery and round, however many workers sweep.
-fn sweep_key(delivery_id: Uuid, attempt: i32, round: i64) -> String {
+pub(super) fn sweep_key(delivery_id: Uuid, attempt: i32, round: i64) -> String {
     format!("{}:sweep:{round}", attempt_key(delivery_id, attempt))
 }
 
 /// The idempotency key of the job an operator's put-back at `at` gives attempt `attempt`: its
 /// own, since the attempt's key may belong to a job that died (see [`sweep`]).
-fn put_back_key(delivery_id: Uuid, attempt: i32, at: DateTime<Utc>) -> String {
+pub(super) fn put_back_key(delivery_id: Uuid, attempt: i32, at: DateTime<Utc>) -> String {
     format!(
         "{}:put-back:{}",
         attempt_key(delivery_id, attempt),
@@ -297,19 +317,10 @@ async fn record_sent_at_once(
         replies = replies.case(is(delivery), reply.as_str());
         sent_at = sent_at.case(is(delivery), *at);
     }
-    let recorded: Vec<Uuid> = delivery::Entity::update_many()
+    let recorded: Vec<Uuid> = ending(delivery::Entity::update_many())
         .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Sent))
         .col_expr(delivery::Column::SentAt, sent_at.into())
         .col_expr(delivery::Column::SmtpResponse, replies.into())
-        .col_expr(
-            delivery::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            delivery::Column::NextAttemptAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(now()))
         .filter(delivery::Column::Id.is_in(accepted.iter().map(|(d, _, _)| d.id)))
         .filter(delivery::Column::Status.eq(DeliveryStatus::Sending))
         .filter(delivery::Column::Attempts.eq(attempt))
@@ -421,11 +432,11 @@ pub async fn record_failure<C: ConnectionTrait + TransactionTrait>(
 }
 
 /// Who a failed delivery was for, as its webhook tells it.
-struct FailedDelivery<'a> {
-    id: Uuid,
-    account_id: Uuid,
-    ticket_id: Uuid,
-    recipient: &'a str,
+pub(super) struct FailedDelivery<'a> {
+    pub(super) id: Uuid,
+    pub(super) account_id: Uuid,
+    pub(super) ticket_id: Uuid,
+    pub(super) recipient: &'a str,
 }
 
 impl<'a> From<&'a delivery::Model> for FailedDelivery<'a> {
@@ -443,7 +454,7 @@ impl<'a> From<&'a delivery::Model> for FailedDelivery<'a> {
 /// transaction (the one that writes `FAILED`). The ticket is read here, in that transaction,
 /// not taken from the caller: a visitor's data erased meanwhile must not come back in the
 /// payload.
-async fn emit_failed<T: ConnectionTrait + TransactionTrait>(
+pub(super) async fn emit_failed<T: ConnectionTrait + TransactionTrait>(
     txn: &T,
     delivery: FailedDelivery<'_>,
     attempts: i32,
@@ -484,7 +495,7 @@ pub async fn fail_unreadable(
     attempt: i32,
     reason: &str,
 ) -> Result<Outcome> {
-    let failed = delivery::Entity::update_many()
+    let failed = ending(delivery::Entity::update_many())
         .col_expr(
             delivery::Column::Status,
             Expr::value(DeliveryStatus::Failed),
@@ -493,16 +504,7 @@ pub async fn fail_unreadable(
             delivery::Column::LastError,
             Expr::value(format!("the delivery cannot be read: {reason}")),
         )
-        .col_expr(
-            delivery::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            delivery::Column::NextAttemptAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
         .col_expr(delivery::Column::Attempts, Expr::value(attempt))
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(now()))
         .filter(delivery::Column::Id.eq(delivery_id))
         .filter(delivery::Column::Attempts.lte(attempt))
         .filter(delivery::Column::Status.is_not_in([DeliveryStatus::Sent, DeliveryStatus::Failed]))
@@ -558,211 +560,4 @@ pub fn is_result(outcome: &Outcome) -> bool {
         outcome,
         Outcome::Sent | Outcome::Retrying(_) | Outcome::Failed
     )
-}
-
-/// What one sweep did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Swept {
-    /// Unfinished deliveries whose job was gone: each was given a new one, due now (unless
-    /// another worker's sweep gave it this round's already).
-    pub requeued: usize,
-    /// Unfinished deliveries whose job died (out of the queue's attempts, or killed): `FAILED`
-    /// with the job's last result, so an operator can put them back.
-    pub failed: usize,
-    /// Where the next sweep goes on: after this delivery (the unfinished ones are visited in
-    /// id order, a page per round, so a backlog of deliveries whose jobs only run late never
-    /// hides the ones behind it); `None` starts again from the first.
-    pub next: Option<Uuid>,
-}
-
-/// The most deliveries one sweep looks at; the rest wait for the next round.
-pub const SWEEP_BATCH: u64 = 500;
-
-/// An unfinished delivery as the sweep reads it: only the columns it needs, so a row with an
-/// unreadable value elsewhere cannot stop the sweep.
-#[derive(Clone, Debug, sea_orm::FromQueryResult)]
-struct Stuck {
-    id: Uuid,
-    account_id: Uuid,
-    ticket_id: Uuid,
-    recipient: String,
-    status: DeliveryStatus,
-    attempts: i32,
-    locked_until: Option<DateTime<Utc>>,
-    updated_at: DateTime<Utc>,
-}
-
-/// Deliveries unfinished since before `before`: `SENDING` whose lease ended, `RETRYING` whose
-/// next attempt was due, `PENDING`.
-fn unfinished_since(before: DateTime<Utc>) -> sea_orm::Condition {
-    sea_orm::Condition::any()
-        .add(
-            sea_orm::Condition::all()
-                .add(delivery::Column::Status.eq(DeliveryStatus::Sending))
-                .add(delivery::Column::LockedUntil.lt(before)),
-        )
-        .add(
-            sea_orm::Condition::all()
-                .add(delivery::Column::Status.eq(DeliveryStatus::Retrying))
-                .add(delivery::Column::NextAttemptAt.lt(before)),
-        )
-        .add(
-            sea_orm::Condition::all()
-                .add(delivery::Column::Status.eq(DeliveryStatus::Pending))
-                .add(delivery::Column::UpdatedAt.lt(before)),
-        )
-}
-
-/// Finds deliveries left unfinished with no job that will finish them, and heals each: a new
-/// job when the old one is gone, `FAILED` with the reason when it died. Unfinished means
-/// [`unfinished_since`] `stuck_after` ago; the jobs that could still make the attempt are
-/// looked up by their idempotency keys (the attempt's, a lease's look-again, the routing
-/// job's for a first attempt, a put-back's, and the sweep's own). A delivery whose job only
-/// runs late is left alone, and a second job for an attempt is harmless (the claim lets one
-/// make it). Visits at most [`SWEEP_BATCH`] deliveries after `after`.
-pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
-    stuck_after: std::time::Duration,
-    after: Option<Uuid>,
-) -> Result<Swept> {
-    let at = now();
-    let grace = chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::minutes(10));
-    let before = at - grace;
-    let mut page = delivery::Entity::find()
-        .select_only()
-        .columns([
-            delivery::Column::Id,
-            delivery::Column::AccountId,
-            delivery::Column::TicketId,
-            delivery::Column::Recipient,
-            delivery::Column::Status,
-            delivery::Column::Attempts,
-            delivery::Column::LockedUntil,
-            delivery::Column::UpdatedAt,
-        ])
-        .filter(unfinished_since(before));
-    if let Some(after) = after {
-        page = page.filter(delivery::Column::Id.gt(after));
-    }
-    let stuck: Vec<Stuck> = page
-        .order_by_asc(delivery::Column::Id)
-        .limit(SWEEP_BATCH)
-        .into_model()
-        .all(db)
-        .await?;
-    let round = at.timestamp() / grace.num_seconds().max(1);
-    let mut swept = Swept {
-        next: (stuck.len() as u64 == SWEEP_BATCH)
-            .then(|| stuck.last().map(|d| d.id))
-            .flatten(),
-        ..Swept::default()
-    };
-    for d in stuck {
-        // A lease that ended is taken over by the same attempt; otherwise the next one is due.
-        let attempt = if d.status == DeliveryStatus::Sending {
-            d.attempts
-        } else {
-            d.attempts + 1
-        };
-        let mut keys = vec![
-            attempt_key(d.id, attempt),
-            sweep_key(d.id, attempt, round),
-            sweep_key(d.id, attempt, round - 1),
-        ];
-        if let Some(until) = d.locked_until {
-            keys.push(after_key(d.id, attempt, until));
-        }
-        if attempt == 1 {
-            keys.push(crate::tickets::routing_key(d.ticket_id));
-        }
-        if d.status == DeliveryStatus::Pending {
-            // A put-back's job, made at the row's `updated_at`.
-            keys.push(put_back_key(d.id, attempt, d.updated_at));
-        }
-        let states = match queue::job_states(db, &keys).await {
-            Ok(states) => states,
-            Err(error) => {
-                // One delivery's jobs cannot be read: it waits, the others are healed.
-                tracing::error!(delivery_id = %d.id, %error, "sweep: cannot read its jobs");
-                continue;
-            }
-        };
-        if states.contains(&queue::JobState::Live) {
-            continue;
-        }
-        let dead = states.iter().find_map(|s| match s {
-            queue::JobState::Dead(result) => Some(result.clone()),
-            _ => None,
-        });
-        match dead {
-            Some(result) => {
-                let reason = format!("its job failed for good: {result}");
-                if give_up(db, &d, before, reason).await? {
-                    tracing::warn!(delivery_id = %d.id, attempt, "swept: job dead, delivery failed");
-                    swept.failed += 1;
-                }
-            }
-            None => {
-                queue::enqueue(
-                    db,
-                    &Job::SendDelivery {
-                        delivery_id: d.id,
-                        attempt,
-                    },
-                    &sweep_key(d.id, attempt, round),
-                    at,
-                )
-                .await?;
-                tracing::warn!(delivery_id = %d.id, attempt, "swept: no live job; this round's job queued");
-                swept.requeued += 1;
-            }
-        }
-    }
-    Ok(swept)
-}
-
-/// Ends a delivery `FAILED` with `reason` if it is still unfinished as the sweep saw it (same
-/// state and attempt, and still past its lease or due time: a worker that has just taken it
-/// over keeps it), with the `delivery.failed` webhook in the same transaction. Returns
-/// whether it was written.
-async fn give_up<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
-    d: &Stuck,
-    before: DateTime<Utc>,
-    reason: String,
-) -> Result<bool> {
-    let txn = crate::infra::db::begin(db).await?;
-    let written = delivery::Entity::update_many()
-        .col_expr(
-            delivery::Column::Status,
-            Expr::value(DeliveryStatus::Failed),
-        )
-        .col_expr(delivery::Column::LastError, Expr::value(reason.clone()))
-        .col_expr(
-            delivery::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            delivery::Column::NextAttemptAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(now()))
-        .filter(delivery::Column::Id.eq(d.id))
-        .filter(delivery::Column::Status.eq(d.status))
-        .filter(delivery::Column::Attempts.eq(d.attempts))
-        .filter(unfinished_since(before))
-        .exec(&txn)
-        .await?;
-    if written.rows_affected == 0 {
-        return Ok(false);
-    }
-    let failed = FailedDelivery {
-        id: d.id,
-        account_id: d.account_id,
-        ticket_id: d.ticket_id,
-        recipient: &d.recipient,
-    };
-    emit_failed(&txn, failed, d.attempts, reason).await?;
-    sea_orm::TransactionSession::commit(txn).await?;
-    Ok(true)
 }
