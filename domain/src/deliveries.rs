@@ -225,7 +225,16 @@ pub(super) fn put_back_key(delivery_id: Uuid, attempt: i32, at: DateTime<Utc>) -
     )
 }
 
-/// Claims the delivery for attempt `attempt` until `until` ([`lease::claimable`]); returns the
+/// The lease columns of a delivery.
+const LEASE: lease::Columns<delivery::Column> = lease::Columns {
+    id: delivery::Column::Id,
+    attempts: delivery::Column::Attempts,
+    status: delivery::Column::Status,
+    locked_until: delivery::Column::LockedUntil,
+    updated_at: delivery::Column::UpdatedAt,
+};
+
+/// Claims the delivery for attempt `attempt` until `until` ([`lease::claim`]); returns the
 /// claimed row, or `None` when the attempt is not this caller's to make.
 pub async fn claim(
     db: &impl ConnectionTrait,
@@ -233,26 +242,7 @@ pub async fn claim(
     attempt: i32,
     until: DateTime<Utc>,
 ) -> Result<Option<delivery::Model>> {
-    let at = now();
-    let columns = lease::Columns {
-        attempts: delivery::Column::Attempts,
-        status: delivery::Column::Status,
-        locked_until: delivery::Column::LockedUntil,
-    };
-    // RETURNING hands back the claimed row: no second read per mail.
-    let claimed = delivery::Entity::update_many()
-        .col_expr(
-            delivery::Column::Status,
-            Expr::value(DeliveryStatus::Sending),
-        )
-        .col_expr(delivery::Column::Attempts, Expr::value(attempt))
-        .col_expr(delivery::Column::LockedUntil, Expr::value(until))
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
-        .filter(delivery::Column::Id.eq(delivery_id))
-        .filter(lease::claimable(&columns, attempt, at))
-        .exec_with_returning(db)
-        .await?;
-    Ok(claimed.into_iter().next())
+    Ok(lease::claim::<delivery::Entity>(db, &LEASE, delivery_id, attempt, until).await?)
 }
 
 /// A claim failed: says why, and makes sure a live lease is looked at again when it ends

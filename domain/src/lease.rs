@@ -5,16 +5,47 @@
 
 use std::time::Duration;
 
-use crate::vocab::DeliveryStatus;
 use chrono::{DateTime, Utc};
 use rand::RngExt;
-use sea_orm::{ColumnTrait, Condition};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
 
-/// The state columns of a leased row.
+use crate::vocab::DeliveryStatus;
+
+/// The columns of a leased row: its id and its state.
 pub struct Columns<C> {
+    pub id: C,
     pub attempts: C,
     pub status: C,
     pub locked_until: C,
+    pub updated_at: C,
+}
+
+/// Claims row `id` of `E` for attempt `attempt` until `until`, if [`claimable`]: `SENDING`
+/// (both kinds of delivery spell it so), with the attempt's number. Returns the claimed row
+/// (RETURNING: no second read), or `None` when the attempt is not this caller's to make.
+pub async fn claim<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    columns: &Columns<E::Column>,
+    id: Uuid,
+    attempt: i32,
+    until: DateTime<Utc>,
+) -> Result<Option<E::Model>, DbErr> {
+    let at = crate::now();
+    let claimed = E::update_many()
+        .col_expr(
+            columns.status,
+            Expr::value(DeliveryStatus::Sending.as_str()),
+        )
+        .col_expr(columns.attempts, Expr::value(attempt))
+        .col_expr(columns.locked_until, Expr::value(until))
+        .col_expr(columns.updated_at, Expr::value(at))
+        .filter(columns.id.eq(id))
+        .filter(claimable(columns, attempt, at))
+        .exec_with_returning(db)
+        .await?;
+    Ok(claimed.into_iter().next())
 }
 
 /// How long a claim holds: longer than any send can take (each is bounded by `timeout`), so a

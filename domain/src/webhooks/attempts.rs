@@ -46,25 +46,14 @@ pub async fn claim(
     attempt: i32,
     until: DateTime<Utc>,
 ) -> Result<Option<webhook_delivery::Model>> {
-    let at = now();
-    let columns = lease::Columns {
+    const LEASE: lease::Columns<webhook_delivery::Column> = lease::Columns {
+        id: webhook_delivery::Column::Id,
         attempts: webhook_delivery::Column::Attempts,
         status: webhook_delivery::Column::Status,
         locked_until: webhook_delivery::Column::LockedUntil,
+        updated_at: webhook_delivery::Column::UpdatedAt,
     };
-    let claimed = webhook_delivery::Entity::update_many()
-        .col_expr(
-            webhook_delivery::Column::Status,
-            Expr::value(WebhookStatus::Sending),
-        )
-        .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempt))
-        .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(until))
-        .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(at))
-        .filter(webhook_delivery::Column::Id.eq(id))
-        .filter(lease::claimable(&columns, attempt, at))
-        .exec_with_returning(db)
-        .await?;
-    Ok(claimed.into_iter().next())
+    Ok(lease::claim::<webhook_delivery::Entity>(db, &LEASE, id, attempt, until).await?)
 }
 
 /// Records attempt `attempt` and its outcome: 2xx succeeds; 408, 429, 5xx and no answer are
