@@ -14,12 +14,11 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use entity::{account, conversation, conversation_message, flow, flow_version, ticket};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
-    SqlErr, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr,
+    TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -584,29 +583,4 @@ pub async fn current_options(
         .and_then(|steps| steps.into_iter().find(|s| s.id == step_id))
         .map(|s| s.options)
         .unwrap_or_default())
-}
-
-/// Deletes at most `batch` conversations idle since before `before` (with their lines);
-/// returns how many. Their tickets keep their own copy of the transcript.
-pub async fn delete_idle(
-    db: &impl ConnectionTrait,
-    before: DateTime<Utc>,
-    batch: u64,
-) -> Result<u64> {
-    let ids: Vec<Uuid> = conversation::Entity::find()
-        .select_only()
-        .column(conversation::Column::Id)
-        .filter(conversation::Column::LastActivityAt.lt(before))
-        .limit(batch)
-        .into_tuple()
-        .all(db)
-        .await?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    Ok(conversation::Entity::delete_many()
-        .filter(conversation::Column::Id.is_in(ids))
-        .exec(db)
-        .await?
-        .rows_affected)
 }

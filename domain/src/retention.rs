@@ -7,14 +7,14 @@
 
 use std::time::Duration;
 
-use entity::{account, ticket, webhook_delivery};
+use entity::{account, conversation, ticket, webhook_delivery};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::infra::queue;
 use crate::vocab::{DeliveryStatus, WebhookStatus};
-use crate::{Result, conversations, now};
+use crate::{Result, now};
 
 /// Rows one statement deletes.
 pub const BATCH: u64 = 1_000;
@@ -39,33 +39,71 @@ pub async fn apply(
     let before = |after: Duration| {
         now() - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::days(36_500))
     };
-    let mut deleted = Deleted::default();
     let jobs_before = before(jobs_after);
+    let jobs =
+        in_batches(|| async { Ok(queue::delete_finished(db, jobs_before, BATCH).await?) }).await?;
+    // Their lines go with them (foreign key); tickets keep their own copy of the transcript.
+    let idle =
+        Condition::all().add(conversation::Column::LastActivityAt.lt(before(conversations_after)));
+    let conversations = in_batches(|| {
+        delete_batch::<conversation::Entity>(db, conversation::Column::Id, idle.clone())
+    })
+    .await?;
+    Ok(Deleted {
+        jobs,
+        conversations,
+        tickets: delete_closed_tickets(db).await?,
+    })
+}
+
+/// Runs `batch` (one short statement's deletions, returning how many) until one deletes
+/// fewer than [`BATCH`], at most [`MAX_BATCHES`] times; returns how many in all.
+async fn in_batches<F, Fut>(mut batch: F) -> Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64>>,
+{
+    let mut deleted = 0;
     for _ in 0..MAX_BATCHES {
-        let n = queue::delete_finished(db, jobs_before, BATCH).await?;
-        deleted.jobs += n;
+        let n = batch().await?;
+        deleted += n;
         if n < BATCH {
             break;
         }
         // Let the writers the worker exists for go first.
         tokio::task::yield_now().await;
     }
-    let conversations_before = before(conversations_after);
-    for _ in 0..MAX_BATCHES {
-        let n = conversations::delete_idle(db, conversations_before, BATCH).await?;
-        deleted.conversations += n;
-        if n < BATCH {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    deleted.tickets = delete_closed_tickets(db).await?;
     Ok(deleted)
 }
 
-/// For each account with a ticket retention, deletes its tickets older than it whose
-/// deliveries have all ended (with them, by the foreign key), and its finished webhook
-/// deliveries as old.
+/// Deletes at most [`BATCH`] rows of `E` matching `matching`: their ids first (a `LIMIT`
+/// both engines take), then those still matching; returns how many went.
+async fn delete_batch<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    id: E::Column,
+    matching: Condition,
+) -> Result<u64> {
+    let ids: Vec<Uuid> = E::find()
+        .select_only()
+        .column(id)
+        .filter(matching.clone())
+        .limit(BATCH)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(E::delete_many()
+        .filter(id.is_in(ids))
+        .filter(matching)
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// For each account with a ticket retention, deletes its closed tickets older than it (with
+/// their deliveries, by the foreign key) and its finished webhook deliveries as old.
 async fn delete_closed_tickets(db: &impl ConnectionTrait) -> Result<u64> {
     let accounts: Vec<(Uuid, i32)> = account::Entity::find()
         .select_only()
@@ -86,57 +124,29 @@ async fn delete_closed_tickets(db: &impl ConnectionTrait) -> Result<u64> {
     let mut deleted = 0;
     for (account_id, days) in accounts {
         let before = now() - chrono::Duration::days(i64::from(days));
-        for _ in 0..MAX_BATCHES {
-            let ids: Vec<Uuid> = ticket::Entity::find()
-                .select_only()
-                .column(ticket::Column::Id)
-                .filter(ticket::Column::AccountId.eq(account_id))
-                .filter(ticket::Column::CreatedAt.lt(before))
-                .filter(Expr::cust(closed.clone()))
-                .limit(BATCH)
-                .into_tuple()
-                .all(db)
-                .await?;
-            let n = ids.len() as u64;
-            if n > 0 {
-                deleted += ticket::Entity::delete_many()
-                    .filter(ticket::Column::Id.is_in(ids))
-                    .filter(Expr::cust(closed.clone()))
-                    .exec(db)
-                    .await?
-                    .rows_affected;
-            }
-            if n < BATCH {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        for _ in 0..MAX_BATCHES {
-            let ids: Vec<Uuid> = webhook_delivery::Entity::find()
-                .select_only()
-                .column(webhook_delivery::Column::Id)
-                .filter(webhook_delivery::Column::AccountId.eq(account_id))
-                .filter(webhook_delivery::Column::CreatedAt.lt(before))
-                .filter(
-                    webhook_delivery::Column::Status
-                        .is_in([WebhookStatus::Succeeded, WebhookStatus::Failed]),
-                )
-                .limit(BATCH)
-                .into_tuple()
-                .all(db)
-                .await?;
-            let n = ids.len() as u64;
-            if n > 0 {
-                webhook_delivery::Entity::delete_many()
-                    .filter(webhook_delivery::Column::Id.is_in(ids))
-                    .exec(db)
-                    .await?;
-            }
-            if n < BATCH {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
+        let old_closed = Condition::all()
+            .add(ticket::Column::AccountId.eq(account_id))
+            .add(ticket::Column::CreatedAt.lt(before))
+            .add(Expr::cust(closed.clone()));
+        deleted += in_batches(|| {
+            delete_batch::<ticket::Entity>(db, ticket::Column::Id, old_closed.clone())
+        })
+        .await?;
+        let old_finished = Condition::all()
+            .add(webhook_delivery::Column::AccountId.eq(account_id))
+            .add(webhook_delivery::Column::CreatedAt.lt(before))
+            .add(
+                webhook_delivery::Column::Status
+                    .is_in([WebhookStatus::Succeeded, WebhookStatus::Failed]),
+            );
+        in_batches(|| {
+            delete_batch::<webhook_delivery::Entity>(
+                db,
+                webhook_delivery::Column::Id,
+                old_finished.clone(),
+            )
+        })
+        .await?;
     }
     Ok(deleted)
 }
