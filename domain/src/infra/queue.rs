@@ -151,14 +151,13 @@ pub async fn job_states(
     rows.iter()
         .map(|row| {
             let status: String = row.try_get("", "status")?;
-            let attempts: i64 = row
-                .try_get::<i32>("", "attempts")
-                .map(i64::from)
-                .or_else(|_| row.try_get::<i64>("", "attempts"))?;
-            let max: i64 = row
-                .try_get::<i32>("", "max_attempts")
-                .map(i64::from)
-                .or_else(|_| row.try_get::<i64>("", "max_attempts"))?;
+            // INTEGER columns: 32 bits on PostgreSQL, 64 on SQLite.
+            let int = |column| {
+                row.try_get::<i32>("", column)
+                    .map(i64::from)
+                    .or_else(|_| row.try_get::<i64>("", column))
+            };
+            let (attempts, max) = (int("attempts")?, int("max_attempts")?);
             let last: Option<String> = row.try_get("", "last_result")?;
             let last = || {
                 last.clone()
