@@ -222,15 +222,15 @@ mod a_key_revoked_through_one_api_process_stops_working_on_the_others {
     }
 }
 
-async fn a_key_revoked_through_one_api_process_stops_working_on_the_others() {
-    // Far longer than the test waits: only the revocation's notification can make the other
-    // process forget the key in time.
+/// A new widget key on a PostgreSQL app whose processes trust a key they resolved for far
+/// longer than a test waits, so only what the test is about can make them forget it in time;
+/// with a ticket step to open tickets at: (app, step id, the key's secret, its id). `None`
+/// without PostgreSQL.
+async fn widget_key_trusted_for_long(
+    smtp: &TestSmtp,
+) -> Option<(TestApp, String, String, serde_json::Value)> {
     const CACHE: std::time::Duration = std::time::Duration::from_secs(120);
-    let smtp = TestSmtp::start();
-    let Some(app) = TestApp::spawn_with(Engine::Postgres, &smtp, |c| c.key_cache_ttl = CACHE).await
-    else {
-        return;
-    };
+    let app = TestApp::spawn_with(Engine::Postgres, smtp, |c| c.key_cache_ttl = CACHE).await?;
     let (_, step_id) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
     let created = app.admin(CREATE_KEY, json!({ "kind": "WIDGET" })).await;
     let secret = created["createApiKey"]["secret"]
@@ -238,6 +238,14 @@ async fn a_key_revoked_through_one_api_process_stops_working_on_the_others() {
         .unwrap()
         .to_owned();
     let key_id = created["createApiKey"]["key"]["id"].clone();
+    Some((app, step_id, secret, key_id))
+}
+
+async fn a_key_revoked_through_one_api_process_stops_working_on_the_others() {
+    let smtp = TestSmtp::start();
+    let Some((app, step_id, secret, key_id)) = widget_key_trusted_for_long(&smtp).await else {
+        return;
+    };
     let (other_url, other) = app.start_another_api().await;
     let open_on_other = || {
         app.gql_at(
@@ -278,18 +286,10 @@ mod a_process_that_may_have_missed_a_revocation_forgets_its_cached_keys {
 }
 
 async fn a_process_that_may_have_missed_a_revocation_forgets_its_cached_keys() {
-    const CACHE: std::time::Duration = std::time::Duration::from_secs(120);
     let smtp = TestSmtp::start();
-    let Some(app) = TestApp::spawn_with(Engine::Postgres, &smtp, |c| c.key_cache_ttl = CACHE).await
-    else {
+    let Some((app, step_id, secret, _)) = widget_key_trusted_for_long(&smtp).await else {
         return;
     };
-    let (_, step_id) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
-    let created = app.admin(CREATE_KEY, json!({ "kind": "WIDGET" })).await;
-    let secret = created["createApiKey"]["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let open = || {
         app.gql(
             Some(&secret),

@@ -21,11 +21,7 @@ on_both_engines!(old_jobs_and_idle_conversations_are_deleted);
 
 async fn old_jobs_and_idle_conversations_are_deleted(engine: Engine) {
     let smtp = TestSmtp::start();
-    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| {
-        c.delivery.sweep_interval = Duration::from_millis(300);
-    })
-    .await
-    else {
+    let Some(app) = spawn_maintaining_often(engine, &smtp).await else {
         return;
     };
     let (flow_id, first) = published_bot(&app).await;
@@ -102,6 +98,14 @@ async fn old_jobs_and_idle_conversations_are_deleted(engine: Engine) {
     app.stop().await;
 }
 
+/// The app with workers that run their maintenance round (retention) every 300 ms.
+async fn spawn_maintaining_often(engine: Engine, smtp: &TestSmtp) -> Option<TestApp> {
+    TestApp::spawn_with(engine, smtp, |c| {
+        c.delivery.sweep_interval = Duration::from_millis(300);
+    })
+    .await
+}
+
 async fn count(app: &TestApp, sql: &str) -> i64 {
     let backend = app.db.get_database_backend();
     let row = app
@@ -131,11 +135,7 @@ async fn an_accounts_closed_tickets_go_after_its_retention(engine: Engine) {
     const SET: &str =
         "mutation($days: Int) { setTicketRetention(days: $days) { ticketRetentionDays } }";
     let smtp = TestSmtp::start();
-    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| {
-        c.delivery.sweep_interval = Duration::from_millis(300);
-    })
-    .await
-    else {
+    let Some(app) = spawn_maintaining_often(engine, &smtp).await else {
         return;
     };
     let refused = app
