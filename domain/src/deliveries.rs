@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::infra::config::DeliveryConfig;
 use crate::infra::queue::{self, Job};
-use crate::lease::{self, Outcome, backoff};
+use crate::lease::{self, Outcome};
 use crate::mail::SendError;
 use crate::routing::{self, Recipient};
 use crate::vocab::{DeliveryStatus, Locale, Source};
@@ -360,13 +360,7 @@ pub async fn record_failure<C: ConnectionTrait + TransactionTrait>(
     let mut failed_with = None;
     let (outcome, next) = match error {
         SendError::Transient(error) if attempt < policy.max_attempts as i32 => {
-            let wait = backoff(
-                attempt,
-                policy.retry_base,
-                policy.retry_max,
-                &mut rand::rng(),
-            );
-            let due = at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+            let due = lease::retry_due(attempt, policy, at);
             update = update
                 .col_expr(
                     delivery::Column::Status,

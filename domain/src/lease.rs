@@ -96,6 +96,22 @@ pub fn backoff(attempt: i32, base: Duration, max: Duration, rng: &mut impl RngEx
     full.mul_f64(rng.random_range(0.5..=1.0))
 }
 
+/// When attempt `attempt + 1` is due after a failure at `at`: [`backoff`] with the
+/// service's retry settings (`RETRY_BASE_MS`, `RETRY_MAX_MS`).
+pub fn retry_due(
+    attempt: i32,
+    policy: &crate::infra::config::DeliveryConfig,
+    at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let wait = backoff(
+        attempt,
+        policy.retry_base,
+        policy.retry_max,
+        &mut rand::rng(),
+    );
+    at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

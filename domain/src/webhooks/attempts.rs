@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::infra::config::DeliveryConfig;
 use crate::infra::queue::{self, Job};
-use crate::lease::{self, Outcome, backoff};
+use crate::lease::{self, Outcome};
 use crate::vocab::WebhookStatus;
 use crate::{Result, now};
 
@@ -82,13 +82,7 @@ pub async fn record<C: ConnectionTrait + TransactionTrait>(
     let (outcome, state, due) = if succeeded {
         (Outcome::Sent, WebhookStatus::Succeeded, None)
     } else if retryable && attempt < policy.webhook_max_attempts as i32 {
-        let wait = backoff(
-            attempt,
-            policy.retry_base,
-            policy.retry_max,
-            &mut rand::rng(),
-        );
-        let due = at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+        let due = lease::retry_due(attempt, policy, at);
         (Outcome::Retrying(due), WebhookStatus::Retrying, Some(due))
     } else {
         (Outcome::Failed, WebhookStatus::Failed, None)
