@@ -435,34 +435,27 @@ impl<'a> From<&'a delivery::Model> for FailedDelivery<'a> {
 }
 
 /// Tells the account's integrations that a delivery failed for good, on the caller's
-/// transaction (the one that writes `FAILED`). The ticket is read here, in that transaction,
-/// not taken from the caller: a visitor's data erased meanwhile must not come back in the
-/// payload.
+/// transaction (the one that writes `FAILED`).
 pub(super) async fn emit_failed<T: ConnectionTrait + TransactionTrait>(
     txn: &T,
     delivery: FailedDelivery<'_>,
     attempts: i32,
     error: String,
 ) -> Result<()> {
-    let Some(ticket) = ticket::Entity::find_by_id(delivery.ticket_id)
-        .one(txn)
-        .await?
-    else {
-        return Ok(());
-    };
     webhooks::emit(
         txn,
         delivery.account_id,
         webhooks::DELIVERY_FAILED,
         delivery.id,
-        &webhooks::DeliveryEvent {
+        delivery.ticket_id,
+        |ticket| webhooks::DeliveryEvent {
             delivery: webhooks::DeliveryData {
                 id: delivery.id,
                 recipient: delivery.recipient.to_owned(),
                 attempts,
                 last_error: Some(error),
             },
-            ticket: (&ticket).into(),
+            ticket: ticket.into(),
         },
     )
     .await?;

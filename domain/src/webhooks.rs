@@ -248,15 +248,19 @@ struct Body<'a, T: Serialize> {
     data: T,
 }
 
-/// Records `event` for every webhook of the account subscribed to it and queues the first
-/// attempt of each, in one transaction. `key` names the occurrence (a ticket, a delivery) so
-/// a re-run job adds nothing. Returns how many webhook deliveries were created.
-pub async fn emit<C: ConnectionTrait + TransactionTrait>(
+/// Records `event` about ticket `ticket_id` for every webhook of the account subscribed to
+/// it and queues the first attempt of each, in one transaction. `key` names the occurrence (a
+/// ticket, a delivery) so a re-run job adds nothing. The payload is made by `data` from the
+/// ticket as it is now, read only when some webhook is subscribed: a visitor's data erased
+/// since the caller read the ticket does not come back in it. Nothing when the ticket is gone.
+/// Returns how many webhook deliveries were created.
+pub async fn emit<C: ConnectionTrait + TransactionTrait, T: Serialize>(
     db: &C,
     account_id: Uuid,
     event: &str,
     key: Uuid,
-    data: &impl Serialize,
+    ticket_id: Uuid,
+    data: impl FnOnce(&entity::ticket::Model) -> T,
 ) -> Result<usize> {
     let hooks: Vec<webhook::Model> = list_webhooks(db, account_id)
         .await?
@@ -266,11 +270,17 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait>(
     if hooks.is_empty() {
         return Ok(0);
     }
+    let Some(ticket) = entity::ticket::Entity::find_by_id(ticket_id)
+        .one(db)
+        .await?
+    else {
+        return Ok(0);
+    };
     let at = now();
     let body = serde_json::to_string(&Body {
         kind: event,
         timestamp: at,
-        data,
+        data: data(&ticket),
     })
     .map_err(|e| Error::invalid("data", e.to_string()))?;
     let txn = crate::infra::db::begin(db).await?;

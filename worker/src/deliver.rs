@@ -40,24 +40,18 @@ pub async fn route(
     } else {
         webhooks::TICKET_OPENED
     };
-    // The payload is made from the ticket as it is now: a visitor's data erased since routing
-    // read it must not come back in it.
-    if let Some(now) = ticket::Entity::find_by_id(planned.ticket.id)
-        .one(&ctx.db)
-        .await?
-    {
-        webhooks::emit(
-            &ctx.db,
-            now.account_id,
-            event,
-            now.id,
-            &webhooks::TicketEvent {
-                ticket: (&now).into(),
-                recipients: planned.recipients,
-            },
-        )
-        .await?;
-    }
+    webhooks::emit(
+        &ctx.db,
+        planned.ticket.account_id,
+        event,
+        planned.ticket.id,
+        planned.ticket.id,
+        |now| webhooks::TicketEvent {
+            ticket: now.into(),
+            recipients: planned.recipients,
+        },
+    )
+    .await?;
     let ticket = Arc::new(planned.ticket);
     // Each send is a task of its own, so the others keep talking to the SMTP server while
     // finished ones are being recorded.
