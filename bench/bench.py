@@ -490,6 +490,9 @@ def history_bench(args):
         stats_query = """{ queueStats { deliveries { pending sending retrying sent failed }
             jobs { pending running done failed killed } oldestPendingAgeSeconds
             perMinute { minute sent failed } } }"""
+        # The floor: an operator request that reads nothing, through the same HTTP and
+        # GraphQL path.
+        result["floor_typename"] = timed(lambda: gql(token, "{ __typename }"), args.rounds)
         stats = gql(token, stats_query)["queueStats"]
         result["queue_stats_sent_failed"] = [stats["deliveries"]["sent"], stats["deliveries"]["failed"]]
         result["queue_stats"] = timed(lambda: gql(token, stats_query), args.rounds)

@@ -179,7 +179,7 @@ async fn render(state: &AppState) -> Result<String, PageError> {
         jobs => stats.jobs.as_ref().map(|j| context! {
             pending => j.pending,
             running => j.running,
-            done => j.done,
+            done => j.done_last_hour,
             failed => j.failed,
             killed => j.killed,
         }),

@@ -54,7 +54,8 @@ pub struct DeliveryCounts {
 pub struct JobCounts {
     pub pending: i64,
     pub running: i64,
-    pub done: i64,
+    /// Finished in the last hour.
+    pub done_last_hour: i64,
     pub failed: i64,
     pub killed: i64,
 }
@@ -119,17 +120,31 @@ async fn per_minute(
         .await?)
 }
 
-/// Counts, the oldest pending delivery and the last hour's throughput.
-pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<QueueStats> {
-    let rows = delivery::Entity::find()
-        .select_only()
-        .column(delivery::Column::Status)
-        .column_as(delivery::Column::Id.count(), "count")
-        .filter(scope.deliveries())
-        .group_by(delivery::Column::Status)
-        .into_model::<StatusCount>()
-        .all(db)
-        .await?;
+/// Deliveries by state, from the counts the database keeps as deliveries change (migration
+/// `m20261202_000013`): the folded tallies plus the changes not folded yet, in one statement,
+/// so a reader never sees a change twice or not at all. A few rows per account, whatever the
+/// history.
+async fn delivery_counts(db: &impl ConnectionTrait, scope: Scope) -> Result<DeliveryCounts> {
+    let backend = db.get_database_backend();
+    let (filter, values): (&str, Vec<sea_orm::Value>) = match (scope, backend) {
+        (Scope::All, _) => ("", vec![]),
+        (Scope::Account(id), DatabaseBackend::Postgres) => {
+            (" WHERE account_id = $1", vec![id.into()])
+        }
+        (Scope::Account(id), _) => (" WHERE account_id = ?", vec![id.into(), id.into()]),
+    };
+    let rows = StatusCount::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "SELECT status, CAST(SUM(n) AS BIGINT) AS count FROM (\
+             SELECT status, n FROM delivery_tallies{filter} \
+             UNION ALL SELECT status, delta AS n FROM delivery_tally_changes{filter}\
+             ) AS tallied GROUP BY status"
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
     let mut deliveries = DeliveryCounts::default();
     for r in rows {
         match r.status {
@@ -140,6 +155,36 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
             DeliveryStatus::Failed => deliveries.failed = r.count,
         }
     }
+    Ok(deliveries)
+}
+
+/// Folds the changes the PostgreSQL triggers appended into the tallies, in one statement: the
+/// rows it deletes are exactly the rows it adds up, so a change committed meanwhile stays for
+/// the next fold, and two workers folding at once never count a change twice (the second
+/// skips rows the first deleted). Sorted, so two folds lock tally rows in the same order.
+/// Returns how many tallies it changed. SQLite's triggers add to the tallies directly.
+pub async fn fold_tallies(db: &impl ConnectionTrait) -> Result<u64> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(0);
+    }
+    let folded = db
+        .execute_unprepared(
+            "WITH folded AS (\
+               DELETE FROM delivery_tally_changes WHERE id IN (\
+                 SELECT id FROM delivery_tally_changes ORDER BY id LIMIT 50000) \
+               RETURNING account_id, status, delta) \
+             INSERT INTO delivery_tallies (account_id, status, n) \
+             SELECT account_id, status, SUM(delta) FROM folded \
+             GROUP BY account_id, status ORDER BY account_id, status \
+             ON CONFLICT (account_id, status) DO UPDATE SET n = delivery_tallies.n + EXCLUDED.n",
+        )
+        .await?;
+    Ok(folded.rows_affected())
+}
+
+/// Counts, the oldest pending delivery and the last hour's throughput.
+pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<QueueStats> {
+    let deliveries = delivery_counts(db, scope).await?;
     let oldest = delivery::Entity::find()
         .filter(scope.deliveries())
         .filter(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
@@ -181,7 +226,7 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
         }
     }
     let jobs = match scope {
-        Scope::All => Some(job_counts(db).await?),
+        Scope::All => Some(job_counts(db, since).await?),
         Scope::Account(_) => None,
     };
     Ok(QueueStats {
@@ -192,17 +237,33 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
     })
 }
 
-async fn job_counts(db: &impl ConnectionTrait) -> Result<JobCounts> {
+/// Jobs by state. Unfinished ones are few and counted; finished ones pile up until retention
+/// (`JOB_RETENTION_DAYS`), so only those finished in the last hour are counted. Both through
+/// the (status, done_at) index: nothing of the retained history is read.
+async fn job_counts(db: &impl ConnectionTrait, since: DateTime<Utc>) -> Result<JobCounts> {
     let backend = db.get_database_backend();
     let table = queue::jobs_table(backend);
-    let placeholder = match backend {
-        DatabaseBackend::Postgres => "$1",
-        _ => "?",
+    let (statement, values): (String, Vec<sea_orm::Value>) = match backend {
+        DatabaseBackend::Postgres => (
+            format!(
+                "SELECT status, COUNT(*) AS count FROM {table} WHERE job_type = $1 \
+                 AND (status IN ('Pending', 'Queued', 'Running', 'Failed', 'Killed') \
+                      OR (status = 'Done' AND done_at >= $2)) GROUP BY status"
+            ),
+            vec![queue::QUEUE.into(), since.into()],
+        ),
+        // apalis-sqlite keeps `done_at` in Unix seconds.
+        _ => (
+            format!(
+                "SELECT status, COUNT(*) AS count FROM {table} WHERE job_type = ? \
+                 AND (status IN ('Pending', 'Queued', 'Running', 'Failed', 'Killed') \
+                      OR (status = 'Done' AND done_at >= ?)) GROUP BY status"
+            ),
+            vec![queue::QUEUE.into(), since.timestamp().into()],
+        ),
     };
     let rows = JobStatusCount::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        format!("SELECT status, COUNT(*) AS count FROM {table} WHERE job_type = {placeholder} GROUP BY status"),
-        [queue::QUEUE.into()],
+        backend, statement, values,
     ))
     .all(db)
     .await?;
@@ -211,7 +272,7 @@ async fn job_counts(db: &impl ConnectionTrait) -> Result<JobCounts> {
         match r.status.as_str() {
             "Pending" => out.pending += r.count,
             "Queued" | "Running" => out.running += r.count,
-            "Done" => out.done += r.count,
+            "Done" => out.done_last_hour += r.count,
             "Failed" => out.failed += r.count,
             "Killed" => out.killed += r.count,
             _ => {}
@@ -448,7 +509,6 @@ async fn refresh_gauges(db: &impl ConnectionTrait) {
                 for (status, n) in [
                     ("pending", j.pending),
                     ("running", j.running),
-                    ("done", j.done),
                     ("failed", j.failed),
                     ("killed", j.killed),
                 ] {

@@ -15,6 +15,7 @@ mod m20261125_000009_index_step_topic_firsts;
 mod m20261125_000010_add_conversation_counters;
 mod m20261202_000011_index_history;
 mod m20261202_000012_add_erased_at;
+mod m20261202_000013_add_delivery_tallies;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000010_add_conversation_counters::Migration),
             Box::new(m20261202_000011_index_history::Migration),
             Box::new(m20261202_000012_add_erased_at::Migration),
+            Box::new(m20261202_000013_add_delivery_tallies::Migration),
         ]
     }
 }

@@ -62,5 +62,6 @@ async fn a_ticket_reaches_two_thousand_recipients(engine: Engine) {
         .unwrap();
     assert_eq!(all, total, "one delivery per recipient");
     assert_eq!(smtp.received().len() as u64, total, "each mail once");
+    crate::operations::counts_match_rows(&app).await;
     app.stop().await;
 }

@@ -25,6 +25,7 @@ mod ops;
 mod outage;
 mod protocol;
 mod queue;
+mod restart;
 mod retention;
 mod schema;
 mod smtp_tls;

@@ -10,6 +10,7 @@ use crate::ops::*;
 use crate::ticket_path::{flow_with_ticket_step, open_ticket};
 
 on_both_engines!(operators_see_the_queue_and_put_failed_deliveries_back);
+on_both_engines!(counts_stay_exact_while_changes_are_folded_concurrently);
 
 const QUEUE_STATS: &str = "{ queueStats { deliveries { pending sending retrying sent failed } jobs { pending running done failed killed } oldestPendingAgeSeconds perMinute { minute sent failed } } }";
 const WORKERS: &str = "{ workers { id host pid startedAt lastSeenAt jobsInFlight status } }";
@@ -183,5 +184,121 @@ async fn operators_see_the_queue_and_put_failed_deliveries_back(engine: Engine) 
         2,
         "{retried:#}"
     );
+    crate::operations::counts_match_rows(&app).await;
+    app.stop().await;
+}
+
+/// The counts `queueStats` reads from the tallies the database keeps (triggers, folded by the
+/// workers on PostgreSQL) agree with counting the delivery rows themselves: for the account,
+/// and for the operator across accounts.
+pub async fn counts_match_rows(app: &TestApp) {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    let backend = app.db.get_database_backend();
+    let counted = |account: Option<uuid::Uuid>| async move {
+        let mark = if backend == DatabaseBackend::Postgres {
+            "$1"
+        } else {
+            "?"
+        };
+        let (filter, values) = match account {
+            None => (String::new(), vec![]),
+            Some(id) => (format!(" WHERE account_id = {mark}"), vec![id.into()]),
+        };
+        let rows = app
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!("SELECT status, COUNT(*) AS n FROM deliveries{filter} GROUP BY status"),
+                values,
+            ))
+            .await
+            .unwrap();
+        let mut out = json!({ "pending": 0, "sending": 0, "retrying": 0, "sent": 0, "failed": 0 });
+        for row in rows {
+            let status: String = row.try_get("", "status").unwrap();
+            let n: i64 = row.try_get("", "n").unwrap();
+            out[status.to_lowercase()] = json!(n);
+        }
+        out
+    };
+    let account = app.account_id.parse().unwrap();
+    let as_admin = app.admin(QUEUE_STATS, json!({})).await["queueStats"]["deliveries"].clone();
+    assert_eq!(
+        as_admin,
+        counted(Some(account)).await,
+        "the account's counts"
+    );
+    let as_operator =
+        as_operator(app, QUEUE_STATS, json!({})).await["queueStats"]["deliveries"].clone();
+    assert_eq!(
+        as_operator,
+        counted(None).await,
+        "the counts of every account"
+    );
+}
+
+/// Deliveries change state while three folds run at once with the workers' own: every change
+/// is counted once, and after a last fold the tallies alone hold the counts (PostgreSQL; on
+/// SQLite the triggers write the tallies directly and a fold has nothing to do).
+async fn counts_stay_exact_while_changes_are_folded_concurrently(engine: Engine) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (_, step) = flow_with_ticket_step(&app, "Destek", "offline_message", &[]).await;
+    let emails: Vec<String> = (0..20).map(|i| format!("agent{i}@example.com")).collect();
+    app.admin(CREATE_RULE, json!({ "tag": "*", "emails": emails }))
+        .await;
+    for i in 0..5 {
+        open_ticket(&app, &app.widget_key, &step, &format!("ticket {i}")).await;
+    }
+    app.wait_for(Duration::from_secs(30), QUEUE_STATS, json!({}), |d| {
+        d["queueStats"]["deliveries"]["sent"] == 100
+    })
+    .await;
+
+    let backend = app.db.get_database_backend();
+    let flips = async {
+        // Final states only, so the workers leave these rows alone.
+        for round in 0..40 {
+            let (from, to) = if round % 2 == 0 {
+                ("SENT", "FAILED")
+            } else {
+                ("FAILED", "SENT")
+            };
+            let sql = format!(
+                "UPDATE deliveries SET status = '{to}' WHERE status = '{from}' \
+                 AND recipient_key IN (SELECT recipient_key FROM deliveries \
+                 WHERE status = '{from}' ORDER BY recipient_key LIMIT {})",
+                10 + round
+            );
+            app.db
+                .execute_raw(Statement::from_string(backend, sql))
+                .await
+                .unwrap();
+        }
+    };
+    let fold = || async {
+        for _ in 0..40 {
+            domain::ops::fold_tallies(&app.db).await.unwrap();
+        }
+    };
+    tokio::join!(flips, fold(), fold(), fold());
+    counts_match_rows(&app).await;
+    domain::ops::fold_tallies(&app.db).await.unwrap();
+    let left: i64 = app
+        .db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT COUNT(*) AS n FROM delivery_tally_changes",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    assert_eq!(left, 0, "a fold leaves no change behind");
+    counts_match_rows(&app).await;
     app.stop().await;
 }

@@ -228,5 +228,6 @@ async fn an_accounts_closed_tickets_go_after_its_retention(engine: Engine) {
     assert!(exists(ids[3]).await, "a ticket never routed is not closed");
     let off = app.admin(SET, json!({ "days": null })).await;
     assert!(off["setTicketRetention"]["ticketRetentionDays"].is_null());
+    crate::operations::counts_match_rows(&app).await;
     app.stop().await;
 }

@@ -11,6 +11,7 @@
     reason = "a failed set-up step is a failed test"
 )]
 
+pub mod postgres_server;
 pub mod smtp;
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
+pub use postgres_server::PostgresServer;
 pub use smtp::{Fault, ReceivedMail, TestSmtp};
 
 /// The database engine a test runs on.
@@ -99,37 +101,41 @@ impl TestDb {
                     cleanup: Cleanup::Dir(dir),
                 })
             }
-            Engine::Postgres => {
-                let admin_url = postgres_admin_url();
-                let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
-                    Ok(conn) => conn,
-                    Err(e) if !in_ci() => {
-                        let test = std::thread::current().name().unwrap_or("?").to_owned();
-                        println!(
-                            "SKIPPED (did not run): {test}: PostgreSQL is not reachable at {admin_url}: {e}"
-                        );
-                        eprintln!(
-                            "SKIPPED (did not run): {test}: PostgreSQL is not reachable at {admin_url}: {e}"
-                        );
-                        return None;
-                    }
-                    Err(e) => panic!("CI=true and PostgreSQL is not reachable at {admin_url}: {e}"),
-                };
-                let name = format!("ticketing_test_{id}");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create a test database");
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(b, _)| b);
-                Some(TestDb {
-                    engine,
-                    url: format!("{base}/{name}"),
-                    cleanup: Cleanup::Database { admin_url, name },
-                })
-            }
+            Engine::Postgres => Self::create_on(postgres_admin_url()).await,
         }
+    }
+
+    /// A new database on the PostgreSQL server of `admin_url`, or `None` (after saying so)
+    /// when it is unreachable outside CI.
+    pub async fn create_on(admin_url: String) -> Option<TestDb> {
+        let id = ulid::Ulid::new().to_string().to_lowercase();
+        let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(conn) => conn,
+            Err(e) if !in_ci() => {
+                let test = std::thread::current().name().unwrap_or("?").to_owned();
+                println!(
+                    "SKIPPED (did not run): {test}: PostgreSQL is not reachable at {admin_url}: {e}"
+                );
+                eprintln!(
+                    "SKIPPED (did not run): {test}: PostgreSQL is not reachable at {admin_url}: {e}"
+                );
+                return None;
+            }
+            Err(e) => panic!("CI=true and PostgreSQL is not reachable at {admin_url}: {e}"),
+        };
+        let name = format!("ticketing_test_{id}");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create a test database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        Some(TestDb {
+            engine: Engine::Postgres,
+            url: format!("{base}/{name}"),
+            cleanup: Cleanup::Database { admin_url, name },
+        })
     }
 
     /// Removes the database.
@@ -244,8 +250,28 @@ impl TestApp {
         smtp: &TestSmtp,
         tweak: impl FnOnce(&mut ApiConfig),
     ) -> Option<TestApp> {
-        init_test_process();
         let test_db = TestDb::create(engine).await?;
+        Some(Self::spawn_in(test_db, smtp, tweak).await)
+    }
+
+    /// Like [`TestApp::spawn_with`], on a new database of the PostgreSQL server at `admin_url`
+    /// (see [`PostgresServer`]).
+    pub async fn spawn_on_server(
+        admin_url: String,
+        smtp: &TestSmtp,
+        tweak: impl FnOnce(&mut ApiConfig),
+    ) -> Option<TestApp> {
+        let test_db = TestDb::create_on(admin_url).await?;
+        Some(Self::spawn_in(test_db, smtp, tweak).await)
+    }
+
+    async fn spawn_in(
+        test_db: TestDb,
+        smtp: &TestSmtp,
+        tweak: impl FnOnce(&mut ApiConfig),
+    ) -> TestApp {
+        init_test_process();
+        let engine = test_db.engine;
         let mut config = test_config(&test_db.url, smtp);
         tweak(&mut config);
         let db = domain::infra::db::connect(&config.database)
@@ -262,7 +288,7 @@ impl TestApp {
         .start()
         .await
         .expect("start");
-        Some(TestApp {
+        TestApp {
             engine,
             config,
             db,
@@ -274,7 +300,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             running: Some(running),
             test_db: Some(test_db),
-        })
+        }
     }
 
     /// Starts `n` workers on this app's database, each with its own connection pool, like

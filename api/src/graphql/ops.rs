@@ -32,7 +32,9 @@ pub struct JobCounts {
     pub pending: i64,
     /// Taken by a worker.
     pub running: i64,
-    /// Finished.
+    /// Finished in the last hour. Finished jobs are kept for `JOB_RETENTION_DAYS`, and
+    /// counting all of them would read that whole history on every call; the all-time count
+    /// of mails is `DeliveryCounts.sent`.
     pub done: i64,
     /// Failed and due to run again (a database error in the handler).
     pub failed: i64,
@@ -137,7 +139,7 @@ impl OpsQuery {
             jobs: s.jobs.map(|j| JobCounts {
                 pending: j.pending,
                 running: j.running,
-                done: j.done,
+                done: j.done_last_hour,
                 failed: j.failed,
                 killed: j.killed,
             }),
