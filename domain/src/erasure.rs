@@ -3,15 +3,15 @@
 //! and transcripts are erased from tickets, conversations and stored webhook payloads, in one
 //! transaction. Tickets stay as records (number, topic, times, delivery states) with
 //! `erased_at` set, which their timeline shows; an erased conversation is over (`EXPIRED`).
-//! Mails already sent cannot be recalled. Addresses match ignoring ASCII case on SQLite (its
-//! `lower` knows no other letters) and Unicode case on PostgreSQL.
+//! Mails already sent cannot be recalled. Addresses match ignoring case, Unicode's included
+//! (`Çağrı@örnek.com.tr` is `çağrı@örnek.com.tr`), on both engines.
 
 use std::collections::BTreeSet;
 
 use entity::{conversation, conversation_message, delivery, ticket, webhook, webhook_delivery};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QuerySelect,
     TransactionTrait,
 };
 use uuid::Uuid;
@@ -51,27 +51,53 @@ pub async fn erase<C: ConnectionTrait + TransactionTrait>(
     let (conversation_ids, ticket_ids) = match visitor {
         Visitor::Email(email) => {
             let email = validate::email("email", email)?.to_lowercase();
+            let backend = txn.get_database_backend();
             let conversations: Vec<Uuid> = conversation::Entity::find()
                 .select_only()
                 .column(conversation::Column::Id)
+                .column(conversation::Column::VisitorEmail)
                 .filter(conversation::Column::AccountId.eq(account_id))
-                .filter(same_email(conversation::Column::VisitorEmail, &email))
-                .into_tuple()
+                .filter(maybe_email(
+                    backend,
+                    conversation::Column::VisitorEmail,
+                    &email,
+                ))
+                .into_tuple::<(Uuid, Option<String>)>()
                 .all(&txn)
-                .await?;
-            let found: Vec<(Uuid, Option<Uuid>)> = ticket::Entity::find()
+                .await?
+                .into_iter()
+                .filter(|(_, stored)| same_email(stored.as_deref(), &email))
+                .map(|(id, _)| id)
+                .collect();
+            let mut found: Vec<(Uuid, Option<Uuid>)> = ticket::Entity::find()
                 .select_only()
                 .column(ticket::Column::Id)
                 .column(ticket::Column::ConversationId)
+                .column(ticket::Column::VisitorEmail)
                 .filter(ticket::Column::AccountId.eq(account_id))
-                .filter(
-                    Condition::any()
-                        .add(same_email(ticket::Column::VisitorEmail, &email))
-                        .add(ticket::Column::ConversationId.is_in(conversations.clone())),
-                )
-                .into_tuple()
+                .filter(maybe_email(backend, ticket::Column::VisitorEmail, &email))
+                .into_tuple::<(Uuid, Option<Uuid>, Option<String>)>()
                 .all(&txn)
-                .await?;
+                .await?
+                .into_iter()
+                .filter(|(_, _, stored)| same_email(stored.as_deref(), &email))
+                .map(|(id, conversation, _)| (id, conversation))
+                .collect();
+            // Tickets those conversations opened, whatever address they hold.
+            for group in conversations.chunks(1_000) {
+                let opened: Vec<(Uuid, Option<Uuid>)> = ticket::Entity::find()
+                    .select_only()
+                    .column(ticket::Column::Id)
+                    .column(ticket::Column::ConversationId)
+                    .filter(ticket::Column::AccountId.eq(account_id))
+                    .filter(ticket::Column::ConversationId.is_in(group.iter().copied()))
+                    .into_tuple()
+                    .all(&txn)
+                    .await?;
+                found.extend(opened);
+            }
+            found.sort();
+            found.dedup();
             // The conversations that led to those tickets are the visitor's too.
             let mut conversations: BTreeSet<Uuid> = conversations.into_iter().collect();
             conversations.extend(found.iter().filter_map(|(_, c)| *c));
@@ -174,9 +200,26 @@ pub async fn erase<C: ConnectionTrait + TransactionTrait>(
     Ok(erased)
 }
 
-/// `column` holds `email`, ignoring case (`email` is lower-cased already).
-fn same_email<C: ColumnTrait>(column: C, email: &str) -> SimpleExpr {
-    ExprTrait::eq(Func::lower(Expr::col(column)), email)
+/// Rows whose `column` may hold `email` (lower-cased already) ignoring case. An ASCII address
+/// is found through the `lower(visitor_email)` index (migration `m20261202_000014`): a stored
+/// address with other letters does not lower-case to it (save U+212A KELVIN SIGN, left out). One with other letters is looked for
+/// among the account's stored addresses holding a character outside printable ASCII, since
+/// the engine's `lower` may leave those letters alone (SQLite's knows only ASCII;
+/// PostgreSQL's depends on the database's locale). [`same_email`] then decides, in Rust,
+/// with Unicode's case rules.
+fn maybe_email<C: ColumnTrait>(backend: DatabaseBackend, column: C, email: &str) -> SimpleExpr {
+    if email.is_ascii() {
+        return ExprTrait::eq(Func::lower(Expr::col(column)), email);
+    }
+    match backend {
+        DatabaseBackend::Postgres => Expr::cust_with_expr("$1 ~ '[^ -~]'", Expr::col(column)),
+        _ => Expr::cust_with_expr("$1 GLOB '*[^ -~]*'", Expr::col(column)),
+    }
+}
+
+/// Whether a stored address is `email` (lower-cased already), ignoring case.
+fn same_email(stored: Option<&str>, email: &str) -> bool {
+    stored.is_some_and(|s| s.trim().to_lowercase() == email)
 }
 
 /// Redacts the stored webhook payloads about these tickets (their own events, and their

@@ -270,8 +270,14 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait, T: Serialize>(
     if hooks.is_empty() {
         return Ok(0);
     }
+    let txn = crate::infra::db::begin(db).await?;
+    // Read under a share lock until the payloads commit: an erasure of this ticket
+    // (`erasure::erase` updates the row first) either waits for them and then redacts them,
+    // or commits first and this reads the erased row. SQLite's write transaction (`begin`)
+    // already excludes the erasure's.
     let Some(ticket) = entity::ticket::Entity::find_by_id(ticket_id)
-        .one(db)
+        .lock_shared()
+        .one(&txn)
         .await?
     else {
         return Ok(0);
@@ -283,7 +289,6 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait, T: Serialize>(
         data: data(&ticket),
     })
     .map_err(|e| Error::invalid("data", e.to_string()))?;
-    let txn = crate::infra::db::begin(db).await?;
     for hook in &hooks {
         // Stable per (webhook, event, occurrence): a re-run job writes the same row again.
         let id = delivery_id(hook.id, event, key);

@@ -16,6 +16,7 @@ mod m20261125_000010_add_conversation_counters;
 mod m20261202_000011_index_history;
 mod m20261202_000012_add_erased_at;
 mod m20261202_000013_add_delivery_tallies;
+mod m20261202_000014_index_visitor_emails;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_index_history::Migration),
             Box::new(m20261202_000012_add_erased_at::Migration),
             Box::new(m20261202_000013_add_delivery_tallies::Migration),
+            Box::new(m20261202_000014_index_visitor_emails::Migration),
         ]
     }
 }

@@ -19,6 +19,7 @@ const TICKET: &str = "query($id: ID!) { ticket(id: $id) { number topic message e
 const CONVERSATION: &str = "query($id: ID!) { conversation(id: $id) { transcript { text } } }";
 
 on_both_engines!(a_visitors_data_is_erased_in_one_account_only);
+on_both_engines!(addresses_match_ignoring_unicode_case);
 
 async fn a_visitors_data_is_erased_in_one_account_only(engine: Engine) {
     let smtp = TestSmtp::start();
@@ -195,5 +196,48 @@ async fn a_visitors_data_is_erased_in_one_account_only(engine: Engine) {
         )
         .await;
     assert_eq!(error_code(&widget), "FORBIDDEN", "{widget:#}");
+    app.stop().await;
+}
+
+/// An address with letters outside ASCII is found whatever their case (SQLite's `lower` knows
+/// only ASCII letters, PostgreSQL's depends on the database's locale); a look-alike ASCII
+/// address is another visitor.
+async fn addresses_match_ignoring_unicode_case(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let (_, step) = flow_with_ticket_step(&app, "Destek", "orders", &[]).await;
+    let mut ids = Vec::new();
+    for email in ["Şükrü.Öz@Örnek.com.tr", "sukru.oz@ornek.com.tr"] {
+        let body = app
+            .gql(
+                Some(&app.widget_key),
+                OPEN_TICKET,
+                json!({ "input": { "stepId": step, "message": "Merhaba",
+                    "visitor": { "name": "Şükrü", "email": email } } }),
+            )
+            .await;
+        assert!(body.get("errors").is_none(), "{body:#}");
+        ids.push(body["data"]["openTicket"]["ticket"]["id"].clone());
+    }
+    let erased = app
+        .admin(
+            ERASE,
+            json!({ "input": { "email": "ŞÜKRÜ.ÖZ@örnek.COM.TR" } }),
+        )
+        .await["eraseVisitorData"]
+        .clone();
+    assert_eq!(erased["tickets"], 1, "{erased:#}");
+    let ticket = |id: Value| {
+        let app = &app;
+        async move { app.admin(TICKET, json!({ "id": id })).await["ticket"].clone() }
+    };
+    assert!(ticket(ids[0].clone()).await["visitor"]["email"].is_null());
+    assert_eq!(
+        ticket(ids[1].clone()).await["visitor"]["email"],
+        "sukru.oz@ornek.com.tr",
+        "the ASCII look-alike is someone else"
+    );
     app.stop().await;
 }
