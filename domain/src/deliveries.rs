@@ -266,6 +266,7 @@ pub async fn not_claimed(
                 },
                 &after_key(delivery_id, attempt, until),
                 due,
+                row.account_id,
             )
             .await?;
             Ok(Outcome::Deferred)
@@ -405,6 +406,7 @@ pub async fn record_failure<C: ConnectionTrait + TransactionTrait>(
             },
             &attempt_key(delivery.id, attempt + 1),
             due,
+            delivery.account_id,
         )
         .await?;
     }
@@ -525,6 +527,7 @@ pub async fn put_back(
             },
             &put_back_key(d.id, attempt, at),
             at,
+            d.account_id,
         )
         .await?;
     }

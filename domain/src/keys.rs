@@ -242,6 +242,8 @@ pub async fn create_account(db: &impl TransactionTrait, name: &str) -> Result<Ne
         created_at: Set(now()),
         locale: Set(Locale::default()),
         ticket_retention_days: Set(None),
+        queue_round: Set(0),
+        queue_round_jobs: Set(0),
     }
     .insert(&txn)
     .await?;

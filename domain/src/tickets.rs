@@ -78,7 +78,7 @@ pub async fn insert_ticket(
     // commit, so that lock is taken as late as possible: the job, which needs nothing the
     // counter decides, goes first. On SQLite the first write takes the database's write lock
     // before anything is read, so concurrent openings queue instead of failing.
-    queue::enqueue(txn, &job, &job_key, created_at).await?;
+    queue::enqueue(txn, &job, &job_key, created_at, account_id).await?;
     // RETURNING saves a round trip on the hot path of every ticket.
     let number = account::Entity::update_many()
         .col_expr(
@@ -237,13 +237,22 @@ async fn open_in_one_statement(
     .join(", ");
     // The job is written for the inserted ticket only.
     let (job, job_key) = routing_job(id);
-    let (insert_job, job_values) =
-        queue::postgres_insert(&job, &job_key, created_at, values.len() + 1, Some("ticket"))?;
+    let (insert_job, job_values) = queue::postgres_insert(
+        &job,
+        &job_key,
+        created_at,
+        values.len() + 1,
+        Some("ticket, number"),
+        "number.queue_round",
+    )?;
+    // The job's parameters start with the queue's name, which the round's head reads too.
+    let queue_param = format!("${}", values.len() + 2);
     values.extend(job_values);
+    let (round, head) = queue::next_round(DatabaseBackend::Postgres, &queue_param);
     let sql = format!(
         "WITH design AS ({design}), number AS ( \
-             UPDATE accounts SET ticket_seq = ticket_seq + 1 \
-             WHERE id = $1 AND EXISTS (SELECT FROM design) RETURNING ticket_seq \
+             UPDATE accounts SET ticket_seq = ticket_seq + 1, {round} FROM {head} \
+             WHERE id = $1 AND EXISTS (SELECT FROM design) RETURNING ticket_seq, queue_round \
          ), ticket AS ( \
              INSERT INTO tickets (id, account_id, number, flow_id, step_id, flow_name, topic_key, \
                                   topic, status, message, visitor_name, visitor_email, \

@@ -319,6 +319,7 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait, T: Serialize>(
                 },
                 &attempt_key(id, 1),
                 at,
+                account_id,
             )
             .await?;
         }

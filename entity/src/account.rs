@@ -17,6 +17,11 @@ pub struct Model {
     pub locale: Locale,
     /// Days the account keeps a closed ticket (routed, every delivery ended); null: for ever.
     pub ticket_retention_days: Option<i32>,
+    /// The round of the queue's fair pickup the account's next job goes in
+    /// (`domain::infra::queue::ROUND_JOBS`).
+    pub queue_round: i64,
+    /// The account's jobs in that round so far.
+    pub queue_round_jobs: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

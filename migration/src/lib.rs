@@ -17,6 +17,7 @@ mod m20261202_000011_index_history;
 mod m20261202_000012_add_erased_at;
 mod m20261202_000013_add_delivery_tallies;
 mod m20261202_000014_index_visitor_emails;
+mod m20261202_000015_add_queue_rounds;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_add_erased_at::Migration),
             Box::new(m20261202_000013_add_delivery_tallies::Migration),
             Box::new(m20261202_000014_index_visitor_emails::Migration),
+            Box::new(m20261202_000015_add_queue_rounds::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ mod cors;
 mod crash;
 mod delivery;
 mod erasure;
+mod fairness;
 mod fanout;
 mod faults;
 mod isolation;

@@ -49,7 +49,10 @@ async fn deliveries_without_a_live_job_are_healed(engine: Engine) {
         delivery_id: dead,
         attempt: 2,
     };
-    queue::enqueue(&app.db, &job, &key, far).await.unwrap();
+    let account = app.account_id.parse().unwrap();
+    queue::enqueue(&app.db, &job, &key, far, account)
+        .await
+        .unwrap();
     let backend = app.db.get_database_backend();
     app.db
         .execute_unprepared(&format!(

@@ -167,6 +167,7 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
                     },
                     &sweep_key(d.id, attempt, round),
                     at,
+                    d.account_id,
                 )
                 .await?;
                 tracing::warn!(delivery_id = %d.id, attempt, "swept: no live job; this round's job queued");

@@ -57,7 +57,76 @@ pub enum Job {
     },
 }
 
-/// Adds `job` to the queue on `conn` (typically inside a transaction), due at `run_at`.
+/// Jobs of one account in one round of the fair pickup.
+///
+/// **Fair pickup.** apalis takes due jobs by `priority` (highest first), then by due time, on
+/// both engines. Every job is written in a *round*, its priority being minus the round: an
+/// account's jobs fill its current round up to `ROUND_JOBS`, then the next; an account that
+/// was idle (its round behind the queue's head, the lowest round still waiting) starts at the
+/// head. So a quiet account's job waits behind at most `ROUND_JOBS` jobs of each busy account,
+/// not behind their backlogs, and busy accounts take turns. Routing jobs, retries and
+/// webhook jobs all take rounds. An account's round is kept on its row (`queue_round`,
+/// `queue_round_jobs`), updated by the statement that writes the job, so it needs no lock of
+/// its own; the head is the first entry of apalis' fetch index.
+///
+/// Rounds only grow: apalis' priority is a 32-bit integer, which a single account keeping a
+/// worker saturated at 3,000 jobs/s would exhaust after about 1.1 years (2^31 rounds of 50);
+/// rounds beyond it share the last priority and are taken in due-time order.
+pub const ROUND_JOBS: i32 = 50;
+
+/// The queue's current round, as a scalar subquery over apalis' indexes: the lowest round
+/// still waiting, or when nothing waits the round of the job that finished last (an account
+/// idle since is lifted to it, not left behind with an old round that would put it ahead of
+/// everyone for many rounds), else 0.
+fn head_round(backend: DatabaseBackend, queue_param: &str) -> String {
+    let jobs = jobs_table(backend);
+    let finished_last = format!(
+        "(SELECT -priority FROM {jobs} WHERE status = 'Done' AND done_at IS NOT NULL \
+          AND job_type = {queue_param} ORDER BY done_at DESC LIMIT 1)"
+    );
+    let waiting = match backend {
+        DatabaseBackend::Postgres => format!(
+            "(SELECT -priority FROM {jobs} WHERE job_type = {queue_param} \
+              AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts)) \
+              ORDER BY priority DESC LIMIT 1)"
+        ),
+        // apalis-sqlite has one fetch index for pending jobs and one for failed ones.
+        _ => format!(
+            "(SELECT MIN(r) FROM ( \
+              SELECT (SELECT -priority FROM {jobs} WHERE job_type = {queue_param} \
+                      AND status = 'Pending' AND lock_by IS NULL \
+                      ORDER BY priority DESC LIMIT 1) AS r \
+              UNION ALL \
+              SELECT (SELECT -priority FROM {jobs} WHERE job_type = {queue_param} \
+                      AND status = 'Failed' AND attempts < max_attempts \
+                      ORDER BY priority DESC LIMIT 1)))"
+        ),
+    };
+    format!("COALESCE({waiting}, {finished_last}, 0)")
+}
+
+/// How `accounts` gives its next job a round (see [`ROUND_JOBS`]): the `SET` assignments and
+/// the `FROM` item they read the queue's head from (computed once per statement), for
+/// `UPDATE accounts SET {set} FROM {from} WHERE ... RETURNING queue_round`.
+pub(crate) fn next_round(backend: DatabaseBackend, queue_param: &str) -> (String, String) {
+    let set = format!(
+        "queue_round = CASE WHEN queue_round < head.r THEN head.r \
+                            WHEN queue_round_jobs >= {ROUND_JOBS} THEN queue_round + 1 \
+                            ELSE queue_round END, \
+         queue_round_jobs = CASE WHEN queue_round < head.r OR queue_round_jobs >= {ROUND_JOBS} \
+                                 THEN 1 ELSE queue_round_jobs + 1 END"
+    );
+    let from = format!("(SELECT {} AS r) AS head", head_round(backend, queue_param));
+    (set, from)
+}
+
+/// The priority of a job in `round` (SQL), kept within apalis' 32-bit column.
+pub(crate) fn round_priority(round: &str) -> String {
+    format!("-LEAST({round}, 2147483647)")
+}
+
+/// Adds `job` of `account_id` to the queue on `conn` (typically inside a transaction), due at
+/// `run_at`, in the account's next round of the fair pickup ([`ROUND_JOBS`]).
 ///
 /// `key` makes the insert idempotent: a second job with the same key is silently dropped.
 pub async fn enqueue(
@@ -65,14 +134,45 @@ pub async fn enqueue(
     job: &Job,
     key: &str,
     run_at: DateTime<Utc>,
+    account_id: Uuid,
 ) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();
     let statement = match backend {
         DatabaseBackend::Postgres => {
-            let (sql, values) = postgres_insert(job, key, run_at, 1, None)?;
-            Statement::from_sql_and_values(backend, sql, values)
+            // The round's update and the job are one statement; a job whose account is gone
+            // still goes in (at the head's priority, 0).
+            let (insert, mut values) = postgres_insert(
+                job,
+                key,
+                run_at,
+                3,
+                Some("(SELECT 1) AS one LEFT JOIN round ON true"),
+                "COALESCE(round.queue_round, 0)",
+            )?;
+            let (set, head) = next_round(backend, "$2");
+            let sql = format!(
+                "WITH round AS (UPDATE accounts SET {set} FROM {head} WHERE id = $1 \
+                 RETURNING queue_round) {insert}"
+            );
+            let mut all = vec![account_id.into(), QUEUE.into()];
+            all.append(&mut values);
+            Statement::from_sql_and_values(backend, sql, all)
         }
         _ => {
+            let (set, head) = next_round(backend, "?1");
+            let round: i64 = conn
+                .query_one_raw(Statement::from_sql_and_values(
+                    backend,
+                    format!(
+                        "UPDATE accounts SET {set} FROM {head} WHERE id = ?2 RETURNING queue_round"
+                    ),
+                    [QUEUE.into(), account_id.into()],
+                ))
+                .await?
+                .map(|row| row.try_get("", "queue_round"))
+                .transpose()?
+                .unwrap_or(0);
+            let priority = -(round.min(i64::from(i32::MAX)));
             // apalis-sqlite keeps whole seconds: a job due now is written as due at the start
             // of this second (picked up at once), a later one rounded up so it never runs early.
             let due_later = run_at > chrono::Utc::now();
@@ -83,7 +183,7 @@ pub async fn enqueue(
                 format!(
                     "INSERT INTO {} \
                      (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
-                     VALUES (?, ?, ?, 'Pending', 0, ?, ?, 0, '{{}}', ?) \
+                     VALUES (?, ?, ?, 'Pending', 0, ?, ?, ?, '{{}}', ?) \
                      ON CONFLICT (job_type, idempotency_key) DO NOTHING",
                     jobs_table(backend)
                 ),
@@ -93,6 +193,7 @@ pub async fn enqueue(
                     QUEUE.into(),
                     JOB_MAX_ATTEMPTS.into(),
                     secs.into(),
+                    priority.into(),
                     key.into(),
                 ],
             )
@@ -222,17 +323,20 @@ fn payload(job: &Job) -> Result<Vec<u8>, DbErr> {
 
 /// PostgreSQL's INSERT of `job` into apalis' table, with its parameters numbered from `first`,
 /// for [`enqueue`] and for statements that write a job together with its cause (the job is
-/// written once per row of `from`, when given).
+/// written once per row of `from`, when given), in the round `round` (an SQL expression over
+/// `from`; see [`ROUND_JOBS`]).
 pub(crate) fn postgres_insert(
     job: &Job,
     key: &str,
     run_at: DateTime<Utc>,
     first: usize,
     from: Option<&str>,
+    round: &str,
 ) -> Result<(String, Vec<Value>), DbErr> {
     let [id, job_type, payload_at, max_attempts, due, idempotency] =
         std::array::from_fn(|i| format!("${}", first + i));
     let from = from.map(|f| format!(" FROM {f}")).unwrap_or_default();
+    let priority = round_priority(round);
     // apalis' insert trigger wakes idle workers (NOTIFY) only for a job with `run_at <= now()`,
     // and `now()` is when the transaction began: a job due "now" by the clock, written later
     // in the same transaction, would wait for the next poll instead. Such a job is stamped with
@@ -241,8 +345,8 @@ pub(crate) fn postgres_insert(
         "INSERT INTO {jobs} \
          (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
          SELECT {id}, {job_type}, {payload_at}, 'Pending', 0, {max_attempts}, \
-                CASE WHEN {due} <= clock_timestamp() THEN now() ELSE {due} END, 0, ''::hstore, \
-                {idempotency}{from} \
+                CASE WHEN {due} <= clock_timestamp() THEN now() ELSE {due} END, {priority}, \
+                ''::hstore, {idempotency}{from} \
          ON CONFLICT (job_type, idempotency_key) DO NOTHING",
         jobs = jobs_table(DatabaseBackend::Postgres),
     );

@@ -133,6 +133,7 @@ pub async fn record<C: ConnectionTrait + TransactionTrait>(
             },
             &super::attempt_key(delivery.id, attempt + 1),
             due,
+            delivery.account_id,
         )
         .await?;
     }
