@@ -241,12 +241,26 @@ def open_ticket_bench(args):
           "RETURNING ticket_seq AS seq \\gset\n"
         + f"INSERT INTO tickets ({columns}) VALUES ({values.format(':seq')});\n"
         + "COMMIT;\n")
+    # The API's statement also gives the job its account's round of the fair pickup
+    # (domain::infra::queue::next_round): the queue's head first, then the round.
+    fetchable = ("job_type = 'ticket-mail' AND (status = 'Pending' OR "
+                 "(status = 'Failed' AND attempts < max_attempts))")
+    head = (f"SELECT COALESCE((SELECT -priority FROM apalis.jobs WHERE {fetchable} "
+            "ORDER BY priority DESC LIMIT 1), (SELECT -priority FROM apalis.jobs WHERE "
+            "status = 'Done' AND done_at IS NOT NULL AND job_type = 'ticket-mail' "
+            "ORDER BY done_at DESC LIMIT 1), 0) AS r")
+    rounds = ("queue_round = CASE WHEN queue_round < head.r THEN head.r "
+              "WHEN queue_round_jobs >= 50 THEN queue_round + 1 ELSE queue_round END, "
+              "queue_round_jobs = CASE WHEN queue_round < head.r OR queue_round_jobs >= 50 "
+              "THEN 1 ELSE queue_round_jobs + 1 END")
     statement = (
-        f"WITH number AS (UPDATE accounts SET ticket_seq = ticket_seq + 1 WHERE id = '{account}' "
-          "RETURNING ticket_seq), "
+        f"WITH head AS MATERIALIZED ({head}), "
+        f"number AS (UPDATE accounts SET ticket_seq = ticket_seq + 1, {rounds} FROM head "
+        f"WHERE id = '{account}' RETURNING ticket_seq, queue_round), "
         + f"ticket AS (INSERT INTO tickets ({columns}) SELECT {values.format('number.ticket_seq')} "
           "FROM number RETURNING *), "
-        + "job AS (" + job.format("SELECT") + " FROM ticket) SELECT * FROM ticket;\n")
+        + "job AS (" + job.format("SELECT").replace(", 0, ''::hstore", ", -LEAST(number.queue_round, 2147483647), ''::hstore")
+        + " FROM ticket, number) SELECT * FROM ticket;\n")
     tps = {name: pgbench(url, script, args.seconds)
            for name, script in (("transaction", transaction), ("statement", statement))}
     psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
@@ -519,6 +533,71 @@ def history_bench(args):
     log(json.dumps(result, indent=1, ensure_ascii=False))
 
 
+def fairness_bench(args):
+    """A backlog on one account, then a quiet account's tickets: how long each waits (opened
+    -> its mail accepted by SMTP) while the backlog drains, and the drain's throughput."""
+    db = "ticketing_bench_fairness"
+    url = fresh_pg(db)
+    env = base_env(url, EMBEDDED_WORKER="false", WORKER_CONCURRENCY=args.concurrency)
+    api = start_api(env)
+    sink = start_sink()
+    workers = []
+    result = {"bench": f"fairness (PostgreSQL, {args.workers} worker process(es), "
+                       f"concurrency {args.concurrency} each)"}
+    try:
+        noisy, quiet = create_account(env), create_account(env)
+        noisy_step = seed(noisy["adminKey"], recipients=1)
+        quiet_step = seed(quiet["adminKey"], recipients=1)
+        log(f"queueing {args.backlog} tickets on one account ...")
+        t = time.time()
+        open_tickets(noisy["widgetKey"], noisy_step, args.backlog)
+        result["backlog"] = args.backlog
+        result["backlog_queued_s"] = round(time.time() - t, 1)
+        started = time.time()
+        for i in range(args.workers):
+            workers.append(start_worker(env, listen=f"127.0.0.1:{19091 + i}"))
+        # The quiet account opens a ticket every 200 ms while the backlog drains.
+        for i in range(args.samples):
+            gql(quiet["widgetKey"], OPEN, {"i": {"stepId": quiet_step, "message": f"quiet {i}"}})
+            time.sleep(0.2)
+        quiet_id = quiet["accountId"]
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            waiting = int(psql(db, f"SELECT count(*) FROM deliveries WHERE account_id = '{quiet_id}' "
+                                   "AND status = 'SENT'"))
+            if waiting >= args.samples:
+                break
+            time.sleep(0.2)
+        latencies = sorted(float(x) * 1000 for x in psql(db, f"""
+            SELECT extract(epoch FROM d.sent_at - t.created_at) FROM deliveries d
+            JOIN tickets t ON t.id = d.ticket_id
+            WHERE d.account_id = '{quiet_id}' AND d.status = 'SENT'""").split())
+        backlog_left = int(psql(db, "SELECT count(*) FROM tickets WHERE routed_at IS NULL"))
+        result["quiet_tickets"] = args.samples
+        result["quiet_mailed"] = len(latencies)
+        if latencies:
+            result["quiet_latency_ms"] = {
+                "p50": round(latencies[len(latencies) // 2], 1),
+                "p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
+                "max": round(latencies[-1], 1)}
+        result["backlog_not_yet_routed_after_samples"] = backlog_left
+        expected = args.backlog + args.samples
+        while time.time() - started < 900:
+            sent = int(psql(db, "SELECT count(*) FROM deliveries WHERE status = 'SENT'"))
+            if sent >= expected:
+                break
+            time.sleep(0.5)
+        last = float(psql(db, "SELECT extract(epoch FROM max(sent_at)) FROM deliveries"))
+        result["drain_mails_per_s"] = round(sent / (last - started))
+    finally:
+        for w in workers:
+            stop(w)
+        stop(api)
+        stop(sink)
+    psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    log(json.dumps(result, indent=1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -536,6 +615,12 @@ def main():
     p.add_argument("--tickets", type=int, default=200)
     p.add_argument("--gap-ms", type=int, default=100)
     p.set_defaults(run=pickup_bench)
+    p = sub.add_parser("fairness")
+    p.add_argument("--backlog", type=int, default=100_000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--samples", type=int, default=50)
+    p.set_defaults(run=fairness_bench)
     p = sub.add_parser("history")
     p.add_argument("--deliveries", type=int, default=1_000_000)
     p.add_argument("--jobs", type=int, default=1_000_000)

@@ -250,8 +250,8 @@ async fn open_in_one_statement(
     values.extend(job_values);
     let (round, head) = queue::next_round(DatabaseBackend::Postgres, &queue_param);
     let sql = format!(
-        "WITH design AS ({design}), number AS ( \
-             UPDATE accounts SET ticket_seq = ticket_seq + 1, {round} FROM {head} \
+        "WITH design AS ({design}), head AS MATERIALIZED ({head}), number AS ( \
+             UPDATE accounts SET ticket_seq = ticket_seq + 1, {round} FROM head \
              WHERE id = $1 AND EXISTS (SELECT FROM design) RETURNING ticket_seq, queue_round \
          ), ticket AS ( \
              INSERT INTO tickets (id, account_id, number, flow_id, step_id, flow_name, topic_key, \

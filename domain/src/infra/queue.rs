@@ -105,9 +105,10 @@ fn head_round(backend: DatabaseBackend, queue_param: &str) -> String {
     format!("COALESCE({waiting}, {finished_last}, 0)")
 }
 
-/// How `accounts` gives its next job a round (see [`ROUND_JOBS`]): the `SET` assignments and
-/// the `FROM` item they read the queue's head from (computed once per statement), for
-/// `UPDATE accounts SET {set} FROM {from} WHERE ... RETURNING queue_round`.
+/// How `accounts` gives its next job a round (see [`ROUND_JOBS`]): the `SET` assignments, and
+/// the query of the queue's head they read as `head.r`, for
+/// `WITH head AS MATERIALIZED ({head}) UPDATE accounts SET {set} FROM head WHERE ...`. The
+/// head is read once, in its own CTE, before the account row is locked.
 pub(crate) fn next_round(backend: DatabaseBackend, queue_param: &str) -> (String, String) {
     let set = format!(
         "queue_round = CASE WHEN queue_round < head.r THEN head.r \
@@ -116,8 +117,8 @@ pub(crate) fn next_round(backend: DatabaseBackend, queue_param: &str) -> (String
          queue_round_jobs = CASE WHEN queue_round < head.r OR queue_round_jobs >= {ROUND_JOBS} \
                                  THEN 1 ELSE queue_round_jobs + 1 END"
     );
-    let from = format!("(SELECT {} AS r) AS head", head_round(backend, queue_param));
-    (set, from)
+    let head = format!("SELECT {} AS r", head_round(backend, queue_param));
+    (set, head)
 }
 
 /// The priority of a job in `round` (SQL), kept within apalis' 32-bit column.
@@ -151,7 +152,8 @@ pub async fn enqueue(
             )?;
             let (set, head) = next_round(backend, "$2");
             let sql = format!(
-                "WITH round AS (UPDATE accounts SET {set} FROM {head} WHERE id = $1 \
+                "WITH head AS MATERIALIZED ({head}), \
+                 round AS (UPDATE accounts SET {set} FROM head WHERE id = $1 \
                  RETURNING queue_round) {insert}"
             );
             let mut all = vec![account_id.into(), QUEUE.into()];
@@ -164,7 +166,8 @@ pub async fn enqueue(
                 .query_one_raw(Statement::from_sql_and_values(
                     backend,
                     format!(
-                        "UPDATE accounts SET {set} FROM {head} WHERE id = ?2 RETURNING queue_round"
+                        "UPDATE accounts SET {set} FROM ({head}) AS head WHERE id = ?2 \
+                         RETURNING queue_round"
                     ),
                     [QUEUE.into(), account_id.into()],
                 ))
