@@ -104,7 +104,11 @@ async fn per_minute(
 ) -> Result<Vec<(i64, i64)>> {
     let column = at.as_str();
     let bucket = match db.get_database_backend() {
-        DatabaseBackend::Postgres => format!("(CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT) / 60)"),
+        // FLOOR: casting EXTRACT's numeric to BIGINT rounds, which put a mail sent in a
+        // minute's last half second into the next minute (outside the series until then).
+        DatabaseBackend::Postgres => {
+            format!("CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 60) AS BIGINT)")
+        }
         _ => format!("(CAST(strftime('%s', {column}) AS INTEGER) / 60)"),
     };
     Ok(delivery::Entity::find()
