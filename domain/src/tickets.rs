@@ -74,9 +74,8 @@ pub async fn insert_ticket(
             .ok_or(Error::NotFound("account"));
     }
     let (job, job_key) = routing_job(id);
-    // Every opening of the account waits for the account row from the counter update to the
-    // commit, so that lock is taken as late as possible: the job, which needs nothing the
-    // counter decides, goes first. On SQLite the first write takes the database's write lock
+    // The job takes its round from the account row (see `queue::ROUND_JOBS`), then the
+    // counter gives the number. On SQLite the first write takes the database's write lock
     // before anything is read, so concurrent openings queue instead of failing.
     queue::enqueue(txn, &job, &job_key, created_at, account_id).await?;
     // RETURNING saves a round trip on the hot path of every ticket.

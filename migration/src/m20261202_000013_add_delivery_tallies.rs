@@ -123,6 +123,12 @@ DROP FUNCTION IF EXISTS ticketing_tally_deleted_deliveries();
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// In one transaction on SQLite too (sea-orm-migration uses one only on PostgreSQL): a
+    /// delivery written between the triggers and the first count would be counted twice.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.create_table(
             Table::create()

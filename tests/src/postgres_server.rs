@@ -154,11 +154,15 @@ fn bindir() -> Option<PathBuf> {
     let debian = std::fs::read_dir("/usr/lib/postgresql")
         .ok()
         .and_then(|versions| {
-            let mut dirs: Vec<PathBuf> = versions
-                .filter_map(|v| v.ok().map(|v| v.path().join("bin")))
-                .collect();
-            dirs.sort();
-            dirs.pop()
+            // The newest major version: by number, not text (17 after 9.6).
+            versions
+                .filter_map(|v| v.ok())
+                .filter_map(|v| {
+                    let major: f64 = v.file_name().to_str()?.parse().ok()?;
+                    Some((major, v.path().join("bin")))
+                })
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, dir)| dir)
         });
     from_config
         .into_iter()

@@ -62,20 +62,24 @@ pub enum Job {
 /// **Fair pickup.** apalis takes due jobs by `priority` (highest first), then by due time, on
 /// both engines. Every job is written in a *round*, its priority being minus the round: an
 /// account's jobs fill its current round up to `ROUND_JOBS`, then the next; an account that
-/// was idle (its round behind the queue's head, the lowest round still waiting) starts at the
-/// head. So a quiet account's job waits behind at most `ROUND_JOBS` jobs of each busy account,
+/// was idle (its round behind the queue's head, the lowest round of the jobs due now) starts
+/// at the head. So a quiet account's job waits behind at most `ROUND_JOBS` jobs of each busy account,
 /// not behind their backlogs, and busy accounts take turns. Routing jobs, retries and
 /// webhook jobs all take rounds. An account's round is kept on its row (`queue_round`,
-/// `queue_round_jobs`), updated by the statement that writes the job, so it needs no lock of
-/// its own; the head is the first entry of apalis' fetch index.
+/// `queue_round_jobs`), updated by the statement that writes the job: on PostgreSQL a job's
+/// transaction holds the account row until it commits, so an account's retries and webhook
+/// jobs wait for its `openTicket`s and the other way round (never another account's). The
+/// head comes from apalis' fetch index. A job dropped as a duplicate (its key exists) still
+/// used its place in the round.
 ///
 /// Rounds only grow: apalis' priority is a 32-bit integer, which a single account keeping a
 /// worker saturated at 3,000 jobs/s would exhaust after about 1.1 years (2^31 rounds of 50);
 /// rounds beyond it share the last priority and are taken in due-time order.
 pub const ROUND_JOBS: i32 = 50;
 
-/// The queue's current round, as a scalar subquery over apalis' indexes: the lowest round
-/// still waiting, or when nothing waits the round of the job that finished last (an account
+/// The queue's current round, as a scalar subquery over apalis' indexes: the lowest round of
+/// the jobs due now (a retry due later, written in an old round, must not hold the head back
+/// while busy accounts move on), or when none is due the round of the job that finished last (an account
 /// idle since is lifted to it, not left behind with an old round that would put it ahead of
 /// everyone for many rounds), else 0.
 fn head_round(backend: DatabaseBackend, queue_param: &str) -> String {
@@ -88,17 +92,19 @@ fn head_round(backend: DatabaseBackend, queue_param: &str) -> String {
         DatabaseBackend::Postgres => format!(
             "(SELECT -priority FROM {jobs} WHERE job_type = {queue_param} \
               AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts)) \
-              ORDER BY priority DESC LIMIT 1)"
+              AND run_at <= now() ORDER BY priority DESC LIMIT 1)"
         ),
         // apalis-sqlite has one fetch index for pending jobs and one for failed ones.
         _ => format!(
             "(SELECT MIN(r) FROM ( \
               SELECT (SELECT -priority FROM {jobs} WHERE job_type = {queue_param} \
                       AND status = 'Pending' AND lock_by IS NULL \
+                      AND (run_at IS NULL OR run_at <= strftime('%s', 'now')) \
                       ORDER BY priority DESC LIMIT 1) AS r \
               UNION ALL \
               SELECT (SELECT -priority FROM {jobs} WHERE job_type = {queue_param} \
                       AND status = 'Failed' AND attempts < max_attempts \
+                      AND (run_at IS NULL OR run_at <= strftime('%s', 'now')) \
                       ORDER BY priority DESC LIMIT 1)))"
         ),
     };
@@ -141,7 +147,7 @@ pub async fn enqueue(
     let statement = match backend {
         DatabaseBackend::Postgres => {
             // The round's update and the job are one statement; a job whose account is gone
-            // still goes in (at the head's priority, 0).
+            // still goes in (in round 0, the front of the queue).
             let (insert, mut values) = postgres_insert(
                 job,
                 key,
