@@ -79,9 +79,9 @@ pub const ROUND_JOBS: i32 = 50;
 
 /// The queue's current round, as a scalar subquery over apalis' indexes: the lowest round of
 /// the jobs due now (a retry due later, written in an old round, must not hold the head back
-/// while busy accounts move on), or when none is due the round of the job that finished last (an account
-/// idle since is lifted to it, not left behind with an old round that would put it ahead of
-/// everyone for many rounds), else 0.
+/// while busy accounts move on), or when none is due the round of the job that finished last
+/// (an account idle since is lifted to it, not left behind with an old round that would put
+/// it ahead of everyone for many rounds), else 0.
 fn head_round(backend: DatabaseBackend, queue_param: &str) -> String {
     let jobs = jobs_table(backend);
     let finished_last = format!(
