@@ -247,27 +247,19 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
 async fn job_counts(db: &impl ConnectionTrait, since: DateTime<Utc>) -> Result<JobCounts> {
     let backend = db.get_database_backend();
     let table = queue::jobs_table(backend);
-    let (statement, values): (String, Vec<sea_orm::Value>) = match backend {
-        DatabaseBackend::Postgres => (
-            format!(
-                "SELECT status, COUNT(*) AS count FROM {table} WHERE job_type = $1 \
-                 AND (status IN ('Pending', 'Queued', 'Running', 'Failed', 'Killed') \
-                      OR (status = 'Done' AND done_at >= $2)) GROUP BY status"
-            ),
-            vec![queue::QUEUE.into(), since.into()],
-        ),
+    let (job_type, done_since, since): (_, _, sea_orm::Value) = match backend {
+        DatabaseBackend::Postgres => ("$1", "$2", since.into()),
         // apalis-sqlite keeps `done_at` in Unix seconds.
-        _ => (
-            format!(
-                "SELECT status, COUNT(*) AS count FROM {table} WHERE job_type = ? \
-                 AND (status IN ('Pending', 'Queued', 'Running', 'Failed', 'Killed') \
-                      OR (status = 'Done' AND done_at >= ?)) GROUP BY status"
-            ),
-            vec![queue::QUEUE.into(), since.timestamp().into()],
-        ),
+        _ => ("?", "?", since.timestamp().into()),
     };
     let rows = JobStatusCount::find_by_statement(Statement::from_sql_and_values(
-        backend, statement, values,
+        backend,
+        format!(
+            "SELECT status, COUNT(*) AS count FROM {table} WHERE job_type = {job_type} \
+             AND (status IN ('Pending', 'Queued', 'Running', 'Failed', 'Killed') \
+                  OR (status = 'Done' AND done_at >= {done_since})) GROUP BY status"
+        ),
+        [queue::QUEUE.into(), since],
     ))
     .all(db)
     .await?;
