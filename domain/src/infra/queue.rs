@@ -63,8 +63,8 @@ pub enum Job {
 /// both engines. Every job is written in a *round*, its priority being minus the round: an
 /// account's jobs fill its current round up to `ROUND_JOBS`, then the next; an account that
 /// was idle (its round behind the queue's head, the lowest round of the jobs due now) starts
-/// at the head. So a quiet account's job waits behind at most `ROUND_JOBS` jobs of each busy account,
-/// not behind their backlogs, and busy accounts take turns. Routing jobs, retries and
+/// at the head. So a quiet account's job waits behind at most `ROUND_JOBS` jobs of each busy
+/// account, not behind their backlogs, and busy accounts take turns. Routing jobs, retries and
 /// webhook jobs all take rounds. An account's round is kept on its row (`queue_round`,
 /// `queue_round_jobs`), updated by the statement that writes the job: on PostgreSQL a job's
 /// transaction holds the account row until it commits, so an account's retries and webhook
@@ -127,9 +127,12 @@ pub(crate) fn next_round(backend: DatabaseBackend, queue_param: &str) -> (String
     (set, head)
 }
 
-/// The priority of a job in `round` (SQL), kept within apalis' 32-bit column.
+/// The last round with a priority of its own: apalis' `priority` is a 32-bit integer.
+const LAST_ROUND: i64 = i32::MAX as i64;
+
+/// The priority of a job in `round` (PostgreSQL SQL), kept within apalis' 32-bit column.
 pub(crate) fn round_priority(round: &str) -> String {
-    format!("-LEAST({round}, 2147483647)")
+    format!("-LEAST({round}, {LAST_ROUND})")
 }
 
 /// Adds `job` of `account_id` to the queue on `conn` (typically inside a transaction), due at
@@ -181,7 +184,7 @@ pub async fn enqueue(
                 .map(|row| row.try_get("", "queue_round"))
                 .transpose()?
                 .unwrap_or(0);
-            let priority = -(round.min(i64::from(i32::MAX)));
+            let priority = -round.min(LAST_ROUND);
             // apalis-sqlite keeps whole seconds: a job due now is written as due at the start
             // of this second (picked up at once), a later one rounded up so it never runs early.
             let due_later = run_at > chrono::Utc::now();
