@@ -166,14 +166,13 @@ async fn delivery_counts(db: &impl ConnectionTrait, scope: Scope) -> Result<Deli
 /// rows it deletes are exactly the rows it adds up, so a change committed meanwhile stays for
 /// the next fold, and two workers folding at once never count a change twice (the second
 /// skips rows the first deleted). Sorted, so two folds lock tally rows in the same order.
-/// Returns how many tallies it changed. SQLite's triggers add to the tallies directly.
-pub async fn fold_tallies(db: &impl ConnectionTrait) -> Result<u64> {
+/// SQLite's triggers add to the tallies directly: nothing to fold there.
+pub async fn fold_tallies(db: &impl ConnectionTrait) -> Result<()> {
     if db.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(0);
+        return Ok(());
     }
-    let folded = db
-        .execute_unprepared(
-            "WITH folded AS (\
+    db.execute_unprepared(
+        "WITH folded AS (\
                DELETE FROM delivery_tally_changes WHERE id IN (\
                  SELECT id FROM delivery_tally_changes ORDER BY id LIMIT 50000) \
                RETURNING account_id, status, delta) \
@@ -181,9 +180,9 @@ pub async fn fold_tallies(db: &impl ConnectionTrait) -> Result<u64> {
              SELECT account_id, status, SUM(delta) FROM folded \
              GROUP BY account_id, status ORDER BY account_id, status \
              ON CONFLICT (account_id, status) DO UPDATE SET n = delivery_tallies.n + EXCLUDED.n",
-        )
-        .await?;
-    Ok(folded.rows_affected())
+    )
+    .await?;
+    Ok(())
 }
 
 /// Counts, the oldest pending delivery and the last hour's throughput.
