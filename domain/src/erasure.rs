@@ -204,9 +204,8 @@ pub async fn erase<C: ConnectionTrait + TransactionTrait>(
 /// is found through the `lower(visitor_email)` index (migration `m20261202_000014`): a stored
 /// address with other letters does not lower-case to it (save U+212A KELVIN SIGN, left out).
 /// One with other letters is looked for among the account's stored addresses holding a
-/// character outside printable ASCII, since
-/// the engine's `lower` may leave those letters alone (SQLite's knows only ASCII;
-/// PostgreSQL's depends on the database's locale). [`same_email`] then decides, in Rust,
+/// character outside printable ASCII, since the engine's `lower` may leave those letters
+/// alone (SQLite's knows only ASCII; PostgreSQL's depends on the database's locale). [`same_email`] then decides, in Rust,
 /// with Unicode's case rules.
 fn maybe_email<C: ColumnTrait>(backend: DatabaseBackend, column: C, email: &str) -> SimpleExpr {
     if email.is_ascii() {
