@@ -107,39 +107,39 @@ impl PostgresServer {
     }
 
     fn run(&self, program: &str, args: &[&str]) {
-        let program = self.bin.join(program);
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        };
-        let out = command.args(args).output().expect("run a PostgreSQL tool");
+        let out = self
+            .command(program)
+            .args(args)
+            .output()
+            .expect("run a PostgreSQL tool");
         assert!(
             out.status.success(),
-            "{} {args:?} failed: {}{}",
-            program.display(),
+            "{program} {args:?} failed: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// One of the server's tools, run as `postgres` when this process is root.
+    fn command(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
     }
 }
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
-        let program = self.bin.join("pg_ctl");
         let data = self.data();
-        let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
-        let _ = if self.as_postgres {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&program).args(args).output()
-        };
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
