@@ -106,6 +106,15 @@ struct WorkerRow {
 }
 
 #[derive(Serialize)]
+struct BacklogRow {
+    name: String,
+    id: String,
+    tickets: i64,
+    deliveries: i64,
+    oldest_seconds: Option<i64>,
+}
+
+#[derive(Serialize)]
 struct FailureRow {
     when: String,
     ticket: String,
@@ -171,8 +180,23 @@ async fn render(state: &AppState) -> Result<String, PageError> {
             error: d.last_error.clone().unwrap_or_default(),
         })
         .collect();
+    let now = domain::now();
+    let backlog: Vec<BacklogRow> = stats
+        .backlog
+        .top
+        .iter()
+        .map(|a| BacklogRow {
+            name: a.account_name.clone(),
+            id: a.account_id.to_string(),
+            tickets: a.tickets,
+            deliveries: a.deliveries,
+            oldest_seconds: a.oldest_ticket_at.map(|t| (now - t).num_seconds().max(0)),
+        })
+        .collect();
     let values = context! {
         counts => Value::from(Serde(&counts)),
+        backlog => Value::from(Serde(&backlog)),
+        backlog_accounts => stats.backlog.accounts,
         oldest_seconds => stats.oldest_pending_age.map(|a| a.num_seconds()),
         sent_hour => sent_hour,
         failed_hour => failed_hour,
@@ -208,6 +232,13 @@ mod tests {
     #[test]
     fn the_page_escapes_what_it_shows() {
         let hostile = "<img src=x onerror=alert(1)>&\"'";
+        let backlog = [BacklogRow {
+            name: hostile.into(),
+            id: "1".into(),
+            tickets: 1,
+            deliveries: 0,
+            oldest_seconds: None,
+        }];
         let failures = [FailureRow {
             when: "now".into(),
             ticket: "#1".into(),
@@ -221,6 +252,8 @@ mod tests {
             .unwrap()
             .render(context! {
                 counts => Value::from(Serde(&[("Pending", 0)])),
+                backlog => Value::from(Serde(&backlog)),
+                backlog_accounts => 1,
                 oldest_seconds => Option::<i64>::None,
                 sent_hour => 0,
                 failed_hour => 0,
@@ -232,7 +265,7 @@ mod tests {
         assert!(!html.contains("<img"), "{html}");
         assert_eq!(
             html.matches(&domain::vocab::escape(hostile)).count(),
-            3,
+            4,
             "{html}"
         );
         assert!(

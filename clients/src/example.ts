@@ -146,6 +146,8 @@ export async function tour(admin: Endpoint, widget: Endpoint): Promise<number> {
 
   const { queueStats } = await request(admin, QueueStatsDocument);
   console.log('pending', queueStats.deliveries.pending, 'oldest', queueStats.oldestPendingAgeSeconds ?? '-');
+  // An admin key sees its own account's line only.
+  console.log('waiting for routing', queueStats.backlog.ticketsWaiting);
   const { deliveries } = await request(admin, DeliveriesDocument, { status: 'FAILED', first: 20 });
   for (const { node } of deliveries.edges) console.log(node.recipient, node.attempts, node.lastError);
 

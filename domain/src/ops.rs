@@ -70,6 +70,54 @@ pub struct QueueStats {
     /// Deliveries sent and failed per minute over the last hour, oldest minute first, every
     /// minute present (zero when nothing happened).
     pub per_minute: Vec<MinuteCounts>,
+    /// Work still to do, by account.
+    pub backlog: Backlog,
+}
+
+/// How many accounts a backlog lists at most, the largest first: what one look at the queue
+/// reads and shows stays the same however many accounts have work waiting.
+pub const BACKLOG_TOP: i64 = 10;
+
+/// Work still to do, by account: tickets waiting for routing and deliveries not finished
+/// (pending, sending or retrying). A flood on one account shows here as that account at the
+/// top with a count far above the rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Accounts with any work waiting.
+    pub accounts: i64,
+    /// Tickets waiting for routing, all those accounts together.
+    pub tickets: i64,
+    /// Deliveries not finished, all those accounts together.
+    pub deliveries: i64,
+    /// The accounts with the most work waiting (tickets and deliveries together), largest
+    /// first, at most [`BACKLOG_TOP`].
+    pub top: Vec<AccountBacklog>,
+}
+
+/// One account's work still to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountBacklog {
+    pub account_id: Uuid,
+    pub account_name: String,
+    /// Tickets waiting for routing.
+    pub tickets: i64,
+    /// Deliveries not finished.
+    pub deliveries: i64,
+    /// When the oldest of its tickets waiting for routing was opened.
+    pub oldest_ticket_at: Option<DateTime<Utc>>,
+}
+
+/// A row of the backlog statement: an account, with the totals over every account.
+#[derive(FromQueryResult)]
+struct BacklogRow {
+    account_id: Uuid,
+    account_name: String,
+    tickets: i64,
+    deliveries: i64,
+    oldest_ticket_at: Option<DateTime<Utc>>,
+    all_accounts: i64,
+    all_tickets: i64,
+    all_deliveries: i64,
 }
 
 /// One minute of the last hour.
@@ -162,6 +210,77 @@ async fn delivery_counts(db: &impl ConnectionTrait, scope: Scope) -> Result<Deli
     Ok(deliveries)
 }
 
+/// The backlog by account, in one statement: tickets waiting for routing from their partial
+/// index (migration `m20261202_000016`; it holds the waiting tickets only, never the routed
+/// history), deliveries not finished from the tallies. What it reads grows with the work
+/// waiting and the number of accounts, not with history.
+async fn backlog(db: &impl ConnectionTrait, scope: Scope) -> Result<Backlog> {
+    let backend = db.get_database_backend();
+    let (filter, values): (&str, Vec<sea_orm::Value>) = match (scope, backend) {
+        (Scope::All, _) => ("", vec![]),
+        (Scope::Account(id), DatabaseBackend::Postgres) => {
+            (" AND account_id = $1", vec![id.into()])
+        }
+        (Scope::Account(id), _) => (" AND account_id = ?1", vec![id.into()]),
+    };
+    let unfinished = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Sending,
+        DeliveryStatus::Retrying,
+    ]
+    .map(|s| format!("'{}'", s.as_str()))
+    .join(", ");
+    let rows = BacklogRow::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "WITH waiting AS (\
+               SELECT account_id, COUNT(*) AS tickets, CAST(0 AS BIGINT) AS deliveries, \
+                      MIN(created_at) AS oldest FROM tickets \
+                 WHERE routed_at IS NULL{filter} GROUP BY account_id \
+               UNION ALL SELECT account_id, 0, n, NULL FROM delivery_tallies \
+                 WHERE status IN ({unfinished}){filter} \
+               UNION ALL SELECT account_id, 0, delta, NULL FROM delivery_tally_changes \
+                 WHERE status IN ({unfinished}){filter}), \
+             per_account AS (\
+               SELECT account_id, CAST(SUM(tickets) AS BIGINT) AS tickets, \
+                      CAST(SUM(deliveries) AS BIGINT) AS deliveries, MIN(oldest) AS oldest \
+                 FROM waiting GROUP BY account_id HAVING SUM(tickets) + SUM(deliveries) > 0), \
+             ranked AS (\
+               SELECT account_id, tickets, deliveries, oldest, \
+                      COUNT(*) OVER () AS all_accounts, \
+                      CAST(SUM(tickets) OVER () AS BIGINT) AS all_tickets, \
+                      CAST(SUM(deliveries) OVER () AS BIGINT) AS all_deliveries \
+                 FROM per_account ORDER BY tickets + deliveries DESC, account_id \
+                 LIMIT {BACKLOG_TOP}) \
+             SELECT ranked.account_id, accounts.name AS account_name, ranked.tickets, \
+                    ranked.deliveries, ranked.oldest AS oldest_ticket_at, all_accounts, \
+                    all_tickets, all_deliveries \
+               FROM ranked JOIN accounts ON accounts.id = ranked.account_id \
+              ORDER BY ranked.tickets + ranked.deliveries DESC, ranked.account_id"
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    let mut out = Backlog::default();
+    if let Some(first) = rows.first() {
+        out.accounts = first.all_accounts;
+        out.tickets = first.all_tickets;
+        out.deliveries = first.all_deliveries;
+    }
+    out.top = rows
+        .into_iter()
+        .map(|r| AccountBacklog {
+            account_id: r.account_id,
+            account_name: r.account_name,
+            tickets: r.tickets,
+            deliveries: r.deliveries,
+            oldest_ticket_at: r.oldest_ticket_at,
+        })
+        .collect();
+    Ok(out)
+}
+
 /// Folds the changes the PostgreSQL triggers appended into the tallies, in one statement: the
 /// rows it deletes are exactly the rows it adds up, so a change committed meanwhile stays for
 /// the next fold, and two workers folding at once never count a change twice (the second
@@ -185,7 +304,7 @@ pub async fn fold_tallies(db: &impl ConnectionTrait) -> Result<()> {
     Ok(())
 }
 
-/// Counts, the oldest pending delivery and the last hour's throughput.
+/// Counts, the oldest pending delivery, the last hour's throughput and the backlog by account.
 pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<QueueStats> {
     let deliveries = delivery_counts(db, scope).await?;
     let oldest = delivery::Entity::find()
@@ -235,6 +354,7 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
     Ok(QueueStats {
         deliveries,
         jobs,
+        backlog: backlog(db, scope).await?,
         oldest_pending_age: oldest.map(|d| current - d.created_at),
         per_minute: buckets.into_values().collect(),
     })
@@ -514,6 +634,12 @@ async fn refresh_gauges(db: &impl ConnectionTrait) {
                 .oldest_pending_age
                 .map_or(0.0, |a| a.num_milliseconds() as f64 / 1000.0);
             metrics::gauge!("ticketing_oldest_pending_delivery_age_seconds").set(age);
+            // Aggregates only: a label per account would grow the series without bound.
+            let b = &stats.backlog;
+            metrics::gauge!("ticketing_backlog_accounts").set(b.accounts as f64);
+            metrics::gauge!("ticketing_backlog_tickets").set(b.tickets as f64);
+            let largest = b.top.first().map_or(0, |a| a.tickets + a.deliveries);
+            metrics::gauge!("ticketing_backlog_largest_account").set(largest as f64);
         }
         Err(error) => tracing::warn!(%error, "cannot refresh queue gauges"),
     }

@@ -18,6 +18,7 @@ mod m20261202_000012_add_erased_at;
 mod m20261202_000013_add_delivery_tallies;
 mod m20261202_000014_index_visitor_emails;
 mod m20261202_000015_add_queue_rounds;
+mod m20261202_000016_index_tickets_waiting;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000013_add_delivery_tallies::Migration),
             Box::new(m20261202_000014_index_visitor_emails::Migration),
             Box::new(m20261202_000015_add_queue_rounds::Migration),
+            Box::new(m20261202_000016_index_tickets_waiting::Migration),
         ]
     }
 }

@@ -1,16 +1,22 @@
 //! Fair pickup across accounts: a quiet account's ticket is not queued behind another
-//! account's backlog (`domain::infra::queue::ROUND_JOBS`).
+//! account's backlog (`domain::infra::queue::ROUND_JOBS`); and each account's backlog as
+//! operators see it.
 
 use std::time::Duration;
 
 use domain::infra::queue::ROUND_JOBS;
-use integration_tests::{Engine, TestApp, TestSmtp, on_both_engines};
+use integration_tests::{Engine, Fault, OPS_TOKEN, TestApp, TestSmtp, error_code, on_both_engines};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
 use serde_json::json;
 
 use crate::ops::*;
 use crate::ticket_path::{open_tickets_directly, step_routed_to_all};
 
-on_both_engines!(a_quiet_accounts_ticket_is_not_queued_behind_a_backlog);
+on_both_engines!(
+    a_quiet_accounts_ticket_is_not_queued_behind_a_backlog,
+    retries_take_their_accounts_turn,
+    the_backlog_shows_the_accounts_with_the_most_work_waiting
+);
 
 const BACKLOG: usize = 400;
 
@@ -76,6 +82,285 @@ async fn a_quiet_accounts_ticket_is_not_queued_behind_a_backlog(engine: Engine) 
         before <= ROUND_JOBS as usize + 2 * concurrency,
         "{before} mails of the backlog went first; first in, first out would be {BACKLOG}"
     );
+    workers.stop().await;
+    app.stop().await;
+}
+
+/// A retry is queued in its account's turn, not behind the backlog: the quiet account's
+/// e-mail and webhook fail once while another account's backlog waits; their retry jobs
+/// (due later, so they stay queued) have at most one round of the backlog ahead of them.
+async fn retries_take_their_accounts_turn(engine: Engine) {
+    let smtp = TestSmtp::start();
+    smtp.fail_rcpt("quiet@example.com", Fault::Transient, 1);
+    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| {
+        c.embedded_worker = false;
+        // Long enough that the retries are still queued when the worker is stopped.
+        c.delivery.retry_base = Duration::from_secs(60);
+        c.delivery.retry_max = Duration::from_secs(120);
+    })
+    .await
+    else {
+        return;
+    };
+    let noisy_step = step_routed_to_all(&app, &[]).await;
+    open_tickets_directly(&app, &noisy_step, BACKLOG).await;
+
+    let (quiet_admin, quiet_widget) = app.other_account().await;
+    let as_quiet = |query: &'static str, variables: serde_json::Value| {
+        let (app, key) = (&app, quiet_admin.clone());
+        async move {
+            let body = app.gql(Some(&key), query, variables).await;
+            assert!(body.get("errors").is_none(), "{body:#}");
+            body["data"].clone()
+        }
+    };
+    let (hook_url, _) = crate::webhooks::receiver("ticket.opened").await;
+    as_quiet(
+        "mutation($url: String!) { createWebhook(input: { url: $url, events: [TICKET_OPENED] }) { secret } }",
+        json!({ "url": hook_url }),
+    )
+    .await;
+    let flow = as_quiet(CREATE_FLOW, json!({ "name": "Quiet" })).await["createFlow"]["id"].clone();
+    let step = as_quiet(
+        ADD_STEP,
+        json!({ "flowId": flow, "step": { "ticket": { "topic": "quiet", "confirmationMessage": "Talep alındı" } } }),
+    )
+    .await["addStep"]["id"]
+        .clone();
+    as_quiet(
+        CREATE_RULE,
+        json!({ "tag": "*", "emails": ["quiet@example.com"] }),
+    )
+    .await;
+    let opened = app
+        .gql(
+            Some(&quiet_widget),
+            OPEN_TICKET,
+            json!({ "input": { "stepId": step, "message": "one ticket" } }),
+        )
+        .await;
+    assert!(opened.get("errors").is_none(), "{opened:#}");
+    let quiet_account = entity::delivery::Column::AccountId;
+
+    // One worker takes the quiet account's jobs after a round of the backlog; both fail once.
+    let workers = app.start_workers(1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (delivery, hook_delivery) = loop {
+        let quiet = entity::account::Entity::find()
+            .filter(entity::account::Column::Name.eq("Other"))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let delivery = entity::delivery::Entity::find()
+            .filter(quiet_account.eq(quiet))
+            .filter(entity::delivery::Column::Status.eq("RETRYING"))
+            .one(&app.db)
+            .await
+            .unwrap();
+        let hook_delivery = entity::webhook_delivery::Entity::find()
+            .filter(entity::webhook_delivery::Column::AccountId.eq(quiet))
+            .filter(entity::webhook_delivery::Column::Status.eq("RETRYING"))
+            .one(&app.db)
+            .await
+            .unwrap();
+        if let (Some(d), Some(h)) = (delivery, hook_delivery) {
+            break (d.id, h.id);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the quiet account's attempts never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    workers.stop().await;
+
+    let backend = app.db.get_database_backend();
+    let jobs = domain::infra::queue::jobs_table(backend);
+    let pending_priorities = app
+        .db
+        .query_all_raw(Statement::from_string(
+            backend,
+            format!("SELECT idempotency_key, priority FROM {jobs} WHERE status = 'Pending'"),
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            let key: String = row.try_get("", "idempotency_key").unwrap();
+            let priority: i64 = row
+                .try_get::<i32>("", "priority")
+                .map(i64::from)
+                .or_else(|_| row.try_get::<i64>("", "priority"))
+                .unwrap();
+            (key, priority)
+        })
+        .collect::<Vec<_>>();
+    let backlog_left = pending_priorities.len() - 2;
+    assert!(
+        backlog_left >= 3 * ROUND_JOBS as usize,
+        "only {backlog_left} of the backlog still queued: the check below would prove nothing"
+    );
+    for retry_key in [
+        domain::deliveries::attempt_key(delivery, 2),
+        domain::webhooks::attempt_key(hook_delivery, 2),
+    ] {
+        let (_, priority) = pending_priorities
+            .iter()
+            .find(|(key, _)| *key == retry_key)
+            .unwrap_or_else(|| panic!("no queued job {retry_key}: {pending_priorities:?}"));
+        // apalis takes the highest priority first, then the earliest due.
+        let ahead = pending_priorities
+            .iter()
+            .filter(|(key, p)| p >= priority && *key != retry_key)
+            .count();
+        println!("{retry_key}: {ahead} of {backlog_left} queued jobs go first");
+        assert!(
+            ahead <= ROUND_JOBS as usize + 1,
+            "{ahead} of {backlog_left} queued jobs go before the retry {retry_key}"
+        );
+    }
+    app.stop().await;
+}
+
+const BACKLOG_STATS: &str = "{ queueStats { backlog { accounts ticketsWaiting deliveriesWaiting \
+    top { accountId accountName ticketsWaiting deliveriesWaiting oldestTicketWaitingSeconds } } } }";
+
+/// Twelve accounts with 1 to 12 tickets waiting: the operator sees the ten largest, largest
+/// first, with totals over all twelve, in GraphQL, on `/ops` and (as aggregates) in
+/// `/metrics`; an account's admin sees its own line only; the public key sees nothing. Once a
+/// worker has done the work, the backlog is empty.
+async fn the_backlog_shows_the_accounts_with_the_most_work_waiting(engine: Engine) {
+    const ACCOUNTS: usize = 12;
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| c.embedded_worker = false).await else {
+        return;
+    };
+    let mut admins = Vec::new();
+    for n in 1..=ACCOUNTS {
+        let account = domain::keys::create_account(&app.db, &format!("<b>Shop {n}</b>"))
+            .await
+            .unwrap();
+        let admin = |query: &'static str, variables: serde_json::Value| {
+            let (app, key) = (&app, account.admin_key.clone());
+            async move {
+                let body = app.gql(Some(&key), query, variables).await;
+                assert!(body.get("errors").is_none(), "{body:#}");
+                body["data"].clone()
+            }
+        };
+        let flow = admin(CREATE_FLOW, json!({ "name": "Shop" })).await["createFlow"]["id"].clone();
+        let step = admin(
+            ADD_STEP,
+            json!({ "flowId": flow, "step": { "ticket": { "topic": "order", "confirmationMessage": "Talep alındı" } } }),
+        )
+        .await["addStep"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        admin(
+            CREATE_RULE,
+            json!({ "tag": "*", "emails": [format!("shop{n}@example.com")] }),
+        )
+        .await;
+        for i in 0..n {
+            let input = domain::tickets::OpenTicket {
+                step_id: step,
+                message: format!("ticket {i}"),
+                visitor: domain::tickets::VisitorInput::default(),
+            };
+            domain::tickets::open_ticket(&app.db, account.account_id, &input)
+                .await
+                .unwrap();
+        }
+        admins.push((account.account_id, account.admin_key, account.widget_key));
+    }
+    let total = ACCOUNTS * (ACCOUNTS + 1) / 2;
+
+    let stats = app.gql(Some(OPS_TOKEN), BACKLOG_STATS, json!({})).await;
+    assert!(stats.get("errors").is_none(), "{stats:#}");
+    let backlog = &stats["data"]["queueStats"]["backlog"];
+    assert_eq!(backlog["accounts"], ACCOUNTS, "{backlog:#}");
+    assert_eq!(backlog["ticketsWaiting"], total, "{backlog:#}");
+    assert_eq!(backlog["deliveriesWaiting"], 0, "{backlog:#}");
+    let top = backlog["top"].as_array().unwrap();
+    assert_eq!(top.len(), domain::ops::BACKLOG_TOP as usize, "{backlog:#}");
+    for (line, n) in top.iter().zip((1..=ACCOUNTS).rev()) {
+        assert_eq!(
+            line["accountId"],
+            admins[n - 1].0.to_string(),
+            "{backlog:#}"
+        );
+        assert_eq!(line["accountName"], format!("<b>Shop {n}</b>"));
+        assert_eq!(line["ticketsWaiting"], n);
+        assert!(line["oldestTicketWaitingSeconds"].as_f64().unwrap() >= 0.0);
+    }
+
+    // An admin sees its own account's line only; the widget key is refused.
+    let (own_id, own_admin, own_widget) = &admins[4];
+    let own = app.gql(Some(own_admin), BACKLOG_STATS, json!({})).await;
+    let own = &own["data"]["queueStats"]["backlog"];
+    assert_eq!(own["accounts"], 1, "{own:#}");
+    assert_eq!(own["ticketsWaiting"], 5, "{own:#}");
+    assert_eq!(own["top"][0]["accountId"], own_id.to_string(), "{own:#}");
+    let refused = app.gql(Some(own_widget), BACKLOG_STATS, json!({})).await;
+    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused:#}");
+
+    // `/ops` lists the same ten, escaped, and says how many there are in all.
+    let (status, page) = app.get("/ops", Some(OPS_TOKEN)).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("&lt;b&gt;Shop 12&lt;/b&gt;") && page.contains("&lt;b&gt;Shop 3&lt;/b&gt;"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Shop 2&lt;") && !page.contains("<b>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("The 10 largest of 12 accounts with work waiting."),
+        "{page}"
+    );
+
+    // `/metrics` has aggregates, no label per account.
+    let metrics = reqwest::get(&app.metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        format!("ticketing_backlog_accounts {ACCOUNTS}"),
+        format!("ticketing_backlog_tickets {total}"),
+        format!("ticketing_backlog_largest_account {ACCOUNTS}"),
+    ] {
+        assert!(
+            metrics.contains(&expected),
+            "missing {expected:?} in:\n{metrics}"
+        );
+    }
+
+    // Once a worker has routed and sent everything, nothing waits.
+    let workers = app.start_workers(1).await;
+    assert!(
+        smtp.wait_until(Duration::from_secs(60), |m| m.len() >= total)
+            .await
+    );
+    let empty = app
+        .wait_for_as(
+            OPS_TOKEN,
+            Duration::from_secs(30),
+            BACKLOG_STATS,
+            json!({}),
+            |d| d["queueStats"]["backlog"]["accounts"] == 0,
+        )
+        .await;
+    let backlog = &empty["queueStats"]["backlog"];
+    assert_eq!(backlog["ticketsWaiting"], 0, "{backlog:#}");
+    assert_eq!(backlog["deliveriesWaiting"], 0, "{backlog:#}");
+    assert_eq!(backlog["top"], json!([]), "{backlog:#}");
     workers.stop().await;
     app.stop().await;
 }

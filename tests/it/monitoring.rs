@@ -54,6 +54,9 @@ async fn metrics_and_health_endpoints_report_the_service(engine: Engine) {
         "ticketing_deliveries{status=\"SENT\"} 1",
         "ticketing_jobs{status=\"pending\"} 0",
         "ticketing_oldest_pending_delivery_age_seconds 0",
+        "ticketing_backlog_accounts 0",
+        "ticketing_backlog_tickets 0",
+        "ticketing_backlog_largest_account 0",
     ];
     // The mail arrives a moment before the worker records it and ends the job.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);

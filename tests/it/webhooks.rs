@@ -22,7 +22,7 @@ type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
 /// An HTTP receiver on a loopback port that answers the first request of event type
 /// `fail_once` with 503 and everything else with 200.
-async fn receiver(fail_once: &'static str) -> (String, Received) {
+pub(crate) async fn receiver(fail_once: &'static str) -> (String, Received) {
     let received: Received = Arc::default();
     let failed = Arc::new(Mutex::new(false));
     let log = received.clone();

@@ -65,6 +65,38 @@ pub struct QueueStats {
     pub oldest_pending_age_seconds: Option<f64>,
     /// Sent and failed deliveries per minute over the last hour, oldest first (60 entries).
     pub per_minute: Vec<MinuteCount>,
+    /// Work still to do, by account; for an admin key, its own account only.
+    pub backlog: Backlog,
+}
+
+/// Work still to do: tickets waiting for routing and deliveries not finished (pending,
+/// sending or retrying). A flood on one account shows as that account at the top of `top`.
+#[derive(SimpleObject)]
+pub struct Backlog {
+    /// Accounts with any work waiting.
+    pub accounts: i64,
+    /// Tickets waiting for routing, all those accounts together.
+    pub tickets_waiting: i64,
+    /// Deliveries not finished, all those accounts together.
+    pub deliveries_waiting: i64,
+    /// The accounts with the most work waiting (tickets and deliveries together), largest
+    /// first; at most 10.
+    pub top: Vec<AccountBacklog>,
+}
+
+/// One account's work still to do.
+#[derive(SimpleObject)]
+pub struct AccountBacklog {
+    /// The account.
+    pub account_id: ID,
+    /// Its name.
+    pub account_name: String,
+    /// Its tickets waiting for routing.
+    pub tickets_waiting: i64,
+    /// Its deliveries not finished.
+    pub deliveries_waiting: i64,
+    /// Age in seconds of its oldest ticket waiting for routing; null when none waits.
+    pub oldest_ticket_waiting_seconds: Option<f64>,
 }
 
 /// Whether a worker process is still heard from.
@@ -113,6 +145,12 @@ pub struct DeliveryConnection {
     pub page_info: PageInfo,
 }
 
+/// A duration as seconds with millisecond precision, never negative (clocks of two
+/// processes may differ slightly).
+fn seconds(d: chrono::Duration) -> f64 {
+    d.num_milliseconds().max(0) as f64 / 1000.0
+}
+
 fn db_status(s: DeliveryStatus) -> &'static str {
     domain::vocab::DeliveryStatus::from(s).as_str()
 }
@@ -124,11 +162,29 @@ pub struct OpsQuery;
 #[Object]
 impl OpsQuery {
     /// Counts of deliveries (and, for the operator, queue jobs) by state, the oldest waiting
-    /// delivery, and the last hour's throughput. Operator or admin key.
+    /// delivery, the last hour's throughput and the backlog by account. Operator or admin key.
     async fn queue_stats(&self, ctx: &Context<'_>) -> ApiResult<QueueStats> {
         let scope = ops_scope(ctx)?;
         let s = ops::queue_stats(db(ctx)?, scope).await?;
+        let now = domain::now();
         Ok(QueueStats {
+            backlog: Backlog {
+                accounts: s.backlog.accounts,
+                tickets_waiting: s.backlog.tickets,
+                deliveries_waiting: s.backlog.deliveries,
+                top: s
+                    .backlog
+                    .top
+                    .into_iter()
+                    .map(|a| AccountBacklog {
+                        account_id: a.account_id.into(),
+                        account_name: a.account_name,
+                        tickets_waiting: a.tickets,
+                        deliveries_waiting: a.deliveries,
+                        oldest_ticket_waiting_seconds: a.oldest_ticket_at.map(|t| seconds(now - t)),
+                    })
+                    .collect(),
+            },
             deliveries: DeliveryCounts {
                 pending: s.deliveries.pending,
                 sending: s.deliveries.sending,
@@ -143,9 +199,7 @@ impl OpsQuery {
                 failed: j.failed,
                 killed: j.killed,
             }),
-            oldest_pending_age_seconds: s
-                .oldest_pending_age
-                .map(|d| d.num_milliseconds() as f64 / 1000.0),
+            oldest_pending_age_seconds: s.oldest_pending_age.map(seconds),
             per_minute: s
                 .per_minute
                 .into_iter()

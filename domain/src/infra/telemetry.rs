@@ -70,6 +70,18 @@ fn describe() {
         "ticketing_oldest_pending_delivery_age_seconds",
         "Age of the oldest delivery waiting for its first attempt (0 when none waits)"
     );
+    metrics::describe_gauge!(
+        "ticketing_backlog_accounts",
+        "Accounts with work waiting (tickets not yet routed, deliveries not finished)"
+    );
+    metrics::describe_gauge!(
+        "ticketing_backlog_tickets",
+        "Tickets waiting for routing, all accounts"
+    );
+    metrics::describe_gauge!(
+        "ticketing_backlog_largest_account",
+        "Work waiting (tickets and deliveries) of the account with the most; the accounts are listed in queueStats and /ops"
+    );
 }
 
 /// Renders every metric of the process in the Prometheus text format (empty when another
