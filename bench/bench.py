@@ -503,7 +503,10 @@ def history_bench(args):
 
         stats_query = """{ queueStats { deliveries { pending sending retrying sent failed }
             jobs { pending running done failed killed } oldestPendingAgeSeconds
-            perMinute { minute sent failed } } }"""
+            perMinute { minute sent failed }
+            backlog { accounts ticketsWaiting deliveriesWaiting
+                      top { accountId accountName ticketsWaiting deliveriesWaiting
+                            oldestTicketWaitingSeconds } } } }"""
         # The floor: an operator request that reads nothing, through the same HTTP and
         # GraphQL path.
         result["floor_typename"] = timed(lambda: gql(token, "{ __typename }"), args.rounds)
@@ -538,7 +541,9 @@ def fairness_bench(args):
     -> its mail accepted by SMTP) while the backlog drains, and the drain's throughput."""
     db = "ticketing_bench_fairness"
     url = fresh_pg(db)
-    env = base_env(url, EMBEDDED_WORKER="false", WORKER_CONCURRENCY=args.concurrency)
+    token = "bench-ops-token"
+    env = base_env(url, EMBEDDED_WORKER="false", WORKER_CONCURRENCY=args.concurrency,
+                   OPS_TOKEN=token)
     api = start_api(env)
     sink = start_sink()
     workers = []
@@ -553,6 +558,23 @@ def fairness_bench(args):
         open_tickets(noisy["widgetKey"], noisy_step, args.backlog)
         result["backlog"] = args.backlog
         result["backlog_queued_s"] = round(time.time() - t, 1)
+        # What operators pay to see the backlog with all of it waiting, next to a request
+        # that reads nothing.
+        psql(db, "VACUUM ANALYZE")
+
+        def timed(query, n=20):
+            took = []
+            for _ in range(n):
+                t = time.perf_counter()
+                gql(token, query)
+                took.append((time.perf_counter() - t) * 1000)
+            took.sort()
+            return {"p50_ms": round(took[len(took) // 2], 1), "max_ms": round(took[-1], 1)}
+        backlog_query = """{ queueStats { backlog { accounts ticketsWaiting deliveriesWaiting
+            top { accountId ticketsWaiting deliveriesWaiting oldestTicketWaitingSeconds } } } }"""
+        result["floor_typename"] = timed("{ __typename }")
+        result["queue_stats_backlog"] = timed(backlog_query)
+        result["backlog_seen"] = gql(token, backlog_query)["queueStats"]["backlog"]["ticketsWaiting"]
         started = time.time()
         for i in range(args.workers):
             workers.append(start_worker(env, listen=f"127.0.0.1:{19091 + i}"))
