@@ -20,6 +20,28 @@ on_both_engines!(
 
 const BACKLOG: usize = 400;
 
+/// As the admin `key`: a flow with one ticket step of `topic` and a `*` rule to `email`.
+/// Returns the step's id.
+async fn ticket_step_of(app: &TestApp, key: &str, topic: &str, email: &str) -> String {
+    let flow = app
+        .admin_as(key, CREATE_FLOW, json!({ "name": "Shop" }))
+        .await["createFlow"]["id"]
+        .clone();
+    let step = app
+        .admin_as(
+            key,
+            ADD_STEP,
+            json!({ "flowId": flow, "step": { "ticket": { "topic": topic, "confirmationMessage": "Talep alındı" } } }),
+        )
+        .await["addStep"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.admin_as(key, CREATE_RULE, json!({ "tag": "*", "emails": [email] }))
+        .await;
+    step
+}
+
 async fn a_quiet_accounts_ticket_is_not_queued_behind_a_backlog(engine: Engine) {
     let smtp = TestSmtp::start();
     let Some(app) = TestApp::spawn_with(engine, &smtp, |c| c.embedded_worker = false).await else {
@@ -31,26 +53,7 @@ async fn a_quiet_accounts_ticket_is_not_queued_behind_a_backlog(engine: Engine) 
 
     // Then the quiet account opens one ticket.
     let (quiet_admin, quiet_widget) = app.other_account().await;
-    let as_quiet = |query: &'static str, variables: serde_json::Value| {
-        let (app, key) = (&app, quiet_admin.clone());
-        async move {
-            let body = app.gql(Some(&key), query, variables).await;
-            assert!(body.get("errors").is_none(), "{body:#}");
-            body["data"].clone()
-        }
-    };
-    let flow = as_quiet(CREATE_FLOW, json!({ "name": "Quiet" })).await["createFlow"]["id"].clone();
-    let step = as_quiet(
-        ADD_STEP,
-        json!({ "flowId": flow, "step": { "ticket": { "topic": "quiet", "confirmationMessage": "Talep alındı" } } }),
-    )
-    .await["addStep"]["id"]
-        .clone();
-    as_quiet(
-        CREATE_RULE,
-        json!({ "tag": "*", "emails": ["quiet@example.com"] }),
-    )
-    .await;
+    let step = ticket_step_of(&app, &quiet_admin, "quiet", "quiet@example.com").await;
     let opened = app
         .gql(
             Some(&quiet_widget),
@@ -106,32 +109,14 @@ async fn retries_take_their_accounts_turn(engine: Engine) {
     open_tickets_directly(&app, &noisy_step, BACKLOG).await;
 
     let (quiet_admin, quiet_widget) = app.other_account().await;
-    let as_quiet = |query: &'static str, variables: serde_json::Value| {
-        let (app, key) = (&app, quiet_admin.clone());
-        async move {
-            let body = app.gql(Some(&key), query, variables).await;
-            assert!(body.get("errors").is_none(), "{body:#}");
-            body["data"].clone()
-        }
-    };
     let (hook_url, _) = crate::webhooks::receiver("ticket.opened").await;
-    as_quiet(
+    app.admin_as(
+        &quiet_admin,
         "mutation($url: String!) { createWebhook(input: { url: $url, events: [TICKET_OPENED] }) { secret } }",
         json!({ "url": hook_url }),
     )
     .await;
-    let flow = as_quiet(CREATE_FLOW, json!({ "name": "Quiet" })).await["createFlow"]["id"].clone();
-    let step = as_quiet(
-        ADD_STEP,
-        json!({ "flowId": flow, "step": { "ticket": { "topic": "quiet", "confirmationMessage": "Talep alındı" } } }),
-    )
-    .await["addStep"]["id"]
-        .clone();
-    as_quiet(
-        CREATE_RULE,
-        json!({ "tag": "*", "emails": ["quiet@example.com"] }),
-    )
-    .await;
+    let step = ticket_step_of(&app, &quiet_admin, "quiet", "quiet@example.com").await;
     let opened = app
         .gql(
             Some(&quiet_widget),
@@ -140,7 +125,6 @@ async fn retries_take_their_accounts_turn(engine: Engine) {
         )
         .await;
     assert!(opened.get("errors").is_none(), "{opened:#}");
-    let quiet_account = entity::delivery::Column::AccountId;
 
     // One worker takes the quiet account's jobs after a round of the backlog; both fail once.
     let workers = app.start_workers(1).await;
@@ -154,7 +138,7 @@ async fn retries_take_their_accounts_turn(engine: Engine) {
             .unwrap()
             .id;
         let delivery = entity::delivery::Entity::find()
-            .filter(quiet_account.eq(quiet))
+            .filter(entity::delivery::Column::AccountId.eq(quiet))
             .filter(entity::delivery::Column::Status.eq("RETRYING"))
             .one(&app.db)
             .await
@@ -242,29 +226,15 @@ async fn the_backlog_shows_the_accounts_with_the_most_work_waiting(engine: Engin
         let account = domain::keys::create_account(&app.db, &format!("<b>Shop {n}</b>"))
             .await
             .unwrap();
-        let admin = |query: &'static str, variables: serde_json::Value| {
-            let (app, key) = (&app, account.admin_key.clone());
-            async move {
-                let body = app.gql(Some(&key), query, variables).await;
-                assert!(body.get("errors").is_none(), "{body:#}");
-                body["data"].clone()
-            }
-        };
-        let flow = admin(CREATE_FLOW, json!({ "name": "Shop" })).await["createFlow"]["id"].clone();
-        let step = admin(
-            ADD_STEP,
-            json!({ "flowId": flow, "step": { "ticket": { "topic": "order", "confirmationMessage": "Talep alındı" } } }),
+        let step = ticket_step_of(
+            &app,
+            &account.admin_key,
+            "order",
+            &format!("shop{n}@example.com"),
         )
-        .await["addStep"]["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        admin(
-            CREATE_RULE,
-            json!({ "tag": "*", "emails": [format!("shop{n}@example.com")] }),
-        )
-        .await;
+        .await
+        .parse()
+        .unwrap();
         for i in 0..n {
             let input = domain::tickets::OpenTicket {
                 step_id: step,

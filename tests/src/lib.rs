@@ -388,7 +388,12 @@ impl TestApp {
 
     /// Runs an operation with the admin key and returns `data`; panics on any error.
     pub async fn admin(&self, query: &str, variables: Value) -> Value {
-        let body = self.gql(Some(&self.admin_key), query, variables).await;
+        self.admin_as(&self.admin_key, query, variables).await
+    }
+
+    /// [`TestApp::admin`] with another account's admin `key`.
+    pub async fn admin_as(&self, key: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql(Some(key), query, variables).await;
         assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
         body["data"].clone()
     }
