@@ -31,6 +31,19 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The scope as a condition on `account_id` for raw SQL, after `keyword` (`WHERE` or
+    /// `AND`; empty for every account), and its one parameter, which the condition may use
+    /// any number of times.
+    fn raw_filter(self, backend: DatabaseBackend, keyword: &str) -> (String, Vec<sea_orm::Value>) {
+        match (self, backend) {
+            (Scope::All, _) => (String::new(), vec![]),
+            (Scope::Account(id), DatabaseBackend::Postgres) => {
+                (format!(" {keyword} account_id = $1"), vec![id.into()])
+            }
+            (Scope::Account(id), _) => (format!(" {keyword} account_id = ?1"), vec![id.into()]),
+        }
+    }
+
     fn deliveries(self) -> Condition {
         match self {
             Scope::All => Condition::all(),
@@ -178,13 +191,7 @@ async fn per_minute(
 /// history.
 async fn delivery_counts(db: &impl ConnectionTrait, scope: Scope) -> Result<DeliveryCounts> {
     let backend = db.get_database_backend();
-    let (filter, values): (&str, Vec<sea_orm::Value>) = match (scope, backend) {
-        (Scope::All, _) => ("", vec![]),
-        (Scope::Account(id), DatabaseBackend::Postgres) => {
-            (" WHERE account_id = $1", vec![id.into()])
-        }
-        (Scope::Account(id), _) => (" WHERE account_id = ?", vec![id.into(), id.into()]),
-    };
+    let (filter, values) = scope.raw_filter(backend, "WHERE");
     let rows = StatusCount::find_by_statement(Statement::from_sql_and_values(
         backend,
         format!(
@@ -216,13 +223,7 @@ async fn delivery_counts(db: &impl ConnectionTrait, scope: Scope) -> Result<Deli
 /// waiting and the number of accounts, not with history.
 async fn backlog(db: &impl ConnectionTrait, scope: Scope) -> Result<Backlog> {
     let backend = db.get_database_backend();
-    let (filter, values): (&str, Vec<sea_orm::Value>) = match (scope, backend) {
-        (Scope::All, _) => ("", vec![]),
-        (Scope::Account(id), DatabaseBackend::Postgres) => {
-            (" AND account_id = $1", vec![id.into()])
-        }
-        (Scope::Account(id), _) => (" AND account_id = ?1", vec![id.into()]),
-    };
+    let (filter, values) = scope.raw_filter(backend, "AND");
     let unfinished = [
         DeliveryStatus::Pending,
         DeliveryStatus::Sending,
