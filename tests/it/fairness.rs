@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement}
 use serde_json::json;
 
 use crate::ops::*;
-use crate::ticket_path::{open_tickets_directly, step_routed_to_all};
+use crate::ticket_path::{open_ticket, open_tickets_directly, step_routed_to_all};
 
 on_both_engines!(
     a_quiet_accounts_ticket_is_not_queued_behind_a_backlog,
@@ -54,14 +54,7 @@ async fn a_quiet_accounts_ticket_is_not_queued_behind_a_backlog(engine: Engine) 
     // Then the quiet account opens one ticket.
     let (quiet_admin, quiet_widget) = app.other_account().await;
     let step = ticket_step_of(&app, &quiet_admin, "quiet", "quiet@example.com").await;
-    let opened = app
-        .gql(
-            Some(&quiet_widget),
-            OPEN_TICKET,
-            json!({ "input": { "stepId": step, "message": "one ticket" } }),
-        )
-        .await;
-    assert!(opened.get("errors").is_none(), "{opened:#}");
+    open_ticket(&app, &quiet_widget, &step, "one ticket").await;
 
     let workers = app.start_workers(1).await;
     let arrived = smtp
@@ -117,14 +110,7 @@ async fn retries_take_their_accounts_turn(engine: Engine) {
     )
     .await;
     let step = ticket_step_of(&app, &quiet_admin, "quiet", "quiet@example.com").await;
-    let opened = app
-        .gql(
-            Some(&quiet_widget),
-            OPEN_TICKET,
-            json!({ "input": { "stepId": step, "message": "one ticket" } }),
-        )
-        .await;
-    assert!(opened.get("errors").is_none(), "{opened:#}");
+    open_ticket(&app, &quiet_widget, &step, "one ticket").await;
 
     // One worker takes the quiet account's jobs after a round of the backlog; both fail once.
     let workers = app.start_workers(1).await;
