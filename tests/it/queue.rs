@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use domain::infra::config::{DatabaseConfig, Secret};
 use entity::delivery;
-use integration_tests::{Engine, TestApp, TestSmtp, error_code, on_both_engines};
+use integration_tests::{Engine, TestApp, TestDb, TestSmtp, error_code, on_both_engines};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter};
 use serde_json::json;
 
@@ -180,4 +181,110 @@ async fn an_attempt_held_by_a_dead_worker_is_taken_over_after_its_lease(engine: 
     assert_eq!(smtp.received().len(), 1);
     workers.stop().await;
     app.stop().await;
+}
+
+/// Rows of `apalis.jobs` and of its indexes that this transaction has read so far.
+async fn job_rows_read(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT sum(pg_stat_get_xact_tuples_returned(r) + pg_stat_get_xact_tuples_fetched(r))::bigint \
+         FROM (SELECT 'apalis.jobs'::regclass::oid AS r \
+               UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = 'apalis.jobs'::regclass) rels",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+/// Rows read by one `apalis.get_jobs` call taking ten jobs.
+async fn rows_read_taking_ten(conn: &mut sqlx::PgConnection) -> i64 {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await.unwrap();
+    let before = job_rows_read(&mut tx).await;
+    let taken: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM apalis.get_jobs('w1', 'probe', 10)")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(taken.len(), 10);
+    let read = job_rows_read(&mut tx).await - before;
+    tx.rollback().await.unwrap();
+    read
+}
+
+/// Taking a job and finishing it cost the same with a week of finished jobs kept (the
+/// retention default) as with none. apalis' fetch, left to itself, hash-joins over the whole
+/// jobs table, and its acknowledgement finds a worker's jobs by `lock_by`, which it never
+/// cleared on finished jobs (see `keep_job_fetches_independent_of_history`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_and_finishing_jobs_reads_no_history_on_postgres() {
+    use sqlx::Connection;
+    let Some(test_db) = TestDb::create(Engine::Postgres).await else {
+        return;
+    };
+    let config = DatabaseConfig {
+        url: Secret::new(test_db.url.clone()),
+        max_connections: 2,
+    };
+    let db = domain::infra::db::connect(&config).await.unwrap();
+    domain::infra::db::migrate(&db).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&test_db.url).await.unwrap();
+    // A worker that finished 20,000 jobs before this release (they still name it), and a
+    // backlog of 20,000 due jobs.
+    for statement in [
+        "INSERT INTO apalis.workers (id, worker_type, storage_name) VALUES ('w1', 'probe', 'probe')",
+        "INSERT INTO apalis.jobs (job, id, job_type, status, attempts, max_attempts, lock_by, \
+                                  lock_at, done_at) \
+         SELECT '\\x00'::bytea, 'done-' || i, 'probe', 'Done', 1, 1, 'w1', now(), now() \
+         FROM generate_series(1, 20000) i",
+        "INSERT INTO apalis.jobs (job, id, job_type, run_at) \
+         SELECT '\\x00'::bytea, 'due-' || i, 'probe', now() - interval '1 minute' \
+         FROM generate_series(1, 20000) i",
+        "ANALYZE apalis.jobs",
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let naming_w1 = "SELECT count(*) FROM apalis.jobs WHERE lock_by = 'w1'";
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+
+    // apalis' own plan, to show what this test tells apart.
+    sqlx::raw_sql("ALTER FUNCTION apalis.get_jobs(text, text, integer) RESET ALL")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let unguarded = rows_read_taking_ten(&mut conn).await;
+    assert!(
+        unguarded >= 40_000,
+        "apalis' fetch read {unguarded} rows: it no longer reads the whole table, so this \
+         test no longer shows what the guard prevents"
+    );
+
+    // An upgrade migrates again: the function is guarded and finished jobs let go of w1.
+    domain::infra::db::migrate(&db).await.unwrap();
+    assert_eq!(count(naming_w1).fetch_one(&mut conn).await.unwrap(), 0);
+    let guarded = rows_read_taking_ten(&mut conn).await;
+    assert!(
+        guarded < 200,
+        "taking 10 jobs read {guarded} rows of a table of 40,000"
+    );
+
+    // Taken jobs name their worker until they finish, and only they do: the acknowledgement's
+    // lookup by worker reads what the worker holds, not what it ran.
+    let taken: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM apalis.get_jobs('w1', 'probe', 10)")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(count(naming_w1).fetch_one(&mut conn).await.unwrap(), 10);
+    sqlx::query("UPDATE apalis.jobs SET status = 'Done', done_at = now() WHERE id = ANY($1)")
+        .bind(&taken)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count(naming_w1).fetch_one(&mut conn).await.unwrap(), 0);
+    drop(conn);
+    db.close().await.unwrap();
+    test_db.drop_database().await;
 }

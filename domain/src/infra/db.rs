@@ -101,7 +101,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
                      ON apalis.jobs (status, done_at)",
                 )
                 .await?;
-                Ok(())
+                keep_job_fetches_independent_of_history(db).await
             }
             .await;
             sqlx::query("SELECT pg_advisory_unlock(7261001)")
@@ -119,6 +119,52 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
                 .map_err(|e| DbErr::Migration(format!("job queue: {e}")))
         }
     }
+}
+
+/// Taking and finishing a job must cost the same with a week of finished jobs kept (the
+/// retention default) as with none; on PostgreSQL two apalis statements read them all:
+///
+/// - `apalis.get_jobs` is a SQL function, planned without knowing how many jobs it takes; its
+///   `UPDATE ... FROM` the chosen ids hash-joins over the whole jobs table. 36.5 ms per fetch
+///   with 60,000 jobs kept, 2.9 ms with hash and merge joins off inside the function, where the
+///   join is a nested loop over the primary key (bench/README.md, "Taking a job").
+/// - The acknowledgement finds a worker's jobs by `lock_by`, which apalis never clears on
+///   finished jobs: with that index, it read every job the worker had ever run (58,000 rows,
+///   23-53 ms per ack). A finished job gives up its worker here; nothing reads `lock_by` of a
+///   finished job (keep-alive and orphan recovery look at `Queued`/`Running` ones, and
+///   `get_jobs` sets it again when a failed job is retried).
+///
+/// Both are applied at every migrate, after apalis' own migrations, which may have redefined
+/// the function.
+async fn keep_job_fetches_independent_of_history(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_unprepared(
+        "ALTER FUNCTION apalis.get_jobs(text, text, integer) \
+         SET enable_hashjoin = off SET enable_mergejoin = off",
+    )
+    .await?;
+    db.execute_unprepared(
+        "CREATE OR REPLACE FUNCTION apalis.ticketing_release_finished_job() \
+         RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+           IF NEW.status IN ('Done', 'Failed', 'Killed') THEN NEW.lock_by := NULL; END IF; \
+           RETURN NEW; \
+         END $$",
+    )
+    .await?;
+    db.execute_unprepared(
+        "CREATE OR REPLACE TRIGGER ticketing_release_finished_job \
+         BEFORE UPDATE OF status ON apalis.jobs \
+         FOR EACH ROW EXECUTE FUNCTION apalis.ticketing_release_finished_job()",
+    )
+    .await?;
+    // Jobs finished before the trigger existed; through the `lock_by` index this finds only
+    // jobs that still name a worker, so it costs nothing once done.
+    db.execute_unprepared(
+        "UPDATE apalis.jobs SET lock_by = NULL \
+         WHERE lock_by IS NOT NULL AND status IN ('Done', 'Failed', 'Killed')",
+    )
+    .await?;
+    Ok(())
 }
 
 /// Whether the database answers and our schema is fully migrated.
