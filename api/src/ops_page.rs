@@ -125,7 +125,8 @@ struct FailureRow {
 }
 
 async fn render(state: &AppState) -> Result<String, PageError> {
-    let stats = ops::queue_stats(&state.db, Scope::All).await?;
+    let stats = ops::queue_stats(&state.db, Scope::All, true).await?;
+    let all_backlog = stats.backlog.unwrap_or_default();
     let gone_after = domain::infra::queue::HEARTBEAT * domain::infra::queue::MISSED_HEARTBEATS;
     let workers = ops::workers(&state.db, gone_after).await?;
     let failures = ops::list_deliveries(
@@ -181,8 +182,7 @@ async fn render(state: &AppState) -> Result<String, PageError> {
         })
         .collect();
     let now = domain::now();
-    let backlog: Vec<BacklogRow> = stats
-        .backlog
+    let backlog: Vec<BacklogRow> = all_backlog
         .top
         .iter()
         .map(|a| BacklogRow {
@@ -196,7 +196,7 @@ async fn render(state: &AppState) -> Result<String, PageError> {
     let values = context! {
         counts => Value::from(Serde(&counts)),
         backlog => Value::from(Serde(&backlog)),
-        backlog_accounts => stats.backlog.accounts,
+        backlog_accounts => all_backlog.accounts,
         oldest_seconds => stats.oldest_pending_age.map(|a| a.num_seconds()),
         sent_hour => sent_hour,
         failed_hour => failed_hour,

@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use entity::{delivery, ticket};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
-    IdenStatic, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
+    FromQueryResult, IdenStatic, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -83,8 +83,8 @@ pub struct QueueStats {
     /// Deliveries sent and failed per minute over the last hour, oldest minute first, every
     /// minute present (zero when nothing happened).
     pub per_minute: Vec<MinuteCounts>,
-    /// Work still to do, by account.
-    pub backlog: Backlog,
+    /// Work still to do, by account, when asked for (it reads every waiting ticket).
+    pub backlog: Option<Backlog>,
 }
 
 /// How many accounts a backlog lists at most, the largest first: what one look at the queue
@@ -305,8 +305,24 @@ pub async fn fold_tallies(db: &impl ConnectionTrait) -> Result<()> {
     Ok(())
 }
 
-/// Counts, the oldest pending delivery, the last hour's throughput and the backlog by account.
-pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<QueueStats> {
+/// Counts, the oldest pending delivery, the last hour's throughput and, `with_backlog`, the
+/// backlog by account; all read in one snapshot, so they agree with each other.
+pub async fn queue_stats(
+    db: &DatabaseConnection,
+    scope: Scope,
+    with_backlog: bool,
+) -> Result<QueueStats> {
+    let txn = crate::infra::db::begin_snapshot(db).await?;
+    let stats = queue_stats_in(&txn, scope, with_backlog).await?;
+    txn.commit().await?;
+    Ok(stats)
+}
+
+async fn queue_stats_in(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    with_backlog: bool,
+) -> Result<QueueStats> {
     let deliveries = delivery_counts(db, scope).await?;
     let oldest = delivery::Entity::find()
         .filter(scope.deliveries())
@@ -355,7 +371,10 @@ pub async fn queue_stats(db: &impl ConnectionTrait, scope: Scope) -> Result<Queu
     Ok(QueueStats {
         deliveries,
         jobs,
-        backlog: backlog(db, scope).await?,
+        backlog: match with_backlog {
+            true => Some(backlog(db, scope).await?),
+            false => None,
+        },
         oldest_pending_age: oldest.map(|d| current - d.created_at),
         per_minute: buckets.into_values().collect(),
     })
@@ -592,7 +611,7 @@ pub const GAUGES_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs
 
 /// Renders every metric of the process in the Prometheus text format, the queue gauges
 /// refreshed from the database at most every [`GAUGES_FRESH_FOR`].
-pub async fn metrics(db: &impl ConnectionTrait) -> String {
+pub async fn metrics(db: &DatabaseConnection) -> String {
     static READ_AT: tokio::sync::Mutex<Option<std::time::Instant>> =
         tokio::sync::Mutex::const_new(None);
     {
@@ -608,8 +627,8 @@ pub async fn metrics(db: &impl ConnectionTrait) -> String {
 
 /// Sets the queue gauges from the database; they keep their last values (not zeroed) when it
 /// cannot be read.
-async fn refresh_gauges(db: &impl ConnectionTrait) {
-    match queue_stats(db, Scope::All).await {
+async fn refresh_gauges(db: &DatabaseConnection) {
+    match queue_stats(db, Scope::All, true).await {
         Ok(stats) => {
             let d = &stats.deliveries;
             for (status, n) in [
@@ -636,7 +655,7 @@ async fn refresh_gauges(db: &impl ConnectionTrait) {
                 .map_or(0.0, |a| a.num_milliseconds() as f64 / 1000.0);
             metrics::gauge!("ticketing_oldest_pending_delivery_age_seconds").set(age);
             // Aggregates only: a label per account would grow the series without bound.
-            let b = &stats.backlog;
+            let b = stats.backlog.unwrap_or_default();
             metrics::gauge!("ticketing_backlog_accounts").set(b.accounts as f64);
             metrics::gauge!("ticketing_backlog_tickets").set(b.tickets as f64);
             let largest = b.top.first().map_or(0, |a| a.tickets + a.deliveries);

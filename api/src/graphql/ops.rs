@@ -65,7 +65,8 @@ pub struct QueueStats {
     pub oldest_pending_age_seconds: Option<f64>,
     /// Sent and failed deliveries per minute over the last hour, oldest first (60 entries).
     pub per_minute: Vec<MinuteCount>,
-    /// Work still to do, by account; for an admin key, its own account only.
+    /// Work still to do, by account; for an admin key, its own account only. Read only when
+    /// selected: it counts every waiting ticket.
     pub backlog: Backlog,
 }
 
@@ -165,15 +166,16 @@ impl OpsQuery {
     /// delivery, the last hour's throughput and the backlog by account. Operator or admin key.
     async fn queue_stats(&self, ctx: &Context<'_>) -> ApiResult<QueueStats> {
         let scope = ops_scope(ctx)?;
-        let s = ops::queue_stats(db(ctx)?, scope).await?;
+        let with_backlog = ctx.look_ahead().field("backlog").exists();
+        let s = ops::queue_stats(db(ctx)?, scope, with_backlog).await?;
+        let backlog = s.backlog.unwrap_or_default();
         let now = domain::now();
         Ok(QueueStats {
             backlog: Backlog {
-                accounts: s.backlog.accounts,
-                tickets_waiting: s.backlog.tickets,
-                deliveries_waiting: s.backlog.deliveries,
-                top: s
-                    .backlog
+                accounts: backlog.accounts,
+                tickets_waiting: backlog.tickets,
+                deliveries_waiting: backlog.deliveries,
+                top: backlog
                     .top
                     .into_iter()
                     .map(|a| AccountBacklog {
