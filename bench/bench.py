@@ -578,6 +578,12 @@ def fairness_bench(args):
         started = time.time()
         for i in range(args.workers):
             workers.append(start_worker(env, listen=f"127.0.0.1:{19091 + i}"))
+        if args.unguarded_fetch:
+            # apalis' own fetch plan and acknowledgement lookup, for a before/after in one
+            # build: undoes what every migrate applies (db::keep_job_fetches_independent_of_history).
+            psql(db, "ALTER FUNCTION apalis.get_jobs(text, text, integer) RESET ALL; "
+                     "DROP TRIGGER ticketing_release_finished_job ON apalis.jobs")
+            result["unguarded_fetch"] = True
         # The quiet account opens a ticket every 200 ms while the backlog drains.
         for i in range(args.samples):
             gql(quiet["widgetKey"], OPEN, {"i": {"stepId": quiet_step, "message": f"quiet {i}"}})
@@ -642,6 +648,8 @@ def main():
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--samples", type=int, default=50)
+    p.add_argument("--unguarded-fetch", action="store_true",
+                   help="drain with apalis' own fetch plan and ack lookup (before/after)")
     p.set_defaults(run=fairness_bench)
     p = sub.add_parser("history")
     p.add_argument("--deliveries", type=int, default=1_000_000)
