@@ -91,7 +91,7 @@ pub struct QueueStats {
 /// reads and shows stays the same however many accounts have work waiting.
 pub const BACKLOG_TOP: i64 = 10;
 
-/// Work still to do, by account: tickets waiting for routing and deliveries not finished
+/// Work still to do, by account: tickets waiting for routing and e-mail deliveries not finished
 /// (pending, sending or retrying). A flood on one account shows here as that account at the
 /// top with a count far above the rest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -100,7 +100,7 @@ pub struct Backlog {
     pub accounts: i64,
     /// Tickets waiting for routing, all those accounts together.
     pub tickets: i64,
-    /// Deliveries not finished, all those accounts together.
+    /// E-mail deliveries not finished, all those accounts together.
     pub deliveries: i64,
     /// The accounts with the most work waiting (tickets and deliveries together), largest
     /// first, at most [`BACKLOG_TOP`].
@@ -114,7 +114,7 @@ pub struct AccountBacklog {
     pub account_name: String,
     /// Tickets waiting for routing.
     pub tickets: i64,
-    /// Deliveries not finished.
+    /// E-mail deliveries not finished.
     pub deliveries: i64,
     /// When the oldest of its tickets waiting for routing was opened.
     pub oldest_ticket_at: Option<DateTime<Utc>>,

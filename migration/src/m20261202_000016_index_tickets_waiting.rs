@@ -2,6 +2,10 @@
 //! per-account backlog of the operator's views (`domain::ops`) counts these without reading
 //! the routed history, whose size grows for years while the waiting ones stay few (a flood's
 //! backlog at most). Both engines have partial indexes.
+//!
+//! Built inside the migration's transaction, so it blocks ticket inserts while it reads the
+//! tickets table; `IF NOT EXISTS` lets a large PostgreSQL deployment build it beforehand with
+//! `CREATE INDEX CONCURRENTLY` (README, "Scale out on PostgreSQL").
 
 use sea_orm_migration::prelude::*;
 
@@ -15,7 +19,8 @@ impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.get_connection()
             .execute_unprepared(&format!(
-                "CREATE INDEX {INDEX} ON tickets (account_id, created_at) WHERE routed_at IS NULL"
+                "CREATE INDEX IF NOT EXISTS {INDEX} ON tickets (account_id, created_at) \
+                 WHERE routed_at IS NULL"
             ))
             .await?;
         Ok(())

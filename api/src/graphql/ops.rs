@@ -70,7 +70,7 @@ pub struct QueueStats {
     pub backlog: Backlog,
 }
 
-/// Work still to do: tickets waiting for routing and deliveries not finished (pending,
+/// Work still to do: tickets waiting for routing and e-mail deliveries not finished (pending,
 /// sending or retrying). A flood on one account shows as that account at the top of `top`.
 #[derive(SimpleObject)]
 pub struct Backlog {
@@ -78,7 +78,8 @@ pub struct Backlog {
     pub accounts: i64,
     /// Tickets waiting for routing, all those accounts together.
     pub tickets_waiting: i64,
-    /// Deliveries not finished, all those accounts together.
+    /// E-mail deliveries not finished, all those accounts together (webhook deliveries are
+    /// not counted).
     pub deliveries_waiting: i64,
     /// The accounts with the most work waiting (tickets and deliveries together), largest
     /// first; at most 10.
@@ -94,7 +95,7 @@ pub struct AccountBacklog {
     pub account_name: String,
     /// Its tickets waiting for routing.
     pub tickets_waiting: i64,
-    /// Its deliveries not finished.
+    /// Its e-mail deliveries not finished.
     pub deliveries_waiting: i64,
     /// Age in seconds of its oldest ticket waiting for routing; null when none waits.
     pub oldest_ticket_waiting_seconds: Option<f64>,

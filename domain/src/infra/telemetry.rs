@@ -57,6 +57,10 @@ fn describe() {
         "ticketing_deliveries_swept_total",
         "Unfinished deliveries the sweep found without a job: requeued (a new job) or failed (the job died)"
     );
+    metrics::describe_counter!(
+        "ticketing_tickets_swept_total",
+        "Unrouted tickets the sweep found without a live routing job and gave a new one"
+    );
     metrics::describe_histogram!(
         "ticketing_delivery_latency_seconds",
         "From a ticket being opened to its e-mail being accepted by the SMTP server"
@@ -72,7 +76,7 @@ fn describe() {
     );
     metrics::describe_gauge!(
         "ticketing_backlog_accounts",
-        "Accounts with work waiting (tickets not yet routed, deliveries not finished)"
+        "Accounts with work waiting (tickets not yet routed, e-mail deliveries not finished)"
     );
     metrics::describe_gauge!(
         "ticketing_backlog_tickets",
