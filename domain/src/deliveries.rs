@@ -36,7 +36,7 @@ use crate::{Result, now, webhooks};
 
 mod sweep;
 
-pub use sweep::{SWEEP_BATCH, Swept, sweep};
+pub use sweep::{SWEEP_BATCH, Swept, SweptTickets, sweep, sweep_unrouted};
 
 /// A routed ticket: the ticket, how many recipients it has, and the deliveries whose first
 /// attempt may still be due.

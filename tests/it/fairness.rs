@@ -15,7 +15,8 @@ use crate::ticket_path::{open_ticket, open_tickets_directly, step_routed_to_all}
 on_both_engines!(
     a_quiet_accounts_ticket_is_not_queued_behind_a_backlog,
     retries_take_their_accounts_turn,
-    the_backlog_shows_the_accounts_with_the_most_work_waiting
+    the_backlog_shows_the_accounts_with_the_most_work_waiting,
+    rounds_move_down_together_before_priorities_run_out
 );
 
 const BACKLOG: usize = 400;
@@ -371,6 +372,87 @@ async fn the_backlog_shows_the_accounts_with_the_most_work_waiting(engine: Engin
     assert_eq!(backlog["ticketsWaiting"], 0, "{backlog:#}");
     assert_eq!(backlog["deliveriesWaiting"], 0, "{backlog:#}");
     assert_eq!(backlog["top"], json!([]), "{backlog:#}");
+    workers.stop().await;
+    app.stop().await;
+}
+
+/// The priorities of the queued jobs with how many jobs have each, highest first.
+async fn queued_priorities(app: &TestApp) -> Vec<(i64, i64)> {
+    let backend = app.db.get_database_backend();
+    let jobs = domain::infra::queue::jobs_table(backend);
+    let rows = app
+        .db
+        .query_all_raw(Statement::from_string(
+            backend,
+            format!(
+                "SELECT CAST(priority AS BIGINT) AS p, COUNT(*) AS n FROM {jobs} \
+                 WHERE status = 'Pending' GROUP BY priority ORDER BY priority DESC"
+            ),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r.try_get::<i64>("", "p").unwrap(),
+                r.try_get::<i64>("", "n").unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Rounds only grow while work keeps coming; once the queue's head reaches `REBASE_AT` the
+/// workers move every round down together: the order of queued jobs is kept, priorities stay
+/// far from the 32-bit limit, an idle account joins at the new head, and the work goes out.
+async fn rounds_move_down_together_before_priorities_run_out(engine: Engine) {
+    use domain::infra::queue::{REBASE_AT, rebase_rounds};
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| c.embedded_worker = false).await else {
+        return;
+    };
+    // Two accounts after half a year of work: rounds 2^30 + 5 and 2^30 + 7.
+    let (late_admin, late_widget) = app.other_account().await;
+    let late_step = ticket_step_of(&app, &late_admin, "late", "late@example.com").await;
+    let early_step = step_routed_to_all(&app, &[]).await;
+    for (name, round) in [("Other", REBASE_AT + 7), ("Acme", REBASE_AT + 5)] {
+        let set = app
+            .db
+            .execute_unprepared(&format!(
+                "UPDATE accounts SET queue_round = {round}, queue_round_jobs = 0 WHERE name = '{name}'"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(set.rows_affected(), 1, "{name}");
+    }
+    for i in 0..3 {
+        open_ticket(&app, &app.widget_key, &early_step, &format!("early {i}")).await;
+    }
+    open_ticket(&app, &late_widget, &late_step, "late").await;
+    // Acme's three routing jobs in its round, Other's one in its own.
+    let p = |round: i64| -round;
+    assert_eq!(
+        queued_priorities(&app).await,
+        vec![(p(REBASE_AT + 5), 3), (p(REBASE_AT + 7), 1)]
+    );
+
+    assert_eq!(rebase_rounds(&app.db).await.unwrap(), Some(REBASE_AT + 5));
+    assert_eq!(queued_priorities(&app).await, vec![(0, 3), (-2, 1)]);
+    // Once is enough: the head is 0 now.
+    assert_eq!(rebase_rounds(&app.db).await.unwrap(), None);
+
+    // An account idle all along joins at the new head, ahead of Other's job.
+    let idle = domain::keys::create_account(&app.db, "Idle").await.unwrap();
+    let idle_step = ticket_step_of(&app, &idle.admin_key, "idle", "idle@example.com").await;
+    open_ticket(&app, &idle.widget_key, &idle_step, "idle").await;
+    assert_eq!(queued_priorities(&app).await, vec![(0, 4), (-2, 1)]);
+
+    let workers = app.start_workers(1).await;
+    assert!(
+        smtp.wait_until(Duration::from_secs(60), |m| m.len() >= 5)
+            .await,
+        "{:?}",
+        smtp.received()
+    );
     workers.stop().await;
     app.stop().await;
 }

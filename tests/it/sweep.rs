@@ -1,7 +1,8 @@
 //! A queue that heals itself: a delivery left unfinished with no job behind it (the job was
 //! lost, or used up the queue's attempts) is found by the workers' periodic sweep. A lost job
 //! gets a new one and the mail goes out; a dead job ends the delivery FAILED with the job's
-//! last result, so an operator can see why and put it back.
+//! last result, so an operator can see why and put it back. A ticket whose routing job was
+//! lost or died is routed by a new one.
 
 use std::time::Duration;
 
@@ -15,7 +16,10 @@ use serde_json::json;
 
 use crate::ticket_path::{flow_with_ticket_step, open_ticket};
 
-on_both_engines!(deliveries_without_a_live_job_are_healed);
+on_both_engines!(
+    deliveries_without_a_live_job_are_healed,
+    unrouted_tickets_without_a_live_job_are_routed
+);
 
 async fn deliveries_without_a_live_job_are_healed(engine: Engine) {
     let smtp = TestSmtp::start();
@@ -107,6 +111,66 @@ async fn deliveries_without_a_live_job_are_healed(engine: Engine) {
         rows.iter().all(|d| d.status == DeliveryStatus::Sent)
     })
     .await;
+    app.stop().await;
+}
+
+/// Two tickets opened while no worker runs: one's routing job is lost, the other's is killed
+/// by the queue. Without the sweep neither would ever be routed, and both would wait in the
+/// backlog for ever.
+async fn unrouted_tickets_without_a_live_job_are_routed(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| {
+        c.embedded_worker = false;
+        c.delivery.stuck_after = Duration::from_secs(1);
+        c.delivery.sweep_interval = Duration::from_millis(300);
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, step) = flow_with_ticket_step(&app, "Destek", "orders", &[]).await;
+    app.admin(
+        crate::ops::CREATE_RULE,
+        json!({ "tag": "*", "emails": ["agent@example.com"] }),
+    )
+    .await;
+    let jobs = queue::jobs_table(app.db.get_database_backend());
+    let mut tickets = Vec::new();
+    for fate in [
+        format!("DELETE FROM {jobs} WHERE idempotency_key = $KEY"),
+        format!("UPDATE {jobs} SET status = 'Killed' WHERE idempotency_key = $KEY"),
+    ] {
+        let opened = open_ticket(&app, &app.widget_key, &step, "hi").await;
+        let id = uuid::Uuid::parse_str(opened["ticket"]["id"].as_str().unwrap()).unwrap();
+        let key = domain::tickets::routing_key(id);
+        let done = app
+            .db
+            .execute_unprepared(&fate.replace("$KEY", &format!("'{key}'")))
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1, "{fate}");
+        tickets.push(id);
+    }
+    // Older than STUCK_DELIVERY_AFTER_MS when the worker's first sweep looks.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let workers = app.start_workers(1).await;
+    for id in &tickets {
+        let rows = wait_for_rows(&app, *id, |rows| {
+            rows.len() == 1 && rows[0].status == DeliveryStatus::Sent
+        })
+        .await;
+        assert_eq!(rows[0].recipient, "agent@example.com");
+    }
+    let routed = entity::ticket::Entity::find()
+        .filter(entity::ticket::Column::RoutedAt.is_not_null())
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(routed.len(), 2);
+    // Each mail once, however many sweep rounds passed meanwhile.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(smtp.received_by("agent@example.com").len(), 2);
+    workers.stop().await;
     app.stop().await;
 }
 

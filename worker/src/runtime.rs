@@ -249,8 +249,9 @@ async fn fold_tallies_forever(ctx: Context) {
 async fn maintain_forever(ctx: Context) {
     let mut every = tokio::time::interval(ctx.delivery.sweep_interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Where the sweep goes on next round.
+    // Where the sweeps go on next round.
     let mut cursor = None;
+    let mut tickets_cursor = None;
     loop {
         every.tick().await;
         let retention = domain::retention::apply(
@@ -287,6 +288,25 @@ async fn maintain_forever(ctx: Context) {
                 }
             }
             Err(error) => tracing::warn!(%error, "sweep failed; trying again next round"),
+        }
+        match domain::infra::queue::rebase_rounds(&ctx.db).await {
+            Ok(Some(shift)) => tracing::info!(shift, "queue rounds moved down"),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "rebasing queue rounds failed; trying again next round")
+            }
+        }
+        match domain::deliveries::sweep_unrouted(&ctx.db, ctx.delivery.stuck_after, tickets_cursor)
+            .await
+        {
+            Ok(swept) => {
+                tickets_cursor = swept.next;
+                metrics::counter!("ticketing_tickets_swept_total", "outcome" => "requeued")
+                    .increment(swept.requeued as u64);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "ticket sweep failed; trying again next round")
+            }
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The sweep: deliveries left unfinished with no job that will finish them (a job lost, or
 //! dead after the queue's attempts) are found by their jobs' idempotency keys and given a new
-//! job, or ended `FAILED` with the reason. Every worker runs it each maintenance round.
+//! job, or ended `FAILED` with the reason. Tickets left unrouted with no live routing job get
+//! a new one. Every worker runs both each maintenance round.
 
 use chrono::{DateTime, Utc};
-use entity::delivery;
+use entity::{delivery, ticket};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -213,4 +214,103 @@ async fn give_up<C: ConnectionTrait + TransactionTrait>(
     emit_failed(&txn, failed, d.attempts, reason).await?;
     sea_orm::TransactionSession::commit(txn).await?;
     Ok(true)
+}
+
+/// What one sweep of unrouted tickets did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweptTickets {
+    /// Tickets unrouted with no live routing job (lost, or dead after the queue's attempts):
+    /// each was given a new one, due now.
+    pub requeued: usize,
+    /// Where the next sweep goes on: after this ticket (opened at, id), oldest first, a page
+    /// per round, so a backlog of tickets whose jobs only run late never hides those behind
+    /// it; `None` starts again from the oldest.
+    pub next: Option<(DateTime<Utc>, Uuid)>,
+}
+
+/// The idempotency key of the routing job the sweep gives a ticket in sweep round `round`.
+fn route_sweep_key(ticket_id: Uuid, round: i64) -> String {
+    format!("{}:sweep:{round}", crate::tickets::routing_key(ticket_id))
+}
+
+/// Finds tickets opened more than `stuck_after` ago and still unrouted whose routing job will
+/// never run (lost, or out of the queue's attempts), and gives each a new routing job. Routing
+/// is idempotent (a recipient already on the ticket keeps its delivery), so a job that only
+/// runs late and the sweep's both routing it is harmless. A dead job's ticket is routed again
+/// rather than given up: a ticket has no failed state, and what kills a routing job (the
+/// database) passes; it is retried at most once per `stuck_after`. Reads the waiting tickets'
+/// partial index only, at most [`SWEEP_BATCH`] after `after`.
+pub async fn sweep_unrouted(
+    db: &impl ConnectionTrait,
+    stuck_after: std::time::Duration,
+    after: Option<(DateTime<Utc>, Uuid)>,
+) -> Result<SweptTickets> {
+    let at = now();
+    let grace = chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::minutes(10));
+    let mut page = ticket::Entity::find()
+        .select_only()
+        .columns([
+            ticket::Column::CreatedAt,
+            ticket::Column::Id,
+            ticket::Column::AccountId,
+        ])
+        .filter(ticket::Column::RoutedAt.is_null())
+        .filter(ticket::Column::CreatedAt.lt(at - grace));
+    if let Some((created_at, id)) = after {
+        page = page.filter(
+            sea_orm::Condition::any()
+                .add(ticket::Column::CreatedAt.gt(created_at))
+                .add(
+                    sea_orm::Condition::all()
+                        .add(ticket::Column::CreatedAt.eq(created_at))
+                        .add(ticket::Column::Id.gt(id)),
+                ),
+        );
+    }
+    let waiting: Vec<(DateTime<Utc>, Uuid, Uuid)> = page
+        .order_by_asc(ticket::Column::CreatedAt)
+        .order_by_asc(ticket::Column::Id)
+        .limit(SWEEP_BATCH)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let round = at.timestamp() / grace.num_seconds().max(1);
+    let mut swept = SweptTickets {
+        next: (waiting.len() as u64 == SWEEP_BATCH)
+            .then(|| waiting.last().map(|(at, id, _)| (*at, *id)))
+            .flatten(),
+        ..SweptTickets::default()
+    };
+    for (_, ticket_id, account_id) in waiting {
+        let keys = [
+            crate::tickets::routing_key(ticket_id),
+            route_sweep_key(ticket_id, round),
+            route_sweep_key(ticket_id, round - 1),
+        ];
+        let states = match queue::job_states(db, &keys).await {
+            Ok(states) => states,
+            Err(error) => {
+                tracing::error!(%ticket_id, %error, "sweep: cannot read its routing jobs");
+                continue;
+            }
+        };
+        // Done: routed meanwhile (the ticket was read before its job finished).
+        if states
+            .iter()
+            .any(|s| matches!(s, queue::JobState::Live | queue::JobState::Done))
+        {
+            continue;
+        }
+        queue::enqueue(
+            db,
+            &Job::RouteTicket { ticket_id },
+            &route_sweep_key(ticket_id, round),
+            at,
+            account_id,
+        )
+        .await?;
+        tracing::warn!(%ticket_id, dead = !states.is_empty(), "swept: unrouted ticket without a live routing job; this round's job queued");
+        swept.requeued += 1;
+    }
+    Ok(swept)
 }

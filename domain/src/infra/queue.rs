@@ -8,7 +8,7 @@
 //! the integration tests run real workers over jobs written this way.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -72,10 +72,14 @@ pub enum Job {
 /// head comes from apalis' fetch index. A job dropped as a duplicate (its key exists) still
 /// used its place in the round.
 ///
-/// Rounds only grow: apalis' priority is a 32-bit integer, which a single account keeping a
-/// worker saturated at 3,000 jobs/s would exhaust after about 1.1 years (2^31 rounds of 50);
-/// rounds beyond it share the last priority and are taken in due-time order.
+/// Rounds only grow while work keeps coming, and apalis' priority is a 32-bit integer: a
+/// single account keeping a worker saturated at 3,000 jobs/s would exhaust it after about 1.1
+/// years (2^31 rounds of 50). Before that, [`rebase_rounds`] moves every round down together.
 pub const ROUND_JOBS: i32 = 50;
+
+/// The queue's head round from which [`rebase_rounds`] moves all rounds down: half of the
+/// 32-bit priority, about half a year of the busiest account above.
+pub const REBASE_AT: i64 = 1 << 30;
 
 /// The queue's current round, as a scalar subquery over apalis' indexes: the lowest round of
 /// the jobs due now (a retry due later, written in an old round, must not hold the head back
@@ -133,6 +137,94 @@ const LAST_ROUND: i64 = i32::MAX as i64;
 /// The priority of a job in `round` (PostgreSQL SQL), kept within apalis' 32-bit column.
 pub(crate) fn round_priority(round: &str) -> String {
     format!("-LEAST({round}, {LAST_ROUND})")
+}
+
+/// The queue's head round (see [`ROUND_JOBS`]).
+async fn head(conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let backend = conn.get_database_backend();
+    let param = match backend {
+        DatabaseBackend::Postgres => "$1",
+        _ => "?1",
+    };
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!("SELECT CAST({} AS BIGINT) AS r", head_round(backend, param)),
+            [QUEUE.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get("", "r")).transpose()?.unwrap_or(0))
+}
+
+/// Moves every round down by the queue's head once it reaches [`REBASE_AT`], so priorities
+/// never run out: the accounts' rounds and the priorities of unfinished jobs (and of the job
+/// that finished last, which the head falls back to) shift together, which keeps their order;
+/// the head becomes 0. Returns the shift, or `None` when the head is below [`REBASE_AT`]
+/// (every call but one in half a year: one indexed read).
+///
+/// On PostgreSQL the accounts table is locked (`EXCLUSIVE`: reads go on) for the rebase: every
+/// job is written by a statement that updates its account's row and reads the head, so it
+/// waits, and since a statement's snapshot is taken after its locks, it reads the rebased head
+/// and rounds, never a mix. That pause lasts as long as updating the unfinished jobs (about a
+/// second per 100,000 queued). On SQLite the write transaction serializes it the same way.
+pub async fn rebase_rounds(db: &DatabaseConnection) -> Result<Option<i64>, DbErr> {
+    if head(db).await? < REBASE_AT {
+        return Ok(None);
+    }
+    let backend = db.get_database_backend();
+    let txn = crate::infra::db::begin(db).await?;
+    if backend == DatabaseBackend::Postgres {
+        txn.execute_unprepared("LOCK TABLE accounts IN EXCLUSIVE MODE")
+            .await?;
+    }
+    // Read again under the lock: another worker may have rebased meanwhile.
+    let shift = head(&txn).await?;
+    if shift < REBASE_AT {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let jobs = jobs_table(backend);
+    let (p1, p2) = match backend {
+        DatabaseBackend::Postgres => ("$1", "$2"),
+        _ => ("?1", "?2"),
+    };
+    // An idle account's round below the head means nothing (its next job starts at the head).
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE accounts SET queue_round = CASE WHEN queue_round > {p1} \
+             THEN queue_round - {p1} ELSE 0 END"
+        ),
+        [shift.into()],
+    ))
+    .await?;
+    // A job of an old round (a retry due later) keeps its place ahead, within 32 bits.
+    let shifted = format!(
+        "priority = CAST(CASE WHEN priority + {p2} > {max} THEN {max} ELSE priority + {p2} END \
+         AS INTEGER)",
+        max = i32::MAX
+    );
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE {jobs} SET {shifted} WHERE job_type = {p1} \
+             AND status IN ('Pending', 'Queued', 'Running', 'Failed')"
+        ),
+        [QUEUE.into(), shift.into()],
+    ))
+    .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE {jobs} SET {shifted} WHERE id = (SELECT id FROM {jobs} \
+             WHERE status = 'Done' AND done_at IS NOT NULL AND job_type = {p1} \
+             ORDER BY done_at DESC LIMIT 1)"
+        ),
+        [QUEUE.into(), shift.into()],
+    ))
+    .await?;
+    txn.commit().await?;
+    Ok(Some(shift))
 }
 
 /// Adds `job` of `account_id` to the queue on `conn` (typically inside a transaction), due at
