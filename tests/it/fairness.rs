@@ -209,9 +209,9 @@ async fn the_backlog_shows_the_accounts_with_the_most_work_waiting(engine: Engin
     smtp.fail_rcpt("shop7@example.com", Fault::Transient, 7);
     let Some(app) = TestApp::spawn_with(engine, &smtp, |c| {
         c.embedded_worker = false;
-        // Due 10-20 s after the failure (with jitter): long enough to look at them waiting.
-        c.delivery.retry_base = Duration::from_secs(20);
-        c.delivery.retry_max = Duration::from_secs(20);
+        // Due 15-30 s after the failure (with jitter): long enough to look at them waiting.
+        c.delivery.retry_base = Duration::from_secs(30);
+        c.delivery.retry_max = Duration::from_secs(30);
     })
     .await
     else {
@@ -330,7 +330,10 @@ async fn the_backlog_shows_the_accounts_with_the_most_work_waiting(engine: Engin
             Duration::from_secs(30),
             BACKLOG_STATS,
             json!({}),
-            |d| d["queueStats"]["backlog"]["ticketsWaiting"] == 0,
+            |d| {
+                let b = &d["queueStats"]["backlog"];
+                b["ticketsWaiting"] == 0 && b["accounts"] == 1 && b["deliveriesWaiting"] == 7
+            },
         )
         .await;
     let backlog = &retrying["queueStats"]["backlog"];
@@ -439,16 +442,20 @@ async fn rounds_move_down_together_before_priorities_run_out(engine: Engine) {
     assert_eq!(queued_priorities(&app).await, vec![(0, 3), (-2, 1)]);
     // Once is enough: the head is 0 now.
     assert_eq!(rebase_rounds(&app.db).await.unwrap(), None);
+    // The accounts moved with their jobs: their next jobs go in their rebased rounds.
+    open_ticket(&app, &app.widget_key, &early_step, "early 3").await;
+    open_ticket(&app, &late_widget, &late_step, "late 1").await;
+    assert_eq!(queued_priorities(&app).await, vec![(0, 4), (-2, 2)]);
 
     // An account idle all along joins at the new head, ahead of Other's job.
     let idle = domain::keys::create_account(&app.db, "Idle").await.unwrap();
     let idle_step = ticket_step_of(&app, &idle.admin_key, "idle", "idle@example.com").await;
     open_ticket(&app, &idle.widget_key, &idle_step, "idle").await;
-    assert_eq!(queued_priorities(&app).await, vec![(0, 4), (-2, 1)]);
+    assert_eq!(queued_priorities(&app).await, vec![(0, 5), (-2, 2)]);
 
     let workers = app.start_workers(1).await;
     assert!(
-        smtp.wait_until(Duration::from_secs(60), |m| m.len() >= 5)
+        smtp.wait_until(Duration::from_secs(60), |m| m.len() >= 7)
             .await,
         "{:?}",
         smtp.received()

@@ -228,6 +228,9 @@ pub struct SweptTickets {
     pub next: Option<(DateTime<Utc>, Uuid)>,
 }
 
+/// How many sweep rounds back a ticket's earlier sweep jobs are looked for.
+const ROUTE_SWEEP_ROUNDS: i64 = 6;
+
 /// The idempotency key of the routing job the sweep gives a ticket in sweep round `round`.
 fn route_sweep_key(ticket_id: Uuid, round: i64) -> String {
     format!("{}:sweep:{round}", crate::tickets::routing_key(ticket_id))
@@ -238,8 +241,10 @@ fn route_sweep_key(ticket_id: Uuid, round: i64) -> String {
 /// is idempotent (a recipient already on the ticket keeps its delivery), so a job that only
 /// runs late and the sweep's both routing it is harmless. A dead job's ticket is routed again
 /// rather than given up: a ticket has no failed state, and what kills a routing job (the
-/// database) passes; it is retried at most once per `stuck_after`. Reads the waiting tickets'
-/// partial index only, at most [`SWEEP_BATCH`] after `after`.
+/// database, mostly) passes; a ticket whose routing always fails is retried once per
+/// `stuck_after`, each time with a warning. Reads the waiting tickets from their partial index
+/// (by account, so the oldest-first page sorts all of them: its cost grows with the tickets
+/// waiting, never with the routed history) and visits at most [`SWEEP_BATCH`] after `after`.
 pub async fn sweep_unrouted(
     db: &impl ConnectionTrait,
     stuck_after: std::time::Duration,
@@ -282,11 +287,11 @@ pub async fn sweep_unrouted(
         ..SweptTickets::default()
     };
     for (_, ticket_id, account_id) in waiting {
-        let keys = [
-            crate::tickets::routing_key(ticket_id),
-            route_sweep_key(ticket_id, round),
-            route_sweep_key(ticket_id, round - 1),
-        ];
+        // The sweep's jobs of the last few rounds too: one still queued behind a backlog is
+        // live, and a new one each round would only pile up.
+        let keys: Vec<String> = std::iter::once(crate::tickets::routing_key(ticket_id))
+            .chain((0..ROUTE_SWEEP_ROUNDS).map(|back| route_sweep_key(ticket_id, round - back)))
+            .collect();
         let states = match queue::job_states(db, &keys).await {
             Ok(states) => states,
             Err(error) => {

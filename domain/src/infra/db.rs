@@ -152,10 +152,17 @@ async fn keep_job_fetches_independent_of_history(db: &DatabaseConnection) -> Res
          END $$",
     )
     .await?;
+    // Created once: creating a trigger locks the jobs table against writes, which every start
+    // would otherwise do to a running queue.
     db.execute_unprepared(
-        "CREATE OR REPLACE TRIGGER ticketing_release_finished_job \
-         BEFORE UPDATE OF status ON apalis.jobs \
-         FOR EACH ROW EXECUTE FUNCTION apalis.ticketing_release_finished_job()",
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgname = 'ticketing_release_finished_job' \
+                          AND tgrelid = 'apalis.jobs'::regclass) THEN \
+             CREATE TRIGGER ticketing_release_finished_job \
+             BEFORE UPDATE OF status ON apalis.jobs \
+             FOR EACH ROW EXECUTE FUNCTION apalis.ticketing_release_finished_job(); \
+           END IF; \
+         END $$",
     )
     .await?;
     // Jobs finished before the trigger existed; through the `lock_by` index this finds only

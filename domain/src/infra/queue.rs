@@ -162,11 +162,15 @@ async fn head(conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
 /// the head becomes 0. Returns the shift, or `None` when the head is below [`REBASE_AT`]
 /// (every call but one in half a year: one indexed read).
 ///
-/// On PostgreSQL the accounts table is locked (`EXCLUSIVE`: reads go on) for the rebase: every
-/// job is written by a statement that updates its account's row and reads the head, so it
-/// waits, and since a statement's snapshot is taken after its locks, it reads the rebased head
-/// and rounds, never a mix. That pause lasts as long as updating the unfinished jobs (about a
-/// second per 100,000 queued). On SQLite the write transaction serializes it the same way.
+/// On PostgreSQL the accounts table is locked against updates (`SHARE ROW EXCLUSIVE`: reads,
+/// row locks and foreign-key checks go on) for the rebase: every job is written by a statement
+/// that updates its account's row and reads the head, so it waits, and since a statement's
+/// snapshot is taken after its locks, it reads the rebased head and rounds, never a mix. That
+/// pause lasts as long as updating the unfinished jobs (not measured; one indexed update of
+/// each queued job). On SQLite the write transaction serializes it with jobs written inside
+/// transactions; a job written outside one (a sweep's) reads its round and inserts in two
+/// statements, and one written across the rebase lands in an old round, behind the others,
+/// until the queue drains to it.
 pub async fn rebase_rounds(db: &DatabaseConnection) -> Result<Option<i64>, DbErr> {
     if head(db).await? < REBASE_AT {
         return Ok(None);
@@ -174,7 +178,10 @@ pub async fn rebase_rounds(db: &DatabaseConnection) -> Result<Option<i64>, DbErr
     let backend = db.get_database_backend();
     let txn = crate::infra::db::begin(db).await?;
     if backend == DatabaseBackend::Postgres {
-        txn.execute_unprepared("LOCK TABLE accounts IN EXCLUSIVE MODE")
+        // Waits at most this long for statements holding accounts; tried again next round.
+        txn.execute_unprepared("SET LOCAL lock_timeout = '5s'")
+            .await?;
+        txn.execute_unprepared("LOCK TABLE accounts IN SHARE ROW EXCLUSIVE MODE")
             .await?;
     }
     // Read again under the lock: another worker may have rebased meanwhile.
@@ -192,8 +199,9 @@ pub async fn rebase_rounds(db: &DatabaseConnection) -> Result<Option<i64>, DbErr
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         format!(
-            "UPDATE accounts SET queue_round = CASE WHEN queue_round > {p1} \
-             THEN queue_round - {p1} ELSE 0 END"
+            "UPDATE accounts SET \
+             queue_round_jobs = CASE WHEN queue_round >= {p1} THEN queue_round_jobs ELSE 0 END, \
+             queue_round = CASE WHEN queue_round >= {p1} THEN queue_round - {p1} ELSE 0 END"
         ),
         [shift.into()],
     ))
@@ -208,7 +216,8 @@ pub async fn rebase_rounds(db: &DatabaseConnection) -> Result<Option<i64>, DbErr
         backend,
         format!(
             "UPDATE {jobs} SET {shifted} WHERE job_type = {p1} \
-             AND status IN ('Pending', 'Queued', 'Running', 'Failed')"
+             AND (status IN ('Pending', 'Queued', 'Running') \
+                  OR (status = 'Failed' AND attempts < max_attempts))"
         ),
         [QUEUE.into(), shift.into()],
     ))
