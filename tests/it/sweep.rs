@@ -23,20 +23,16 @@ on_both_engines!(
 
 async fn deliveries_without_a_live_job_are_healed(engine: Engine) {
     let smtp = TestSmtp::start();
-    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| {
-        c.delivery.stuck_after = Duration::from_secs(1);
-        c.delivery.sweep_interval = Duration::from_millis(300);
-    })
+    let Some((app, step)) = sweeping_app(
+        engine,
+        &smtp,
+        true,
+        &["lost@example.com", "dead@example.com"],
+    )
     .await
     else {
         return;
     };
-    let (_, step) = flow_with_ticket_step(&app, "Destek", "orders", &[]).await;
-    app.admin(
-        crate::ops::CREATE_RULE,
-        json!({ "tag": "*", "emails": ["lost@example.com", "dead@example.com"] }),
-    )
-    .await;
     let opened = open_ticket(&app, &app.widget_key, &step, "hi").await;
     let ticket_id = uuid::Uuid::parse_str(opened["ticket"]["id"].as_str().unwrap()).unwrap();
     let rows = wait_for_rows(&app, ticket_id, |rows| {
@@ -119,21 +115,9 @@ async fn deliveries_without_a_live_job_are_healed(engine: Engine) {
 /// backlog for ever.
 async fn unrouted_tickets_without_a_live_job_are_routed(engine: Engine) {
     let smtp = TestSmtp::start();
-    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| {
-        c.embedded_worker = false;
-        c.delivery.stuck_after = Duration::from_secs(1);
-        c.delivery.sweep_interval = Duration::from_millis(300);
-    })
-    .await
-    else {
+    let Some((app, step)) = sweeping_app(engine, &smtp, false, &["agent@example.com"]).await else {
         return;
     };
-    let (_, step) = flow_with_ticket_step(&app, "Destek", "orders", &[]).await;
-    app.admin(
-        crate::ops::CREATE_RULE,
-        json!({ "tag": "*", "emails": ["agent@example.com"] }),
-    )
-    .await;
     let jobs = queue::jobs_table(app.db.get_database_backend());
     let mut tickets = Vec::new();
     for fate in [
@@ -172,6 +156,29 @@ async fn unrouted_tickets_without_a_live_job_are_routed(engine: Engine) {
     assert_eq!(smtp.received_by("agent@example.com").len(), 2);
     workers.stop().await;
     app.stop().await;
+}
+
+/// An app whose workers sweep every 300 ms for work stuck over a second, with a ticket step
+/// (returned) routed to `emails` by a `*` rule.
+async fn sweeping_app(
+    engine: Engine,
+    smtp: &TestSmtp,
+    embedded_worker: bool,
+    emails: &[&str],
+) -> Option<(TestApp, String)> {
+    let app = TestApp::spawn_with(engine, smtp, |c| {
+        c.embedded_worker = embedded_worker;
+        c.delivery.stuck_after = Duration::from_secs(1);
+        c.delivery.sweep_interval = Duration::from_millis(300);
+    })
+    .await?;
+    let (_, step) = flow_with_ticket_step(&app, "Destek", "orders", &[]).await;
+    app.admin(
+        crate::ops::CREATE_RULE,
+        json!({ "tag": "*", "emails": emails }),
+    )
+    .await;
+    Some((app, step))
 }
 
 /// The ticket's delivery rows once `done` holds (at most 15 s).
