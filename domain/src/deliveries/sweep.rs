@@ -49,6 +49,22 @@ struct Stuck {
     updated_at: DateTime<Utc>,
 }
 
+/// How long work may stay unfinished before a sweep at `at` heals it (`stuck_after`), and the
+/// sweep round `at` falls in: rounds are that long, so the key of a job a sweep made names its
+/// round, and the next rounds find it.
+fn grace_and_round(at: DateTime<Utc>, stuck_after: std::time::Duration) -> (chrono::Duration, i64) {
+    let grace = chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::minutes(10));
+    (grace, at.timestamp() / grace.num_seconds().max(1))
+}
+
+/// Where the next sweep goes on after visiting `page`: after its last row when it was full
+/// ([`SWEEP_BATCH`]), else from the start.
+fn next_after<T, K>(page: &[T], key: impl Fn(&T) -> K) -> Option<K> {
+    (page.len() as u64 == SWEEP_BATCH)
+        .then(|| page.last().map(key))
+        .flatten()
+}
+
 /// Deliveries unfinished since before `before`: `SENDING` whose lease ended, `RETRYING` whose
 /// next attempt was due, `PENDING`.
 fn unfinished_since(before: DateTime<Utc>) -> sea_orm::Condition {
@@ -83,7 +99,7 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
     after: Option<Uuid>,
 ) -> Result<Swept> {
     let at = now();
-    let grace = chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::minutes(10));
+    let (grace, round) = grace_and_round(at, stuck_after);
     let before = at - grace;
     let mut page = delivery::Entity::find()
         .select_only()
@@ -107,11 +123,8 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
         .into_model()
         .all(db)
         .await?;
-    let round = at.timestamp() / grace.num_seconds().max(1);
     let mut swept = Swept {
-        next: (stuck.len() as u64 == SWEEP_BATCH)
-            .then(|| stuck.last().map(|d| d.id))
-            .flatten(),
+        next: next_after(&stuck, |d| d.id),
         ..Swept::default()
     };
     for d in stuck {
@@ -251,7 +264,7 @@ pub async fn sweep_unrouted(
     after: Option<(DateTime<Utc>, Uuid)>,
 ) -> Result<SweptTickets> {
     let at = now();
-    let grace = chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::minutes(10));
+    let (grace, round) = grace_and_round(at, stuck_after);
     let mut page = ticket::Entity::find()
         .select_only()
         .columns([
@@ -279,11 +292,8 @@ pub async fn sweep_unrouted(
         .into_tuple()
         .all(db)
         .await?;
-    let round = at.timestamp() / grace.num_seconds().max(1);
     let mut swept = SweptTickets {
-        next: (waiting.len() as u64 == SWEEP_BATCH)
-            .then(|| waiting.last().map(|(at, id, _)| (*at, *id)))
-            .flatten(),
+        next: next_after(&waiting, |(at, id, _)| (*at, *id)),
         ..SweptTickets::default()
     };
     for (_, ticket_id, account_id) in waiting {
