@@ -238,6 +238,7 @@ async fn open_in_one_statement(
     let (job, job_key) = routing_job(id);
     let (insert_job, job_values) = queue::postgres_insert(
         &job,
+        account_id,
         &job_key,
         created_at,
         values.len() + 1,

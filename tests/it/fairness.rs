@@ -2,6 +2,8 @@
 //! account's backlog (`domain::infra::queue::ROUND_JOBS`); and each account's backlog as
 //! operators see it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use domain::infra::queue::ROUND_JOBS;
@@ -16,7 +18,8 @@ on_both_engines!(
     a_quiet_accounts_ticket_is_not_queued_behind_a_backlog,
     retries_take_their_accounts_turn,
     the_backlog_shows_the_accounts_with_the_most_work_waiting,
-    rounds_move_down_together_before_priorities_run_out
+    rounds_move_down_together_before_priorities_run_out,
+    an_accounts_slow_jobs_leave_the_other_accounts_room
 );
 
 const BACKLOG: usize = 400;
@@ -460,6 +463,112 @@ async fn rounds_move_down_together_before_priorities_run_out(engine: Engine) {
         "{:?}",
         smtp.received()
     );
+    workers.stop().await;
+    app.stop().await;
+}
+
+/// An HTTP receiver on loopback that accepts requests and never answers: a webhook endpoint
+/// that hangs until the worker's timeout. Counts the requests it holds now and at most.
+async fn hanging_receiver() -> (
+    String,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (holding, peak) = (now.clone(), most.clone());
+    let serving = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            // Connections the worker gives up on (its pool, a timeout) stay counted: the
+            // timeout here is far beyond the test.
+            let n = holding.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(n, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (url, now, most, serving)
+}
+
+/// A worker's share per account (`WORKER_ACCOUNT_SHARE`): one account's webhook receiver
+/// hangs, so each of its webhook jobs holds a slot until the timeout. The account never holds
+/// more than its share of the worker's slots (2 of 4), its other jobs are put back in the
+/// queue, and another account's ticket is mailed while those requests still hang. Without
+/// the share, the hanging requests take every slot and the other ticket waits for the timeout.
+async fn an_accounts_slow_jobs_leave_the_other_accounts_room(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn_with(engine, &smtp, |c| {
+        c.embedded_worker = false;
+        c.delivery.webhook_timeout = Duration::from_secs(120);
+    })
+    .await
+    else {
+        return;
+    };
+    let delivery = &app.config.delivery;
+    let share = (delivery.concurrency * usize::from(delivery.account_share) / 100).max(1);
+    assert!(
+        share < delivery.concurrency,
+        "the test needs a share below the whole worker"
+    );
+
+    let (hook_url, holding, most, serving) = hanging_receiver().await;
+    app.admin(
+        "mutation($url: String!) { createWebhook(input: { url: $url, events: [TICKET_OPENED] }) { secret } }",
+        json!({ "url": hook_url }),
+    )
+    .await;
+    let slow_step = step_routed_to_all(&app, &[]).await;
+    open_tickets_directly(&app, &slow_step, 4 * delivery.concurrency).await;
+
+    let workers = app.start_workers(1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while holding.load(Ordering::SeqCst) < share {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the webhook requests never came"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let (quiet_admin, quiet_widget) = app.other_account().await;
+    let step = ticket_step_of(&app, &quiet_admin, "quiet", "quiet@example.com").await;
+    open_ticket(&app, &quiet_widget, &step, "one ticket").await;
+    let arrived = smtp
+        .wait_until(Duration::from_secs(60), |mails| {
+            mails
+                .iter()
+                .any(|m| m.to.iter().any(|t| t == "quiet@example.com"))
+        })
+        .await;
+    assert!(
+        arrived,
+        "the other account's mail waited behind the hanging requests"
+    );
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        share,
+        "the account held more than its share of the worker's slots"
+    );
+    // The slow account's other jobs went back to the queue rather than wait in a slot.
+    let put_back = app
+        .db
+        .query_one_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            format!(
+                "SELECT COUNT(*) AS n FROM {} WHERE idempotency_key LIKE 'postponed:%'",
+                domain::infra::queue::jobs_table(app.db.get_database_backend())
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert!(put_back > 0, "no job was put back for its account's share");
+    serving.abort();
     workers.stop().await;
     app.stop().await;
 }

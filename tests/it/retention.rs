@@ -190,7 +190,33 @@ async fn an_accounts_closed_tickets_go_after_its_retention(engine: Engine) {
         .exec(&app.db)
         .await
         .unwrap();
-    // The fourth looks as if its routing job never ran: no deliveries, not routed.
+    // The fourth looks as if its routing job has not run yet: no deliveries, not routed, its
+    // job due tomorrow (so the workers' sweep leaves it be).
+    let backend = app.db.get_database_backend();
+    let tomorrow = match backend {
+        DatabaseBackend::Postgres => "now() + interval '1 day'",
+        _ => "CAST(strftime('%s', 'now') AS INTEGER) + 86400",
+    };
+    let delayed = app
+        .db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE {} SET status = 'Pending', run_at = {tomorrow}, done_at = NULL \
+                 WHERE idempotency_key = {}",
+                queue::jobs_table(backend),
+                if backend == DatabaseBackend::Postgres {
+                    "$1"
+                } else {
+                    "?"
+                }
+            ),
+            [domain::tickets::routing_key(ids[3]).into()],
+        ))
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(delayed, 1, "its routing job was found");
     entity::delivery::Entity::delete_many()
         .filter(entity::delivery::Column::TicketId.eq(ids[3]))
         .exec(&app.db)

@@ -183,6 +183,7 @@ pub fn test_config(db_url: &str, smtp: &TestSmtp) -> ApiConfig {
             retry_max: Duration::from_secs(2),
             max_attempts: 4,
             concurrency: 4,
+            account_share: 50,
             poll_interval: Duration::from_millis(50),
             shutdown_grace: Duration::from_secs(10),
             webhook_timeout: Duration::from_secs(5),

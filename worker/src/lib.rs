@@ -7,6 +7,7 @@
 pub mod deliver;
 pub mod http;
 pub mod runtime;
+pub mod share;
 pub mod webhook;
 
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub struct Context {
     pub delivery: DeliveryConfig,
     /// For webhook requests.
     pub http: reqwest::Client,
+    /// The places each account holds among this worker's concurrency.
+    pub shares: share::Shares,
 }
 
 impl Context {
@@ -80,6 +83,7 @@ impl Context {
                 delivery.webhook_timeout,
                 delivery.webhook_allow_private_networks,
             )?,
+            shares: share::Shares::new(delivery.concurrency, delivery.account_share),
             delivery,
         })
     }

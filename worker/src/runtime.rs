@@ -8,7 +8,7 @@ use apalis::prelude::{
 };
 use apalis_postgres::{PostgresStorage, Pubsub};
 use apalis_sqlite::SqliteStorage;
-use domain::infra::queue::{HEARTBEAT, Job, MISSED_HEARTBEATS, QUEUE};
+use domain::infra::queue::{self, HEARTBEAT, Job, MISSED_HEARTBEATS, QUEUE, Task};
 use sea_orm::DatabaseBackend;
 use tracing::Instrument;
 
@@ -25,10 +25,11 @@ pub enum RuntimeError {
 
 /// Handles one job. Delivery outcomes, failures included, are recorded on the delivery row
 /// and end the job; an `Err` means the database could not be used, and apalis runs the job
-/// again.
-pub async fn handle(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
+/// again. A job whose account holds its whole share of this worker ([`crate::share`]) is put
+/// back in the queue instead.
+pub async fn handle(task: Task, ctx: Data<Context>) -> Result<(), BoxDynError> {
     // Every log line of the job, ours and the libraries', carries the ids it is about.
-    let span = match &job {
+    let span = match &task.job {
         Job::RouteTicket { ticket_id } => tracing::info_span!("route_ticket", %ticket_id),
         Job::SendDelivery {
             delivery_id,
@@ -39,7 +40,34 @@ pub async fn handle(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
             attempt,
         } => tracing::info_span!("send_webhook", %webhook_delivery_id, attempt),
     };
-    run_job(job, ctx).instrument(span).await
+    async move {
+        let place = match task.account_id {
+            Some(account) => match ctx.shares.take(account, crate::share::WAIT).await {
+                Some(place) => Some(place),
+                None => {
+                    queue::postpone(&ctx.db, &task, account, crate::share::POSTPONE).await?;
+                    count(kind(&task.job), "over_share");
+                    tracing::debug!(%account, "the account holds its share of this worker; job put back");
+                    return Ok(());
+                }
+            },
+            None => None,
+        };
+        let result = run_job(task.job, ctx).await;
+        drop(place);
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+/// The `kind` label of a job's counts.
+fn kind(job: &Job) -> &'static str {
+    match job {
+        Job::RouteTicket { .. } => "route",
+        Job::SendDelivery { .. } => "send",
+        Job::SendWebhook { .. } => "webhook",
+    }
 }
 
 async fn run_job(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
@@ -163,7 +191,7 @@ pub async fn run(
                         let strategy = Strategy::new()
                             .stream(Pubsub::new(pool.clone(), QUEUE.to_owned()))
                             .interval(poll);
-                        let storage = PostgresStorage::<Job>::new(&pool)
+                        let storage = PostgresStorage::<Task>::new(&pool)
                             .with_config(config.clone())
                             .poll_with_strategy(strategy);
                         WorkerBuilder::new(worker_name())
@@ -187,7 +215,7 @@ pub async fn run(
                     .missed_heartbeats(MISSED_HEARTBEATS as usize);
                 monitor
                     .register(move |_| {
-                        let storage = SqliteStorage::<Job>::new(&pool)
+                        let storage = SqliteStorage::<Task>::new(&pool)
                             .with_config(config.clone())
                             .poll_with_interval(poll);
                         WorkerBuilder::new(worker_name())

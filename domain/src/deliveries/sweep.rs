@@ -229,6 +229,17 @@ async fn give_up<C: ConnectionTrait + TransactionTrait>(
     Ok(true)
 }
 
+/// Whether the ticket has been routed (or is gone).
+async fn routed(db: &impl ConnectionTrait, ticket_id: Uuid) -> Result<bool> {
+    let routed_at: Option<Option<DateTime<Utc>>> = ticket::Entity::find_by_id(ticket_id)
+        .select_only()
+        .column(ticket::Column::RoutedAt)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(routed_at.is_none_or(|at| at.is_some()))
+}
+
 /// What one sweep of unrouted tickets did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SweptTickets {
@@ -309,11 +320,12 @@ pub async fn sweep_unrouted(
                 continue;
             }
         };
-        // Done: routed meanwhile (the ticket was read before its job finished).
-        if states
-            .iter()
-            .any(|s| matches!(s, queue::JobState::Live | queue::JobState::Done))
-        {
+        if states.contains(&queue::JobState::Live) {
+            continue;
+        }
+        // A finished job has routed the ticket, unless it was put back in the queue under a
+        // key of its own (an account over its share of a worker): read the ticket again.
+        if states.contains(&queue::JobState::Done) && routed(db, ticket_id).await? {
             continue;
         }
         queue::enqueue(

@@ -196,6 +196,10 @@ pub struct DeliveryConfig {
     pub max_attempts: u32,
     /// `WORKER_CONCURRENCY`: jobs one worker process runs at once.
     pub concurrency: usize,
+    /// `WORKER_ACCOUNT_SHARE`: the percentage of `concurrency` one account's jobs may hold
+    /// (at least one job), so slow jobs of one account (a webhook that hangs, a large fan-out)
+    /// leave the others room. 100 turns the cap off.
+    pub account_share: u8,
     /// `POLL_INTERVAL_MS`: how often an idle worker looks for due jobs (PostgreSQL is also
     /// woken at once by LISTEN/NOTIFY).
     pub poll_interval: Duration,
@@ -232,6 +236,7 @@ impl DeliveryConfig {
             retry_max: millis("RETRY_MAX_MS", 3_600_000)?,
             max_attempts: parse("MAX_DELIVERY_ATTEMPTS", 8)?,
             concurrency: parse("WORKER_CONCURRENCY", 8)?,
+            account_share: parse("WORKER_ACCOUNT_SHARE", 50)?,
             poll_interval: millis("POLL_INTERVAL_MS", 200)?,
             shutdown_grace: millis("SHUTDOWN_GRACE_MS", 30_000)?,
             webhook_timeout: millis("WEBHOOK_TIMEOUT_MS", 10_000)?,
@@ -258,6 +263,12 @@ impl DeliveryConfig {
             return Err(ConfigError {
                 var: "SWEEP_INTERVAL_MS",
                 message: "must be at least 1".into(),
+            });
+        }
+        if !(1..=100).contains(&cfg.account_share) {
+            return Err(ConfigError {
+                var: "WORKER_ACCOUNT_SHARE",
+                message: "must be a percentage between 1 and 100".into(),
             });
         }
         if cfg.concurrency == 0 {

@@ -57,6 +57,19 @@ pub enum Job {
     },
 }
 
+/// A job as the queue holds it: the job and the account it works for, which the worker's
+/// per-account share of its concurrency reads before running it (`WORKER_ACCOUNT_SHARE`)
+/// without a query. Stored as the job's JSON with an `account_id` beside its fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    #[serde(flatten)]
+    pub job: Job,
+    /// `None` only for a job written before the account was recorded with it: such a job
+    /// runs outside any account's share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<Uuid>,
+}
+
 /// Jobs of one account in one round of the fair pickup.
 ///
 /// **Fair pickup.** apalis takes due jobs by `priority` (highest first), then by due time, on
@@ -254,6 +267,7 @@ pub async fn enqueue(
             // still goes in (in round 0, the front of the queue).
             let (insert, mut values) = postgres_insert(
                 job,
+                account_id,
                 key,
                 run_at,
                 3,
@@ -301,7 +315,7 @@ pub async fn enqueue(
                     jobs_table(backend)
                 ),
                 [
-                    payload(job)?.into(),
+                    payload(job, account_id)?.into(),
                     ulid::Ulid::new().to_string().into(),
                     QUEUE.into(),
                     JOB_MAX_ATTEMPTS.into(),
@@ -430,8 +444,27 @@ pub async fn delete_finished(
     Ok(conn.execute_raw(statement).await?.rows_affected())
 }
 
-fn payload(job: &Job) -> Result<Vec<u8>, DbErr> {
-    serde_json::to_vec(job).map_err(|e| DbErr::Custom(e.to_string()))
+fn payload(job: &Job, account_id: Uuid) -> Result<Vec<u8>, DbErr> {
+    let task = Task {
+        job: job.clone(),
+        account_id: Some(account_id),
+    };
+    serde_json::to_vec(&task).map_err(|e| DbErr::Custom(e.to_string()))
+}
+
+/// Puts `task` back in the queue, due `after` from now in its account's next round, for a
+/// worker that took it while the account held its whole share of the worker's concurrency
+/// (the caller then ends the job it took). The new job has a key of its own: the sweeps do
+/// not know it, and heal what it was for if it never runs.
+pub async fn postpone(
+    conn: &impl ConnectionTrait,
+    task: &Task,
+    account_id: Uuid,
+    after: std::time::Duration,
+) -> Result<(), DbErr> {
+    let due = chrono::Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
+    let key = format!("postponed:{}", ulid::Ulid::new());
+    enqueue(conn, &task.job, &key, due, account_id).await
 }
 
 /// PostgreSQL's INSERT of `job` into apalis' table, with its parameters numbered from `first`,
@@ -440,6 +473,7 @@ fn payload(job: &Job) -> Result<Vec<u8>, DbErr> {
 /// `from`; see [`ROUND_JOBS`]).
 pub(crate) fn postgres_insert(
     job: &Job,
+    account_id: Uuid,
     key: &str,
     run_at: DateTime<Utc>,
     first: usize,
@@ -466,7 +500,7 @@ pub(crate) fn postgres_insert(
     let values = vec![
         ulid::Ulid::new().to_string().into(),
         QUEUE.into(),
-        payload(job)?.into(),
+        payload(job, account_id)?.into(),
         JOB_MAX_ATTEMPTS.into(),
         run_at.into(),
         key.into(),
@@ -488,5 +522,34 @@ mod tests {
         );
         let back: Job = serde_json::from_str(&json).unwrap();
         assert_eq!(back, Job::RouteTicket { ticket_id: id });
+    }
+
+    #[test]
+    fn tasks_carry_their_account_beside_the_job_and_read_older_payloads() {
+        let (delivery_id, account) = (Uuid::nil(), Uuid::max());
+        let job = Job::SendDelivery {
+            delivery_id,
+            attempt: 2,
+        };
+        let stored: serde_json::Value =
+            serde_json::from_slice(&payload(&job, account).unwrap()).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({
+                "type": "send_delivery",
+                "delivery_id": delivery_id,
+                "attempt": 2,
+                "account_id": account,
+            })
+        );
+        let task: Task = serde_json::from_value(stored).unwrap();
+        assert_eq!(
+            (task.job.clone(), task.account_id),
+            (job.clone(), Some(account))
+        );
+        // A job queued by an older version has no account.
+        let older = serde_json::to_string(&job).unwrap();
+        let task: Task = serde_json::from_str(&older).unwrap();
+        assert_eq!((task.job, task.account_id), (job, None));
     }
 }
