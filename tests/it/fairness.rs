@@ -508,7 +508,7 @@ async fn an_accounts_slow_jobs_leave_the_other_accounts_room(engine: Engine) {
         return;
     };
     let delivery = &app.config.delivery;
-    let share = (delivery.concurrency * usize::from(delivery.account_share) / 100).max(1);
+    let share = worker::share::Shares::new(delivery.concurrency, delivery.account_share).cap();
     assert!(
         share < delivery.concurrency,
         "the test needs a share below the whole worker"

@@ -191,7 +191,8 @@ async fn an_accounts_closed_tickets_go_after_its_retention(engine: Engine) {
         .await
         .unwrap();
     // The fourth looks as if its routing job has not run yet: no deliveries, not routed, its
-    // job due tomorrow (so the workers' sweep leaves it be).
+    // job due tomorrow (so the workers' sweep leaves it be; no worker holds it, so a late
+    // acknowledgement of its run cannot mark it done again).
     let backend = app.db.get_database_backend();
     let tomorrow = match backend {
         DatabaseBackend::Postgres => "now() + interval '1 day'",
@@ -202,7 +203,7 @@ async fn an_accounts_closed_tickets_go_after_its_retention(engine: Engine) {
         .execute_raw(Statement::from_sql_and_values(
             backend,
             format!(
-                "UPDATE {} SET status = 'Pending', run_at = {tomorrow}, done_at = NULL \
+                "UPDATE {} SET status = 'Pending', run_at = {tomorrow}, done_at = NULL, lock_by = NULL \
                  WHERE idempotency_key = {}",
                 queue::jobs_table(backend),
                 if backend == DatabaseBackend::Postgres {

@@ -7,10 +7,12 @@
 //! order. So one account runs at most a share of a worker's slots at once.
 //!
 //! A job taken while its account holds its whole share waits in its slot a little
-//! ([`WAIT`]): fast jobs free a place within milliseconds, so a single busy account keeps its
-//! pace. When none frees in that time, the job is put back in the queue, due a little later
+//! ([`WAIT`]): fast jobs free a place within milliseconds. When none frees in that time (or
+//! none has for that long already), the job is put back in the queue, due a little later
 //! ([`POSTPONE`]) in the account's next round, and its slot goes to the next job the fair pickup
-//! hands out: another account's, when one has work. The cap lives in each worker process (the
+//! hands out: another account's, when one has work. The cap holds with no other account
+//! waiting too: a single busy account runs at most its share of each worker (what that costs
+//! the drain is in `bench/README.md`). The cap lives in each worker process (the
 //! queue's fetch does not know accounts), so with several workers an account holds at most
 //! its share of each.
 
@@ -39,9 +41,19 @@ struct Inner {
     cap: usize,
     /// Places held per account; an account holding none has no entry, so the map is as large
     /// as the accounts running jobs right now, at most the worker's concurrency.
-    held: Mutex<HashMap<Uuid, usize>>,
+    held: Mutex<HashMap<Uuid, Held>>,
     /// Woken whenever a place is given back.
     freed: Notify,
+}
+
+/// An account's places in one worker.
+#[derive(Debug)]
+struct Held {
+    places: usize,
+    /// When the account last took its share's last place or gave one back while holding all
+    /// of it: a job of an account whose jobs have all run for longer than [`WAIT`] is put
+    /// back at once, since waiting would most likely only hold a slot another account could use.
+    moved: tokio::time::Instant,
 }
 
 /// A place in an account's share, given back when dropped.
@@ -76,8 +88,10 @@ impl Shares {
             let freed = self.0.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if let Some(place) = self.try_take(account) {
-                return Some(place);
+            match self.try_take(account, wait) {
+                Taken::Place(place) => return Some(place),
+                Taken::Stuck => return None,
+                Taken::Full => {}
             }
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
                 return None;
@@ -85,18 +99,38 @@ impl Shares {
         }
     }
 
-    fn try_take(&self, account: Uuid) -> Option<Place> {
+    fn try_take(&self, account: Uuid, wait: Duration) -> Taken {
         let mut held = self.0.held.lock().unwrap_or_else(|p| p.into_inner());
-        let places = held.entry(account).or_insert(0);
-        if *places >= self.0.cap {
-            return None;
+        let now = tokio::time::Instant::now();
+        let entry = held.entry(account).or_insert(Held {
+            places: 0,
+            moved: now,
+        });
+        if entry.places >= self.0.cap {
+            return if now.duration_since(entry.moved) >= wait {
+                Taken::Stuck
+            } else {
+                Taken::Full
+            };
         }
-        *places += 1;
-        Some(Place {
+        entry.places += 1;
+        if entry.places == self.0.cap {
+            entry.moved = now;
+        }
+        Taken::Place(Place {
             shares: self.clone(),
             account,
         })
     }
+}
+
+/// What [`Shares::try_take`] found.
+enum Taken {
+    Place(Place),
+    /// The account holds its whole share; a place may come back soon.
+    Full,
+    /// The account holds its whole share and has given none back for a while.
+    Stuck,
 }
 
 impl Drop for Place {
@@ -104,9 +138,12 @@ impl Drop for Place {
         let inner = &self.shares.0;
         {
             let mut held = inner.held.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(places) = held.get_mut(&self.account) {
-                *places -= 1;
-                if *places == 0 {
+            if let Some(entry) = held.get_mut(&self.account) {
+                if entry.places >= inner.cap {
+                    entry.moved = tokio::time::Instant::now();
+                }
+                entry.places -= 1;
+                if entry.places == 0 {
                     held.remove(&self.account);
                 }
             }
@@ -129,10 +166,22 @@ mod tests {
             held.push(shares.take(a, Duration::ZERO).await.expect("a place"));
         }
         assert!(shares.take(a, Duration::from_millis(20)).await.is_none());
+        // An account none of whose jobs ended for longer than the wait is refused at once.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let refused = tokio::time::Instant::now();
+        assert!(shares.take(a, Duration::from_millis(20)).await.is_none());
+        assert!(refused.elapsed() < Duration::from_millis(20));
         // Another account is not held back.
         let other = shares.take(b, Duration::ZERO).await;
         assert!(other.is_some());
         // A place given back goes to a job waiting for it.
+        held.pop();
+        held.push(
+            shares
+                .take(a, Duration::ZERO)
+                .await
+                .expect("the place given back"),
+        );
         let waiting = tokio::spawn({
             let shares = shares.clone();
             async move { shares.take(a, Duration::from_secs(10)).await.is_some() }
