@@ -110,9 +110,9 @@ async fn deliveries_without_a_live_job_are_healed(engine: Engine) {
     app.stop().await;
 }
 
-/// Two tickets opened while no worker runs: one's routing job is lost, the other's is killed
-/// by the queue. Without the sweep neither would ever be routed, and both would wait in the
-/// backlog for ever.
+/// Three tickets opened while no worker runs: one's routing job is lost, one's is killed by
+/// the queue, one's finished without routing it (a job put back for its account's share ends
+/// so). Without the sweep none would ever be routed, and all would wait in the backlog for ever.
 async fn unrouted_tickets_without_a_live_job_are_routed(engine: Engine) {
     let smtp = TestSmtp::start();
     let Some((app, step)) = sweeping_app(engine, &smtp, false, &["agent@example.com"]).await else {
@@ -123,6 +123,8 @@ async fn unrouted_tickets_without_a_live_job_are_routed(engine: Engine) {
     for fate in [
         format!("DELETE FROM {jobs} WHERE idempotency_key = $KEY"),
         format!("UPDATE {jobs} SET status = 'Killed' WHERE idempotency_key = $KEY"),
+        // Finished without routing it, as a job put back for its account's share leaves it.
+        format!("UPDATE {jobs} SET status = 'Done' WHERE idempotency_key = $KEY"),
     ] {
         let opened = open_ticket(&app, &app.widget_key, &step, "hi").await;
         let id = uuid::Uuid::parse_str(opened["ticket"]["id"].as_str().unwrap()).unwrap();
@@ -150,10 +152,10 @@ async fn unrouted_tickets_without_a_live_job_are_routed(engine: Engine) {
         .all(&app.db)
         .await
         .unwrap();
-    assert_eq!(routed.len(), 2);
+    assert_eq!(routed.len(), 3);
     // Each mail once, however many sweep rounds passed meanwhile.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(smtp.received_by("agent@example.com").len(), 2);
+    assert_eq!(smtp.received_by("agent@example.com").len(), 3);
     workers.stop().await;
     app.stop().await;
 }
