@@ -45,7 +45,7 @@ pub async fn handle(task: Task, ctx: Data<Context>) -> Result<(), BoxDynError> {
             Some(account) => match ctx.shares.take(account, crate::share::WAIT).await {
                 Some(place) => Some(place),
                 None => {
-                    queue::postpone(&ctx.db, &task, account, crate::share::POSTPONE).await?;
+                    queue::postpone(&ctx.db, &task.job, account, crate::share::POSTPONE).await?;
                     count(kind(&task.job), "over_share");
                     tracing::debug!(%account, "the account holds its share of this worker; job put back");
                     return Ok(());
@@ -71,12 +71,13 @@ fn kind(job: &Job) -> &'static str {
 }
 
 async fn run_job(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
+    let kind = kind(&job);
     match job {
         Job::RouteTicket { ticket_id } => {
             let (recipients, outcomes) = deliver::route(&ctx, ticket_id)
                 .await
-                .inspect_err(|_| count("route", "error"))?;
-            count("route", "routed");
+                .inspect_err(|_| count(kind, "error"))?;
+            count(kind, "routed");
             tracing::info!(%ticket_id, recipients, "ticket routed");
             for (delivery_id, outcome) in &outcomes {
                 report(*delivery_id, 1, outcome);
@@ -88,7 +89,7 @@ async fn run_job(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
         } => {
             let outcome = deliver::attempt(&ctx, delivery_id, attempt)
                 .await
-                .inspect_err(|_| count("send", "error"))?;
+                .inspect_err(|_| count(kind, "error"))?;
             report(delivery_id, attempt, &outcome);
         }
         Job::SendWebhook {
@@ -97,7 +98,7 @@ async fn run_job(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
         } => {
             let outcome = crate::webhook::attempt(&ctx, webhook_delivery_id, attempt)
                 .await
-                .inspect_err(|_| count("webhook", "error"))?;
+                .inspect_err(|_| count(kind, "error"))?;
             let label = match outcome {
                 Outcome::Sent => "succeeded",
                 Outcome::Retrying(_) => "retrying",
@@ -105,7 +106,7 @@ async fn run_job(job: Job, ctx: Data<Context>) -> Result<(), BoxDynError> {
                 Outcome::Deferred | Outcome::Skipped => "skipped",
             };
             tracing::info!(%webhook_delivery_id, attempt, outcome = label, "webhook attempt");
-            count("webhook", label);
+            count(kind, label);
         }
     }
     Ok(())

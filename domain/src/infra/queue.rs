@@ -452,7 +452,7 @@ fn payload(job: &Job, account_id: Uuid) -> Result<Vec<u8>, DbErr> {
     serde_json::to_vec(&task).map_err(|e| DbErr::Custom(e.to_string()))
 }
 
-/// Puts `task` back in the queue, due `after` from now in its account's next round, for a
+/// Puts `job` of `account_id` back in the queue, due `after` from now in its account's next round, for a
 /// worker that took it while the account held its whole share of the worker's concurrency
 /// (the caller then ends the job it took). The new job has a key of its own, which the sweeps
 /// do not look for: a delivery or ticket whose put-back job waits longer than
@@ -460,13 +460,13 @@ fn payload(job: &Job, account_id: Uuid) -> Result<Vec<u8>, DbErr> {
 /// through, routing is idempotent); a webhook delivery has no sweep.
 pub async fn postpone(
     conn: &impl ConnectionTrait,
-    task: &Task,
+    job: &Job,
     account_id: Uuid,
     after: std::time::Duration,
 ) -> Result<(), DbErr> {
     let due = chrono::Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
     let key = format!("postponed:{}", ulid::Ulid::new());
-    enqueue(conn, &task.job, &key, due, account_id).await
+    enqueue(conn, job, &key, due, account_id).await
 }
 
 /// PostgreSQL's INSERT of `job` into apalis' table, with its parameters numbered from `first`,
