@@ -312,11 +312,14 @@ def worker_bench(args):
     finally:
         stop(worker)
     elapsed = last - started
-    baseline = subprocess.run(
-        [os.path.join(RELEASE, "examples", "lettre_pool"), SINK_ADDR, str(expected),
-         str(args.concurrency)], check=True, capture_output=True, text=True).stdout
+    def baseline(*mode):
+        out = subprocess.run(
+            [os.path.join(RELEASE, "examples", "lettre_pool"), SINK_ADDR, str(expected),
+             str(args.concurrency), *mode], check=True, capture_output=True, text=True).stdout
+        return float(re.search(r"= (\d+) mails/s", out).group(1))
+    lettre_rate = baseline()
+    nodelay_rate = baseline("nodelay")
     stop(sink)
-    lettre_rate = float(re.search(r"= (\d+) mails/s", baseline).group(1))
     psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     log(json.dumps({
         "bench": f"worker drain (PostgreSQL, 1 worker process, concurrency {args.concurrency})",
@@ -324,6 +327,8 @@ def worker_bench(args):
         "seconds_start_to_last_mail": round(elapsed, 2),
         "worker_mails_per_s": round(sent / elapsed), "lettre_pooled_mails_per_s": lettre_rate,
         "ratio_to_lettre_pooled": round(sent / elapsed / lettre_rate, 2),
+        "lettre_nodelay_mails_per_s": nodelay_rate,
+        "ratio_to_lettre_nodelay": round(sent / elapsed / nodelay_rate, 2),
         "worker_rss_end_mb": round(rss_end, 1), "worker_rss_peak_mb": round(peak, 1),
     }, indent=1))
 

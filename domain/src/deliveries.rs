@@ -70,100 +70,195 @@ pub async fn create<C: ConnectionTrait>(
     ticket_id: Uuid,
     claim_until: DateTime<Utc>,
 ) -> Result<Option<Planned>> {
-    // The account comes along for its e-mail language.
-    let Some((ticket, account)) = ticket::Entity::find_by_id(ticket_id)
-        .find_also_related(account::Entity)
-        .one(db)
+    Ok(create_many(db, &[ticket_id], claim_until)
         .await?
-    else {
-        // Deleted since it was queued: nothing to deliver.
-        return Ok(None);
-    };
-    let account_locale = account.map(|a| a.locale);
-    let rules = routing::matching_rules(db, &ticket).await?;
-    let recipients = routing::resolve(&ticket.topic, &rules, &ticket.forward_emails);
-    let created_at = now();
-    let rows: Vec<delivery::Model> = recipients
+        .pop()
+        .flatten())
+}
+
+/// [`create`] for several tickets at once, with the statements of all of them shared: one
+/// read of the tickets, one of their rules, one `INSERT` of every delivery (per
+/// [`INSERT_ROWS`]), one routed-at stamp. Each ticket's result is the one [`create`] alone
+/// would give, in the order of `ticket_ids`; a ticket named twice is planned once, and its
+/// later mentions are planned after the first was written, as a re-run would be (nothing
+/// claimed twice).
+pub async fn create_many<C: ConnectionTrait>(
+    db: &C,
+    ticket_ids: &[Uuid],
+    claim_until: DateTime<Utc>,
+) -> Result<Vec<Option<Planned>>> {
+    // Each mention by its place in `ticket_ids`: the first of each ticket, then the others.
+    type Mentions = Vec<(usize, Uuid)>;
+    let mut seen = std::collections::HashSet::new();
+    let (first, again): (Mentions, Mentions) = ticket_ids
         .iter()
-        .map(|r| {
-            let id = Uuid::now_v7();
-            delivery::Model {
-                id,
-                ticket_id: ticket.id,
-                account_id: ticket.account_id,
-                recipient: r.address.clone(),
-                recipient_key: r.address.to_lowercase(),
-                sources: r.sources.clone().into(),
-                status: DeliveryStatus::Sending,
-                attempts: 1,
-                last_error: None,
-                message_id: format!("ticket-{}.delivery-{}", ticket.id, id),
-                smtp_response: None,
-                next_attempt_at: None,
-                locked_until: Some(claim_until),
-                sent_at: None,
-                created_at,
-                updated_at: created_at,
-                locale: Some(locale_for(r, &rules).or(account_locale).unwrap_or_default()),
-            }
-        })
-        .collect();
+        .copied()
+        .enumerate()
+        .partition(|(_, id)| seen.insert(*id));
+    let mut out: Vec<Option<Planned>> = vec![None; ticket_ids.len()];
+    let ids: Vec<Uuid> = first.iter().map(|(_, id)| *id).collect();
+    for ((at, _), planned) in first
+        .iter()
+        .zip(create_distinct(db, &ids, claim_until).await?)
+    {
+        out[*at] = planned;
+    }
+    for (at, id) in again {
+        out[at] = create_distinct(db, &[id], claim_until)
+            .await?
+            .pop()
+            .flatten();
+    }
+    Ok(out)
+}
+
+/// [`create_many`] for ids that are all different.
+async fn create_distinct<C: ConnectionTrait>(
+    db: &C,
+    ticket_ids: &[Uuid],
+    claim_until: DateTime<Utc>,
+) -> Result<Vec<Option<Planned>>> {
+    // The account comes along for its e-mail language.
+    let found: std::collections::HashMap<Uuid, (ticket::Model, Option<Locale>)> =
+        ticket::Entity::find()
+            .filter(ticket::Column::Id.is_in(ticket_ids.iter().copied()))
+            .find_also_related(account::Entity)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|(t, a)| (t.id, (t, a.map(|a| a.locale))))
+            .collect();
+    let tickets: Vec<&ticket::Model> = found.values().map(|(t, _)| t).collect();
+    let rules = if tickets.is_empty() {
+        Vec::new()
+    } else {
+        routing::matching_rules(db, &tickets).await?
+    };
+    let created_at = now();
+    // Per ticket (a ticket deleted since it was queued has nothing to deliver): the ticket,
+    // its recipients and the rows planned for them.
+    let mut plans: Vec<Option<(ticket::Model, usize, Vec<delivery::Model>)>> = Vec::new();
+    for id in ticket_ids {
+        let Some((ticket, account_locale)) = found.get(id) else {
+            plans.push(None);
+            continue;
+        };
+        let rules = routing::of_account(&rules, ticket);
+        let recipients = routing::resolve(&ticket.topic, &rules, &ticket.forward_emails);
+        let rows = recipients
+            .iter()
+            .map(|r| {
+                let id = Uuid::now_v7();
+                delivery::Model {
+                    id,
+                    ticket_id: ticket.id,
+                    account_id: ticket.account_id,
+                    recipient: r.address.clone(),
+                    recipient_key: r.address.to_lowercase(),
+                    sources: r.sources.clone().into(),
+                    status: DeliveryStatus::Sending,
+                    attempts: 1,
+                    last_error: None,
+                    message_id: format!("ticket-{}.delivery-{}", ticket.id, id),
+                    smtp_response: None,
+                    next_attempt_at: None,
+                    locked_until: Some(claim_until),
+                    sent_at: None,
+                    created_at,
+                    updated_at: created_at,
+                    locale: Some(
+                        locale_for(r, &rules)
+                            .or(*account_locale)
+                            .unwrap_or_default(),
+                    ),
+                }
+            })
+            .collect();
+        plans.push(Some((ticket.clone(), recipients.len(), rows)));
+    }
     // A recipient already on the ticket (an earlier run) keeps its row: the insert skips it.
     // In chunks, so any number of recipients fits each engine's parameter limit; a run that
     // stops between chunks is completed by the next (the inserts are idempotent).
-    let mut claimed = Vec::new();
+    let rows: Vec<&delivery::Model> = plans.iter().flatten().flat_map(|(_, _, r)| r).collect();
+    let mut inserted = std::collections::HashSet::new();
     for chunk in rows.chunks(INSERT_ROWS) {
-        let inserted =
-            delivery::Entity::insert_many(chunk.iter().cloned().map(delivery::ActiveModel::from))
-                .on_conflict_do_nothing_on([
-                    delivery::Column::TicketId,
-                    delivery::Column::RecipientKey,
-                ])
-                .exec_with_returning_keys(db)
-                .await?;
-        if let sea_orm::TryInsertResult::Inserted(ids) = inserted {
-            let ids: std::collections::HashSet<Uuid> = ids.into_iter().collect();
-            claimed.extend(chunk.iter().filter(|r| ids.contains(&r.id)).cloned());
+        let result = delivery::Entity::insert_many(
+            chunk
+                .iter()
+                .map(|&r| delivery::ActiveModel::from(r.clone())),
+        )
+        .on_conflict_do_nothing_on([delivery::Column::TicketId, delivery::Column::RecipientKey])
+        .exec_with_returning_keys(db)
+        .await?;
+        if let sea_orm::TryInsertResult::Inserted(ids) = result {
+            inserted.extend(ids);
         }
     }
-    if ticket.routed_at.is_none() {
-        // For the ticket's timeline: it tells "matched nobody" from "not routed yet".
+    // For the tickets' timelines: it tells "matched nobody" from "not routed yet".
+    let unstamped: Vec<Uuid> = plans
+        .iter()
+        .flatten()
+        .filter(|(t, _, _)| t.routed_at.is_none())
+        .map(|(t, _, _)| t.id)
+        .collect();
+    if !unstamped.is_empty() {
         ticket::Entity::update_many()
             .col_expr(ticket::Column::RoutedAt, Expr::value(now()))
-            .filter(ticket::Column::Id.eq(ticket.id))
+            .filter(ticket::Column::Id.is_in(unstamped))
             .filter(ticket::Column::RoutedAt.is_null())
             .exec(db)
             .await?;
     }
-    // Every recipient is new (the first run): nothing of an earlier run to look for.
-    let due = if claimed.len() == recipients.len() {
-        Vec::new()
-    } else {
-        // The ones claimed just now are left out here, not in SQL: there may be more of them
-        // than a statement takes parameters.
-        let just_claimed: std::collections::HashSet<Uuid> = claimed.iter().map(|d| d.id).collect();
-        let ids: Vec<Uuid> = delivery::Entity::find()
-            .select_only()
-            .column(delivery::Column::Id)
-            .filter(delivery::Column::TicketId.eq(ticket.id))
-            .filter(
-                delivery::Column::Status.is_in([DeliveryStatus::Pending, DeliveryStatus::Sending]),
-            )
-            .filter(delivery::Column::Attempts.lte(1))
-            .order_by_asc(delivery::Column::Id)
-            .into_tuple()
-            .all(db)
-            .await?;
-        ids.into_iter()
-            .filter(|id| !just_claimed.contains(id))
-            .collect()
-    };
-    Ok(Some(Planned {
-        ticket,
-        recipients: recipients.len(),
-        claimed,
-        due,
-    }))
+    let mut out = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let Some((ticket, recipients, rows)) = plan else {
+            out.push(None);
+            continue;
+        };
+        let claimed: Vec<delivery::Model> = rows
+            .into_iter()
+            .filter(|r| inserted.contains(&r.id))
+            .collect();
+        let due = if claimed.len() == recipients {
+            // Every recipient is new (the first run): nothing of an earlier run to look for.
+            Vec::new()
+        } else {
+            due_of_earlier_run(db, ticket.id, &claimed).await?
+        };
+        out.push(Some(Planned {
+            ticket,
+            recipients,
+            claimed,
+            due,
+        }));
+    }
+    Ok(out)
+}
+
+/// The first attempts of an earlier run of the ticket's routing that may still be due, but
+/// for the rows this run claimed.
+async fn due_of_earlier_run<C: ConnectionTrait>(
+    db: &C,
+    ticket_id: Uuid,
+    claimed: &[delivery::Model],
+) -> Result<Vec<Uuid>> {
+    // The ones claimed just now are left out here, not in SQL: there may be more of them than
+    // a statement takes parameters.
+    let just_claimed: std::collections::HashSet<Uuid> = claimed.iter().map(|d| d.id).collect();
+    let ids: Vec<Uuid> = delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::Id)
+        .filter(delivery::Column::TicketId.eq(ticket_id))
+        .filter(delivery::Column::Status.is_in([DeliveryStatus::Pending, DeliveryStatus::Sending]))
+        .filter(delivery::Column::Attempts.lte(1))
+        .order_by_asc(delivery::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(ids
+        .into_iter()
+        .filter(|id| !just_claimed.contains(id))
+        .collect())
 }
 
 /// The language a recipient's mail is written in: that of the first rule that put the
@@ -275,18 +370,29 @@ pub async fn not_claimed(
     }
 }
 
-/// Records mails the SMTP server accepted at attempt `attempt` of the ticket's deliveries,
-/// each with its reply and the time it was accepted, in one statement. Returns the
+/// A mail the SMTP server accepted, to be recorded.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub delivery: delivery::Model,
+    /// The server's reply.
+    pub reply: String,
+    /// When it was accepted.
+    pub at: DateTime<Utc>,
+    /// When its ticket was opened, for the latency metric.
+    pub opened_at: DateTime<Utc>,
+}
+
+/// Records mails the SMTP server accepted at attempt `attempt` of their deliveries (of any
+/// tickets), each with its reply and the time it was accepted, in one statement. Returns the
 /// deliveries recorded; one missing lost its lease to another worker, whose result stands.
 pub async fn record_sent(
     db: &impl ConnectionTrait,
-    ticket: &ticket::Model,
     attempt: i32,
-    accepted: &[(delivery::Model, String, DateTime<Utc>)],
+    accepted: &[Accepted],
 ) -> Result<Vec<Uuid>> {
     let mut recorded = Vec::with_capacity(accepted.len());
     for chunk in accepted.chunks(RECORD_ROWS) {
-        recorded.extend(record_sent_at_once(db, ticket, attempt, chunk).await?);
+        recorded.extend(record_sent_at_once(db, attempt, chunk).await?);
     }
     Ok(recorded)
 }
@@ -294,25 +400,24 @@ pub async fn record_sent(
 /// [`record_sent`] for as many as one statement holds.
 async fn record_sent_at_once(
     db: &impl ConnectionTrait,
-    ticket: &ticket::Model,
     attempt: i32,
-    accepted: &[(delivery::Model, String, DateTime<Utc>)],
+    accepted: &[Accepted],
 ) -> Result<Vec<Uuid>> {
-    let Some(((first, first_reply, first_at), rest)) = accepted.split_first() else {
+    let Some((first, rest)) = accepted.split_first() else {
         return Ok(Vec::new());
     };
     let is = |d: &delivery::Model| delivery::Column::Id.eq(d.id);
-    let mut replies = Expr::case(is(first), first_reply.as_str());
-    let mut sent_at = Expr::case(is(first), *first_at);
-    for (delivery, reply, at) in rest {
-        replies = replies.case(is(delivery), reply.as_str());
-        sent_at = sent_at.case(is(delivery), *at);
+    let mut replies = Expr::case(is(&first.delivery), first.reply.as_str());
+    let mut sent_at = Expr::case(is(&first.delivery), first.at);
+    for mail in rest {
+        replies = replies.case(is(&mail.delivery), mail.reply.as_str());
+        sent_at = sent_at.case(is(&mail.delivery), mail.at);
     }
     let recorded: Vec<Uuid> = ending(delivery::Entity::update_many())
         .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Sent))
         .col_expr(delivery::Column::SentAt, sent_at.into())
         .col_expr(delivery::Column::SmtpResponse, replies.into())
-        .filter(delivery::Column::Id.is_in(accepted.iter().map(|(d, _, _)| d.id)))
+        .filter(delivery::Column::Id.is_in(accepted.iter().map(|m| m.delivery.id)))
         .filter(delivery::Column::Status.eq(DeliveryStatus::Sending))
         .filter(delivery::Column::Attempts.eq(attempt))
         .exec_with_returning(db)
@@ -320,8 +425,9 @@ async fn record_sent_at_once(
         .into_iter()
         .map(|d| d.id)
         .collect();
-    for (_, _, at) in accepted.iter().filter(|(d, _, _)| recorded.contains(&d.id)) {
-        let waited = (*at - ticket.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+    let ids: std::collections::HashSet<&Uuid> = recorded.iter().collect();
+    for mail in accepted.iter().filter(|m| ids.contains(&m.delivery.id)) {
+        let waited = (mail.at - mail.opened_at).num_milliseconds().max(0) as f64 / 1000.0;
         metrics::histogram!("ticketing_delivery_latency_seconds").record(waited);
     }
     Ok(recorded)

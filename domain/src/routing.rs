@@ -3,6 +3,8 @@
 //! de-duplicated ignoring case. Each recipient remembers what put it there ([`Source`]).
 //! Writing the deliveries is `deliveries::create`.
 
+use std::collections::BTreeSet;
+
 use entity::{routing_rule, ticket};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
@@ -61,21 +63,23 @@ pub fn resolve(topic: &str, rules: &[routing_rule::Model], forward: &[String]) -
     out
 }
 
-/// The rules that can match the ticket (its topic's and `*`), oldest first. A rule whose
-/// stored addresses cannot be read is skipped with an error log, so the others are still
-/// notified; it answers an error wherever else it is read.
+/// The rules that can match any of `tickets` (for each, its account's rules of its topic and
+/// `*`), oldest first, in one query; [`resolve`] takes a ticket's own from them with
+/// [`of_account`]. A rule whose stored addresses cannot be read is skipped with an error log,
+/// so the others are still notified; it answers an error wherever else it is read.
 pub async fn matching_rules(
     db: &impl ConnectionTrait,
-    ticket: &ticket::Model,
+    tickets: &[&ticket::Model],
 ) -> Result<Vec<routing_rule::Model>> {
+    let accounts: BTreeSet<Uuid> = tickets.iter().map(|t| t.account_id).collect();
+    let mut tags: BTreeSet<&str> = tickets.iter().map(|t| t.topic_key.as_str()).collect();
+    tags.insert(validate::WILDCARD);
     let query = || {
         routing_rule::Entity::find()
-            .filter(routing_rule::Column::AccountId.eq(ticket.account_id))
-            .filter(
-                routing_rule::Column::TagKey
-                    .is_in([ticket.topic_key.clone(), validate::WILDCARD.to_owned()]),
-            )
+            .filter(routing_rule::Column::AccountId.is_in(accounts.iter().copied()))
+            .filter(routing_rule::Column::TagKey.is_in(tags.iter().copied()))
             .order_by_asc(routing_rule::Column::CreatedAt)
+            .order_by_asc(routing_rule::Column::Id)
     };
     match query().all(db).await.map_err(Error::from) {
         Err(Error::Corrupt(_)) => {
@@ -104,6 +108,18 @@ pub async fn matching_rules(
         }
         read => read,
     }
+}
+
+/// The rules of `rules` that belong to `ticket`'s account ([`resolve`] sorts out the tags).
+pub fn of_account(
+    rules: &[routing_rule::Model],
+    ticket: &ticket::Model,
+) -> Vec<routing_rule::Model> {
+    rules
+        .iter()
+        .filter(|r| r.account_id == ticket.account_id)
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ mod queue;
 mod restart;
 mod retention;
 mod schema;
+mod shared_writes;
 mod smtp_tls;
 mod stored;
 mod sweep;

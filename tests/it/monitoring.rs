@@ -73,12 +73,7 @@ async fn metrics_and_health_endpoints_report_the_service(engine: Engine) {
     }
 
     // A worker process's own endpoints (the real binary, idle beside the embedded worker).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = integration_tests::free_local_addr();
     let process = app.start_worker_process_on(&smtp, 1, &addr);
     let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -515,6 +515,17 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// A loopback address with a port nothing listens on (a moment ago), for a process to serve
+/// on.
+pub fn free_local_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("its address")
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
 impl TestApp {
     /// Starts the real `worker` binary on this app's database, sending to `smtp`.
     pub fn start_worker_process(&self, smtp: &TestSmtp, concurrency: usize) -> WorkerProcess {

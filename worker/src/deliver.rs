@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use domain::deliveries::{self, is_result, sent_unless_taken_over};
+use domain::deliveries::{self, Accepted, is_result, sent_unless_taken_over};
 use domain::infra::events::{self, Event};
 use domain::lease::{self, Outcome};
 use domain::mail::{self, SendError};
@@ -16,23 +16,24 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Context;
+use crate::together::Shared;
 
 /// Routes a new ticket and makes the first attempt at each of its deliveries, side by side.
 ///
 /// Sending here rather than from one job per delivery saves a queue round trip per mail (insert,
 /// fetch, ack) and a hop of pickup latency. The deliveries are created already claimed, and the
-/// mails the SMTP server accepted are recorded together, as they finish: two writes per ticket
-/// instead of two per mail, which is what limits the drain rate. Nothing is lost if this worker
-/// dies: the routing job is only acknowledged when every first attempt has ended, so apalis
-/// hands it to another worker, which finds the deliveries still due and takes them over when
-/// their lease ends. Returns the number of recipients and each attempt's outcome; the first
+/// mails the SMTP server accepted are recorded together, as they finish; both writes, and the
+/// live events, are shared with the routing jobs running at the same time
+/// ([`crate::together`]): the writes, not SMTP, are what limits the drain rate. Nothing is
+/// lost if this worker dies: the routing job is only acknowledged when every first attempt
+/// has ended, so apalis hands it to another worker, which finds the deliveries still due and
+/// takes them over when their lease ends. Returns the number of recipients and each attempt's outcome; the first
 /// database error after all attempts ran.
 pub async fn route(
     ctx: &Context,
     ticket_id: Uuid,
-) -> Result<(usize, Vec<(Uuid, Outcome)>), domain::Error> {
-    let claim_until = domain::now() + lease::length(ctx.send_timeout);
-    let Some(planned) = deliveries::create(&ctx.db, ticket_id, claim_until).await? else {
+) -> Result<(usize, Vec<(Uuid, Outcome)>), Shared> {
+    let Some((planned, hooks)) = ctx.together.plan.run(ticket_id).await? else {
         return Ok((0, Vec::new()));
     };
     let event = if planned.recipients == 0 {
@@ -40,8 +41,9 @@ pub async fn route(
     } else {
         webhooks::TICKET_OPENED
     };
-    webhooks::emit(
+    webhooks::emit_to(
         &ctx.db,
+        &hooks,
         planned.ticket.account_id,
         event,
         planned.ticket.id,
@@ -89,7 +91,7 @@ pub async fn route(
                 outcomes.push((delivery_id, outcome));
                 results.extend(event);
             }
-            Err(e) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(e.into())),
         }
     }
     while let Some(first) = sends.join_next().await {
@@ -108,7 +110,12 @@ pub async fn route(
                 Err(_) => continue,
             };
             match result {
-                Ok(reply) => accepted.push((delivery, reply, at)),
+                Ok(reply) => accepted.push(Accepted {
+                    delivery,
+                    reply,
+                    at,
+                    opened_at: ticket.created_at,
+                }),
                 Err(error) => match record_failure(ctx, &delivery, 1, error).await {
                     Ok(outcome) => {
                         if is_result(&outcome) {
@@ -116,13 +123,18 @@ pub async fn route(
                         }
                         outcomes.push((delivery.id, outcome));
                     }
-                    Err(e) => failure = failure.or(Some(e)),
+                    Err(e) => failure = failure.or(Some(e.into())),
                 },
             }
         }
-        match deliveries::record_sent(&ctx.db, &ticket, 1, &accepted).await {
+        if accepted.is_empty() {
+            continue;
+        }
+        let deliveries: Vec<delivery::Model> =
+            accepted.iter().map(|m| m.delivery.clone()).collect();
+        match ctx.together.record.run(accepted).await {
             Ok(recorded) => {
-                for (delivery, _, _) in &accepted {
+                for delivery in &deliveries {
                     let outcome = sent_unless_taken_over(recorded.contains(&delivery.id));
                     if is_result(&outcome) {
                         results.push(Event::delivery_updated(delivery));
@@ -133,7 +145,9 @@ pub async fn route(
             Err(e) => failure = failure.or(Some(e)),
         }
     }
-    events::publish(&ctx.db, &results).await;
+    if !results.is_empty() {
+        ctx.together.publish.run(results).await;
+    }
     match failure {
         Some(e) => Err(e),
         None => Ok((planned.recipients, outcomes)),
@@ -234,8 +248,13 @@ async fn record(
 ) -> Result<Outcome, domain::Error> {
     match result {
         Ok(reply) => {
-            let accepted = [(delivery.clone(), reply, domain::now())];
-            let recorded = deliveries::record_sent(&ctx.db, ticket, attempt, &accepted).await?;
+            let accepted = [Accepted {
+                delivery: delivery.clone(),
+                reply,
+                at: domain::now(),
+                opened_at: ticket.created_at,
+            }];
+            let recorded = deliveries::record_sent(&ctx.db, attempt, &accepted).await?;
             Ok(sent_unless_taken_over(recorded.contains(&delivery.id)))
         }
         Err(error) => record_failure(ctx, delivery, attempt, error).await,

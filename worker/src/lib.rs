@@ -4,10 +4,12 @@
 //! The same code runs as the `worker` binary (any number of processes on PostgreSQL) and inside
 //! the `api` process for the embedded setup.
 
+pub mod batch;
 pub mod deliver;
 pub mod http;
 pub mod runtime;
 pub mod share;
+pub mod together;
 pub mod webhook;
 
 use std::time::Duration;
@@ -55,6 +57,8 @@ pub struct Context {
     pub http: reqwest::Client,
     /// The places each account holds among this worker's concurrency.
     pub shares: share::Shares,
+    /// The routing jobs' writes, shared between the jobs running at once.
+    pub together: together::Together,
 }
 
 impl Context {
@@ -74,6 +78,11 @@ impl Context {
         mail: &MailConfig,
         delivery: DeliveryConfig,
     ) -> Result<Self, String> {
+        let together = together::Together::new(
+            &db,
+            domain::lease::length(mail.timeout),
+            delivery.concurrency,
+        );
         Ok(Context {
             db,
             mailer,
@@ -84,6 +93,7 @@ impl Context {
                 delivery.webhook_allow_private_networks,
             )?,
             shares: share::Shares::new(delivery.concurrency, delivery.account_share),
+            together,
             delivery,
         })
     }

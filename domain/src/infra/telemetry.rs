@@ -65,6 +65,10 @@ fn describe() {
         "ticketing_delivery_latency_seconds",
         "From a ticket being opened to its e-mail being accepted by the SMTP server"
     );
+    metrics::describe_histogram!(
+        "ticketing_shared_write_jobs",
+        "Routing jobs whose write went into one shared statement, per statement, by kind (plan, record, publish)"
+    );
     metrics::describe_gauge!(
         "ticketing_deliveries",
         "Deliveries by status (all accounts)"

@@ -1,0 +1,166 @@
+//! The routing jobs' writes, shared between the jobs running at the same time
+//! ([`crate::batch`]): planning tickets (read them and their rules, insert their deliveries),
+//! recording accepted mails, and publishing live events. Each is the statement one job alone
+//! would make, for all of them.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use domain::deliveries::{self, Accepted, Planned};
+use domain::infra::events::{self, Event};
+use domain::webhooks;
+use entity::webhook;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::batch::{Batcher, Work};
+
+/// A database error shared by every job of the batch that met it.
+pub type Shared = Arc<domain::Error>;
+
+/// A ticket planned for routing, with its account's webhooks (all of them).
+pub type Plan = Option<(Planned, Vec<webhook::Model>)>;
+
+/// The three kinds of shared writes of one worker.
+#[derive(Clone, Debug)]
+pub struct Together {
+    pub plan: Batcher<Planning>,
+    pub record: Batcher<Recording>,
+    pub publish: Batcher<Publishing>,
+}
+
+impl Together {
+    /// Batches of at most `concurrency` jobs' items: no more can be waiting.
+    pub fn new(db: &DatabaseConnection, lease: chrono::Duration, concurrency: usize) -> Self {
+        Together {
+            plan: Batcher::new(
+                "plan",
+                Planning {
+                    db: db.clone(),
+                    lease,
+                },
+                concurrency,
+            ),
+            record: Batcher::new("record", Recording { db: db.clone() }, concurrency),
+            publish: Batcher::new("publish", Publishing { db: db.clone() }, concurrency),
+        }
+    }
+}
+
+/// `deliveries::create_many` for the tickets of the routing jobs, each claimed for `lease`,
+/// and their accounts' webhooks in one more query.
+#[derive(Debug)]
+pub struct Planning {
+    db: DatabaseConnection,
+    lease: chrono::Duration,
+}
+
+impl Planning {
+    async fn plan(&self, ids: &[Uuid]) -> domain::Result<Vec<Plan>> {
+        let planned = deliveries::create_many(&self.db, ids, domain::now() + self.lease).await?;
+        let accounts: BTreeSet<Uuid> = planned
+            .iter()
+            .flatten()
+            .map(|p| p.ticket.account_id)
+            .collect();
+        let hooks = if accounts.is_empty() {
+            Vec::new()
+        } else {
+            webhooks::webhooks_of(&self.db, accounts).await?
+        };
+        Ok(planned
+            .into_iter()
+            .map(|plan| {
+                plan.map(|p| {
+                    let account = p.ticket.account_id;
+                    let own = hooks
+                        .iter()
+                        .filter(|h| h.account_id == account)
+                        .cloned()
+                        .collect();
+                    (p, own)
+                })
+            })
+            .collect())
+    }
+}
+
+impl Work for Planning {
+    type Item = Uuid;
+    type Output = Result<Plan, Shared>;
+
+    async fn run(&self, ids: Vec<Uuid>) -> Vec<Self::Output> {
+        match self.plan(&ids).await {
+            Ok(plans) => plans.into_iter().map(Ok).collect(),
+            // An unreadable ticket or rule fails only its own job: each is planned alone.
+            Err(domain::Error::Corrupt(_)) if ids.len() > 1 => {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    out.push(
+                        self.plan(&[id])
+                            .await
+                            .map(|mut plan| plan.pop().flatten())
+                            .map_err(Arc::new),
+                    );
+                }
+                out
+            }
+            // The database failed: every job of the batch fails and is run again.
+            Err(error) => {
+                let error = Arc::new(error);
+                ids.iter().map(|_| Err(Arc::clone(&error))).collect()
+            }
+        }
+    }
+}
+
+/// `deliveries::record_sent` for the first attempts the routing jobs' mails were accepted
+/// at: each job gets the ids of its own that were recorded.
+#[derive(Debug)]
+pub struct Recording {
+    db: DatabaseConnection,
+}
+
+impl Work for Recording {
+    type Item = Vec<Accepted>;
+    type Output = Result<HashSet<Uuid>, Shared>;
+
+    async fn run(&self, items: Vec<Vec<Accepted>>) -> Vec<Self::Output> {
+        let owners: Vec<Vec<Uuid>> = items
+            .iter()
+            .map(|own| own.iter().map(|m| m.delivery.id).collect())
+            .collect();
+        let all: Vec<Accepted> = items.into_iter().flatten().collect();
+        match deliveries::record_sent(&self.db, 1, &all).await {
+            Ok(recorded) => {
+                let recorded: HashSet<Uuid> = recorded.into_iter().collect();
+                owners
+                    .into_iter()
+                    .map(|own| Ok(own.into_iter().filter(|id| recorded.contains(id)).collect()))
+                    .collect()
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                owners.iter().map(|_| Err(Arc::clone(&error))).collect()
+            }
+        }
+    }
+}
+
+/// `events::publish` for the results of the routing jobs (best-effort, as alone).
+#[derive(Debug)]
+pub struct Publishing {
+    db: DatabaseConnection,
+}
+
+impl Work for Publishing {
+    type Item = Vec<Event>;
+    type Output = ();
+
+    async fn run(&self, items: Vec<Vec<Event>>) -> Vec<()> {
+        let n = items.len();
+        let all: Vec<Event> = items.into_iter().flatten().collect();
+        events::publish(&self.db, &all).await;
+        vec![(); n]
+    }
+}
