@@ -264,6 +264,11 @@ async fn seed_scenario_reaches_exactly_the_routed_mailboxes(engine: Engine) {
         "{mail}"
     );
     assert!(mail.contains("Message-ID: <ticket-"), "{mail}");
+    // Written by a program (RFC 3834): auto-responders leave it alone.
+    assert!(
+        mail.contains("\r\nAuto-Submitted: auto-generated\r\n"),
+        "{mail}"
+    );
     assert!(
         mail.contains("text/plain") && mail.contains("text/html"),
         "{mail}"
