@@ -128,11 +128,14 @@ async fn create_distinct<C: ConnectionTrait>(
             .into_iter()
             .map(|(t, a)| (t.id, (t, a.map(|a| a.locale))))
             .collect();
-    let tickets: Vec<&ticket::Model> = found.values().map(|(t, _)| t).collect();
-    let rules = if tickets.is_empty() {
+    let topics: Vec<(Uuid, &str)> = found
+        .values()
+        .map(|(t, _)| (t.account_id, t.topic_key.as_str()))
+        .collect();
+    let rules = if topics.is_empty() {
         Vec::new()
     } else {
-        routing::matching_rules(db, &tickets).await?
+        routing::matching_rules(db, &topics).await?
     };
     let created_at = now();
     // Per ticket (a ticket deleted since it was queued has nothing to deliver): the ticket,
@@ -143,7 +146,7 @@ async fn create_distinct<C: ConnectionTrait>(
             plans.push(None);
             continue;
         };
-        let rules = routing::of_account(&rules, ticket);
+        let rules = routing::of_account(&rules, ticket.account_id);
         let recipients = routing::resolve(&ticket.topic, &rules, &ticket.forward_emails);
         let rows = recipients
             .iter()

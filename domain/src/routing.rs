@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use entity::{routing_rule, ticket};
+use entity::{routing_rule, step};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -63,16 +63,17 @@ pub fn resolve(topic: &str, rules: &[routing_rule::Model], forward: &[String]) -
     out
 }
 
-/// The rules that can match any of `tickets` (for each, its account's rules of its topic and
-/// `*`), oldest first, in one query; [`resolve`] takes a ticket's own from them with
-/// [`of_account`]. A rule whose stored addresses cannot be read is skipped with an error log,
-/// so the others are still notified; it answers an error wherever else it is read.
+/// The rules that can match any of `topics` (pairs of an account and a lower-cased topic: for
+/// each, the account's rules of that topic and `*`), oldest first, in one query; [`resolve`]
+/// takes a ticket's own from them with [`of_account`]. A rule whose stored addresses cannot
+/// be read is skipped with an error log, so the others are still notified; it answers an
+/// error wherever else it is read.
 pub async fn matching_rules(
     db: &impl ConnectionTrait,
-    tickets: &[&ticket::Model],
+    topics: &[(Uuid, &str)],
 ) -> Result<Vec<routing_rule::Model>> {
-    let accounts: BTreeSet<Uuid> = tickets.iter().map(|t| t.account_id).collect();
-    let mut tags: BTreeSet<&str> = tickets.iter().map(|t| t.topic_key.as_str()).collect();
+    let accounts: BTreeSet<Uuid> = topics.iter().map(|(account, _)| *account).collect();
+    let mut tags: BTreeSet<&str> = topics.iter().map(|(_, key)| *key).collect();
     tags.insert(validate::WILDCARD);
     let query = || {
         routing_rule::Entity::find()
@@ -110,16 +111,91 @@ pub async fn matching_rules(
     }
 }
 
-/// The rules of `rules` that belong to `ticket`'s account ([`resolve`] sorts out the tags).
-pub fn of_account(
-    rules: &[routing_rule::Model],
-    ticket: &ticket::Model,
-) -> Vec<routing_rule::Model> {
+/// The rules of `rules` that belong to `account` ([`resolve`] sorts out the tags).
+pub fn of_account(rules: &[routing_rule::Model], account: Uuid) -> Vec<routing_rule::Model> {
     rules
         .iter()
-        .filter(|r| r.account_id == ticket.account_id)
+        .filter(|r| r.account_id == account)
         .cloned()
         .collect()
+}
+
+/// Ticket steps the routing preview reads at most for one topic (the first ones created):
+/// their forward addresses; an account may use a topic in up to two million steps.
+pub const PREVIEW_STEPS: u64 = 1_000;
+
+/// Who a new ticket would be mailed to now: [`preview`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preview {
+    /// Whether some ticket step of the account uses the topic now.
+    pub tag_known: bool,
+    /// Each address once, as [`resolve`] orders them, with what brings it in.
+    pub recipients: Vec<PreviewRecipient>,
+}
+
+/// One address of a [`Preview`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviewRecipient {
+    pub address: String,
+    pub sources: Vec<Source>,
+    /// The ticket steps whose forward addresses hold it (of the first [`PREVIEW_STEPS`]).
+    pub steps: Vec<Uuid>,
+}
+
+/// Who a new ticket of `account` with `topic` (none: no topic, so only `*` rules) would be
+/// mailed to now: the rules the worker would read and the forward addresses of the ticket
+/// steps that use the topic, resolved by [`resolve`], the worker's own code. A ticket opened
+/// at one step gets the rules' addresses and that step's forward addresses; the preview
+/// shows every step's, each with the steps it comes from.
+pub async fn preview(
+    db: &impl ConnectionTrait,
+    account: Uuid,
+    topic: Option<&str>,
+) -> Result<Preview> {
+    let topic = topic.map(str::trim).unwrap_or_default();
+    let key = validate::tag_key(topic);
+    let rules = matching_rules(db, &[(account, key.as_str())]).await?;
+    let steps: Vec<(Uuid, entity::values::Addresses)> = if topic.is_empty() {
+        Vec::new()
+    } else {
+        step::Entity::find()
+            .select_only()
+            .column(step::Column::Id)
+            .column(step::Column::ForwardEmails)
+            .filter(step::Column::AccountId.eq(account))
+            .filter(step::Column::TopicKey.eq(key.as_str()))
+            .order_by_asc(step::Column::CreatedAt)
+            .order_by_asc(step::Column::Id)
+            .limit(PREVIEW_STEPS)
+            .into_tuple()
+            .all(db)
+            .await?
+    };
+    let forward: Vec<String> = steps.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+    let tag_known = !topic.is_empty()
+        && crate::rules::known_tag_keys(db, account)
+            .await?
+            .contains(&key);
+    let recipients = resolve(topic, &rules, &forward)
+        .into_iter()
+        .map(|r| {
+            let address = r.address.to_lowercase();
+            let steps = steps
+                .iter()
+                .filter(|(_, f)| f.iter().any(|a| a.to_lowercase() == address))
+                .map(|(id, _)| *id)
+                .collect();
+            PreviewRecipient {
+                address: r.address,
+                sources: r.sources,
+                steps,
+            }
+        })
+        .collect();
+    Ok(Preview {
+        tag_known,
+        recipients,
+    })
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ mod protocol;
 mod queue;
 mod restart;
 mod retention;
+mod routing_preview;
 mod schema;
 mod shared_writes;
 mod smtp_tls;

@@ -8,6 +8,7 @@ use entity::routing_rule;
 use domain::rules::RuleInput;
 
 use super::access::Locale;
+use super::tickets::DeliverySource;
 use super::types::{loaders, shared};
 use super::{ApiResult, admin, cost, db, not_found_id};
 
@@ -95,6 +96,42 @@ impl From<RoutingRuleInput> for RuleInput {
     }
 }
 
+/// Who a new ticket with a topic would be mailed to right now.
+#[derive(SimpleObject)]
+pub struct RoutingPreview {
+    /// The topic asked about, trimmed; null for none.
+    pub topic: Option<String>,
+    /// True when some ticket step of the account uses the topic now (always false for none):
+    /// only chatbots open tickets, so a topic no step uses gets no ticket.
+    pub tag_known: bool,
+    /// Each address once (ignoring case), in the order the worker resolves them: the topic's
+    /// rules, then `*` rules, then forward addresses, each rule oldest first.
+    pub recipients: Vec<RoutingPreviewRecipient>,
+}
+
+/// One address of a routing preview.
+#[derive(SimpleObject)]
+pub struct RoutingPreviewRecipient {
+    /// The address, as first spelled.
+    pub address: String,
+    /// What brings it in: rules (by id and tag) and, as `FORWARD`, ticket steps.
+    pub sources: Vec<DeliverySource>,
+    /// The ticket steps whose forward addresses hold it: a ticket opened at one of them is
+    /// mailed to it; one opened at another step of the topic is not (unless a rule names it).
+    /// Of the first 1,000 ticket steps of the topic.
+    pub step_ids: Vec<ID>,
+}
+
+impl From<domain::routing::PreviewRecipient> for RoutingPreviewRecipient {
+    fn from(r: domain::routing::PreviewRecipient) -> Self {
+        RoutingPreviewRecipient {
+            address: r.address,
+            sources: r.sources.into_iter().map(DeliverySource::from).collect(),
+            step_ids: r.steps.into_iter().map(ID::from).collect(),
+        }
+    }
+}
+
 /// The admin key's reads of this feature.
 #[derive(Default)]
 pub struct RoutingQuery;
@@ -111,6 +148,26 @@ impl RoutingQuery {
             .into_iter()
             .map(RoutingRule)
             .collect())
+    }
+
+    /// Who a new ticket with `topic` (omitted or null: no topic) would be mailed to right
+    /// now, and why: the same resolution the worker makes when it routes a ticket, over the
+    /// rules as they are now and the forward addresses of the ticket steps that use the topic.
+    /// Nothing is sent or stored.
+    /// Cost: counted as 1,000.
+    #[graphql(complexity = "cost::list(cost::RULES, child_complexity)")]
+    async fn routing_preview(
+        &self,
+        ctx: &Context<'_>,
+        topic: Option<String>,
+    ) -> ApiResult<RoutingPreview> {
+        let account = admin(ctx)?;
+        let preview = domain::routing::preview(db(ctx)?, account, topic.as_deref()).await?;
+        Ok(RoutingPreview {
+            topic: topic.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
+            tag_known: preview.tag_known,
+            recipients: preview.recipients.into_iter().map(Into::into).collect(),
+        })
     }
 }
 

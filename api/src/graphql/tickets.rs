@@ -255,6 +255,28 @@ pub struct DeliverySource {
     pub tag: Option<String>,
 }
 
+impl From<Source> for DeliverySource {
+    fn from(source: Source) -> Self {
+        match source {
+            Source::Rule { rule_id, tag } => DeliverySource {
+                kind: DeliverySourceKind::Rule,
+                rule_id: Some(rule_id.into()),
+                tag: Some(tag),
+            },
+            Source::Wildcard { rule_id } => DeliverySource {
+                kind: DeliverySourceKind::WildcardRule,
+                rule_id: Some(rule_id.into()),
+                tag: Some(domain::validate::WILDCARD.to_owned()),
+            },
+            Source::Forward => DeliverySource {
+                kind: DeliverySourceKind::Forward,
+                rule_id: None,
+                tag: None,
+            },
+        }
+    }
+}
+
 /// One notification e-mail of a ticket to one recipient.
 pub struct Delivery(pub delivery::Model);
 
@@ -330,23 +352,7 @@ impl Delivery {
             .sources
             .iter()
             .cloned()
-            .map(|s| match s {
-                Source::Rule { rule_id, tag } => DeliverySource {
-                    kind: DeliverySourceKind::Rule,
-                    rule_id: Some(rule_id.into()),
-                    tag: Some(tag),
-                },
-                Source::Wildcard { rule_id } => DeliverySource {
-                    kind: DeliverySourceKind::WildcardRule,
-                    rule_id: Some(rule_id.into()),
-                    tag: Some(domain::validate::WILDCARD.to_owned()),
-                },
-                Source::Forward => DeliverySource {
-                    kind: DeliverySourceKind::Forward,
-                    rule_id: None,
-                    tag: None,
-                },
-            })
+            .map(DeliverySource::from)
             .collect()
     }
 }
