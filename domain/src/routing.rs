@@ -5,6 +5,9 @@
 
 use std::collections::BTreeSet;
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use entity::{routing_rule, step};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
@@ -25,18 +28,22 @@ pub struct Recipient {
 pub fn resolve(topic: &str, rules: &[routing_rule::Model], forward: &[String]) -> Vec<Recipient> {
     let topic_key = validate::tag_key(topic);
     let mut out: Vec<Recipient> = Vec::new();
-    let mut add = |address: &str, source: Source| {
-        let key = address.to_lowercase();
-        match out.iter_mut().find(|r| r.address.to_lowercase() == key) {
-            Some(existing) => {
-                if !existing.sources.contains(&source) {
-                    existing.sources.push(source);
-                }
+    // Each address's place in `out`, by its lower-cased form: an account's rules may name
+    // 50,000 addresses, and finding each in the list would take quadratic time.
+    let mut places: HashMap<String, usize> = HashMap::new();
+    let mut add = |address: &str, source: Source| match places.entry(address.to_lowercase()) {
+        Entry::Occupied(place) => {
+            let existing = &mut out[*place.get()];
+            if !existing.sources.contains(&source) {
+                existing.sources.push(source);
             }
-            None => out.push(Recipient {
+        }
+        Entry::Vacant(place) => {
+            place.insert(out.len());
+            out.push(Recipient {
                 address: address.to_owned(),
                 sources: vec![source],
-            }),
+            });
         }
     };
     let mut sorted: Vec<&routing_rule::Model> = rules.iter().collect();
@@ -176,20 +183,23 @@ pub async fn preview(
         && crate::rules::known_tag_keys(db, account)
             .await?
             .contains(&key);
+    let mut forwarded_by: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for (id, addresses) in &steps {
+        for address in addresses.iter() {
+            let by = forwarded_by.entry(address.to_lowercase()).or_default();
+            if by.last() != Some(id) {
+                by.push(*id);
+            }
+        }
+    }
     let recipients = resolve(topic, &rules, &forward)
         .into_iter()
-        .map(|r| {
-            let address = r.address.to_lowercase();
-            let steps = steps
-                .iter()
-                .filter(|(_, f)| f.iter().any(|a| a.to_lowercase() == address))
-                .map(|(id, _)| *id)
-                .collect();
-            PreviewRecipient {
-                address: r.address,
-                sources: r.sources,
-                steps,
-            }
+        .map(|r| PreviewRecipient {
+            steps: forwarded_by
+                .remove(&r.address.to_lowercase())
+                .unwrap_or_default(),
+            address: r.address,
+            sources: r.sources,
         })
         .collect();
     Ok(Preview {
