@@ -224,7 +224,6 @@ pub async fn create_flow(
     .await?)
 }
 
-/// The account's flows, oldest first.
 /// The account's flows, oldest first: at most `first`, after the flow `after` when given
 /// (`NotFound` when the account has no such flow).
 pub async fn list_flows(
@@ -280,6 +279,80 @@ pub async fn flows_by_ids(
         .into_iter()
         .map(|f| (f.id, f))
         .collect())
+}
+
+/// Renames a flow. Tickets keep the flow name they were opened with.
+pub async fn rename_flow(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+    name: &str,
+) -> Result<flow::Model> {
+    let name = validate::name("name", name)?;
+    let existing = find_flow(db, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("flow"))?;
+    let mut model: flow::ActiveModel = existing.into();
+    model.name = Set(name);
+    Ok(model.update(db).await?)
+}
+
+/// Copies a flow, as a new draft named `name`, with a copy of every step; links between its
+/// steps (`next`, a button's `next`) point at the copies, links to steps of other flows stay.
+/// Published versions are not copied: the copy is published on its own.
+pub async fn copy_flow<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    id: Uuid,
+    name: &str,
+) -> Result<flow::Model> {
+    let name = validate::name("name", name)?;
+    let txn = crate::infra::db::begin(db).await?;
+    let original = find_flow(&txn, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("flow"))?;
+    let copy = create_flow(&txn, account_id, &name).await?;
+    let steps = step::Entity::find()
+        .filter(step::Column::FlowId.eq(original.id))
+        .order_by_asc(step::Column::Position)
+        .all(&txn)
+        .await?;
+    let ids: HashMap<Uuid, Uuid> = steps.iter().map(|s| (s.id, Uuid::now_v7())).collect();
+    let relink = |target: Option<Uuid>| target.map(|t| ids.get(&t).copied().unwrap_or(t));
+    let at = now();
+    let copies: Vec<step::ActiveModel> = steps
+        .into_iter()
+        .map(|s| {
+            let options = s.options.map(|options| {
+                ChoiceOptions::from(
+                    options
+                        .iter()
+                        .map(|o| ChoiceOption {
+                            id: Uuid::now_v7(),
+                            label: o.label.clone(),
+                            next: relink(o.next),
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            });
+            step::ActiveModel::from(step::Model {
+                id: ids[&s.id],
+                flow_id: copy.id,
+                next_step_id: relink(s.next_step_id),
+                options,
+                created_at: at,
+                ..s
+            })
+        })
+        .collect();
+    // At most `STEPS_PER_FLOW` steps: one statement on either engine.
+    if !copies.is_empty() {
+        step::Entity::insert_many(copies)
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(copy)
 }
 
 /// Deletes a flow with its steps. Tickets it opened stay, without their flow.
@@ -381,6 +454,62 @@ pub async fn update_step(
     let mut model: step::ActiveModel = existing.into();
     columns.apply(&mut model);
     Ok(model.update(db).await?)
+}
+
+/// Moves a step to `position` (0-based) in its flow; the steps in between shift by one.
+/// Links by `next` keep pointing at the same steps; a step without one still goes on to
+/// whichever step follows it now.
+pub async fn move_step<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    id: Uuid,
+    position: i32,
+) -> Result<step::Model> {
+    let txn = crate::infra::db::begin(db).await?;
+    let step = find_step(&txn, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("step"))?;
+    // Two moves in one flow take turns (PostgreSQL; SQLite's write transaction already does).
+    flow::Entity::find_by_id(step.flow_id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?;
+    let step = find_step(&txn, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("step"))?;
+    let count = step::Entity::find()
+        .filter(step::Column::FlowId.eq(step.flow_id))
+        .count(&txn)
+        .await?;
+    if position < 0 || i64::from(position) >= count as i64 {
+        return Err(Error::invalid(
+            "position",
+            format!("must be 0 to {} (the flow has {count} steps)", count - 1),
+        ));
+    }
+    let from = step.position;
+    if position == from {
+        return Ok(step);
+    }
+    let (range, shift) = if position < from {
+        ((position, from - 1), 1)
+    } else {
+        ((from + 1, position), -1)
+    };
+    step::Entity::update_many()
+        .col_expr(
+            step::Column::Position,
+            Expr::col(step::Column::Position).add(shift),
+        )
+        .filter(step::Column::FlowId.eq(step.flow_id))
+        .filter(step::Column::Position.between(range.0, range.1))
+        .exec(&txn)
+        .await?;
+    let mut model: step::ActiveModel = step.into();
+    model.position = Set(position);
+    let moved = model.update(&txn).await?;
+    txn.commit().await?;
+    Ok(moved)
 }
 
 /// Removes a step and closes the gap in the positions after it.

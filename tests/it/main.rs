@@ -12,6 +12,7 @@ mod conversation;
 mod cors;
 mod crash;
 mod delivery;
+mod design_editing;
 mod erasure;
 mod fairness;
 mod fanout;

@@ -562,8 +562,29 @@ impl FlowMutation {
         ))
     }
 
-    /// Deletes a flow and its steps; tickets it opened stay (their `flow` becomes null).
-    /// Returns the id.
+    /// Renames a flow (`name`: 1-200 characters, one line). Tickets keep the flow name they
+    /// were opened with.
+    async fn rename_flow(&self, ctx: &Context<'_>, id: ID, name: String) -> ApiResult<Flow> {
+        let account = admin(ctx)?;
+        let id = not_found_id("flow", &id)?;
+        Ok(Flow(
+            domain::flows::rename_flow(db(ctx)?, account, id, &name).await?,
+        ))
+    }
+
+    /// Copies a flow as a new, unpublished flow named `name`, with a copy of every step:
+    /// links between its steps point at the copies, links to other flows' steps stay. Counts
+    /// against the account's flows.
+    async fn copy_flow(&self, ctx: &Context<'_>, id: ID, name: String) -> ApiResult<Flow> {
+        let account = admin(ctx)?;
+        let id = not_found_id("flow", &id)?;
+        Ok(Flow(
+            domain::flows::copy_flow(db(ctx)?, account, id, &name).await?,
+        ))
+    }
+
+    /// Deletes a flow and its steps, and its published versions with the conversations still
+    /// running on them; tickets it opened stay (their `flow` becomes null). Returns the id.
     async fn delete_flow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
         let account = admin(ctx)?;
         let uuid = not_found_id("flow", &id)?;
@@ -586,6 +607,17 @@ impl FlowMutation {
         let id = not_found_id("step", &id)?;
         let step = domain::flows::update_step(db(ctx)?, account, id, &step.into_domain()?).await?;
         step.try_into()
+    }
+
+    /// Moves a step to `position` (0-based, below the flow's step count); the steps in
+    /// between shift by one. `next` links keep pointing at the same steps; a step without one
+    /// goes on to whichever step follows it after the move.
+    async fn move_step(&self, ctx: &Context<'_>, id: ID, position: i32) -> ApiResult<Step> {
+        let account = admin(ctx)?;
+        let id = not_found_id("step", &id)?;
+        domain::flows::move_step(db(ctx)?, account, id, position)
+            .await?
+            .try_into()
     }
 
     /// Removes a step; the steps after it move up. Returns the id.
