@@ -302,6 +302,7 @@ const HEADERS: &[&str] = &[
     "Subject",
     "Message-ID",
     "Reply-To",
+    "Auto-Submitted",
     "MIME-Version",
     "Date",
     "Content-Type",

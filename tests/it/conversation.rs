@@ -26,7 +26,8 @@ fn id(v: &Value) -> String {
     v.as_str().unwrap().to_owned()
 }
 
-async fn add(app: &TestApp, flow_id: &str, step: Value) -> String {
+/// Appends `step` to the flow; its id.
+pub(crate) async fn add(app: &TestApp, flow_id: &str, step: Value) -> String {
     id(&app
         .admin(ADD_STEP, json!({ "flowId": flow_id, "step": step }))
         .await["addStep"]["id"])

@@ -45,16 +45,7 @@ async fn flows_are_renamed_reordered_and_copied(engine: Engine) {
         .as_str()
         .unwrap()
         .to_owned();
-    let add = |step: Value| {
-        let (app, flow) = (&app, flow.clone());
-        async move {
-            app.admin(ADD_STEP, json!({ "flowId": flow, "step": step }))
-                .await["addStep"]["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
+    let add = |step: Value| crate::conversation::add(&app, &flow, step);
     let ticket = add(
         json!({ "ticket": { "topic": "billing", "confirmationMessage": "Talep alındı",
         "forwardEmails": ["fwd@example.com"] } }),

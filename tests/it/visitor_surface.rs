@@ -129,17 +129,7 @@ async fn the_widget_key_reaches_only_what_a_visitor_may_see(engine: Engine) {
         .as_str()
         .unwrap()
         .to_owned();
-    let add = |step: Value| {
-        let flow = flow.clone();
-        let app = &app;
-        async move {
-            app.admin(ADD_STEP, json!({ "flowId": flow, "step": step }))
-                .await["addStep"]["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
+    let add = |step: Value| crate::conversation::add(&app, &flow, step);
     let greeting = add(json!({ "message": { "text": "Merhaba" } })).await;
     let menu =
         add(json!({ "choice": { "text": "Ne yapalım?", "options": [{ "label": "x" }] } })).await;
