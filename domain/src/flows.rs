@@ -311,6 +311,8 @@ pub async fn copy_flow<C: ConnectionTrait + TransactionTrait>(
     let original = find_flow(&txn, account_id, id)
         .await?
         .ok_or(Error::NotFound("flow"))?;
+    // The original's steps as one state, not half of a concurrent move or delete.
+    lock_flow(&txn, original.id).await?;
     let copy = create_flow(&txn, account_id, &name).await?;
     let steps = step::Entity::find()
         .filter(step::Column::FlowId.eq(original.id))
@@ -410,6 +412,7 @@ pub async fn add_step<C: ConnectionTrait + TransactionTrait>(
     let flow = find_flow(&txn, account_id, flow_id)
         .await?
         .ok_or(Error::NotFound("flow"))?;
+    lock_flow(&txn, flow.id).await?;
     columns.check_targets(&txn, account_id).await?;
     columns.check_topic(&txn, account_id).await?;
     let position = step::Entity::find()
@@ -469,11 +472,7 @@ pub async fn move_step<C: ConnectionTrait + TransactionTrait>(
     let step = find_step(&txn, account_id, id)
         .await?
         .ok_or(Error::NotFound("step"))?;
-    // Two moves in one flow take turns (PostgreSQL; SQLite's write transaction already does).
-    flow::Entity::find_by_id(step.flow_id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?;
+    lock_flow(&txn, step.flow_id).await?;
     let step = find_step(&txn, account_id, id)
         .await?
         .ok_or(Error::NotFound("step"))?;
@@ -484,7 +483,10 @@ pub async fn move_step<C: ConnectionTrait + TransactionTrait>(
     if position < 0 || i64::from(position) >= count as i64 {
         return Err(Error::invalid(
             "position",
-            format!("must be 0 to {} (the flow has {count} steps)", count - 1),
+            format!(
+                "must be 0 to {} (the flow has {count} steps)",
+                count.saturating_sub(1)
+            ),
         ));
     }
     let from = step.position;
@@ -512,6 +514,17 @@ pub async fn move_step<C: ConnectionTrait + TransactionTrait>(
     Ok(moved)
 }
 
+/// Holds the flow's row until the transaction ends, so the writes that renumber its steps
+/// (adding, moving, deleting) and a copy take turns: on PostgreSQL by a row lock; SQLite's
+/// write transaction (`db::begin`) already holds the whole database.
+async fn lock_flow(txn: &impl ConnectionTrait, flow_id: Uuid) -> Result<()> {
+    flow::Entity::find_by_id(flow_id)
+        .lock_exclusive()
+        .one(txn)
+        .await?;
+    Ok(())
+}
+
 /// Removes a step and closes the gap in the positions after it.
 pub async fn delete_step<C: ConnectionTrait + TransactionTrait>(
     db: &C,
@@ -519,6 +532,11 @@ pub async fn delete_step<C: ConnectionTrait + TransactionTrait>(
     id: Uuid,
 ) -> Result<Uuid> {
     let txn = crate::infra::db::begin(db).await?;
+    let step = find_step(&txn, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("step"))?;
+    lock_flow(&txn, step.flow_id).await?;
+    // Read again under the lock: a move may have changed its position meanwhile.
     let step = find_step(&txn, account_id, id)
         .await?
         .ok_or(Error::NotFound("step"))?;

@@ -208,16 +208,27 @@ pub async fn list_webhooks(
     db: &impl ConnectionTrait,
     account_id: Uuid,
 ) -> Result<Vec<webhook::Model>> {
-    webhooks_of(db, [account_id]).await
+    Ok(webhook::Entity::find()
+        .filter(webhook::Column::AccountId.eq(account_id))
+        .order_by_asc(webhook::Column::Id)
+        .all(db)
+        .await?)
 }
 
-/// The webhooks of all of `accounts`, oldest first, in one query.
-pub async fn webhooks_of(
+/// The webhooks of the accounts of the tickets `ticket_ids`, oldest first, in one query that
+/// finds the tickets' accounts itself, so the worker can read them before it plans the
+/// tickets.
+pub async fn webhooks_of_tickets(
     db: &impl ConnectionTrait,
-    accounts: impl IntoIterator<Item = Uuid>,
+    ticket_ids: &[Uuid],
 ) -> Result<Vec<webhook::Model>> {
+    let accounts = sea_orm::sea_query::Query::select()
+        .column(entity::ticket::Column::AccountId)
+        .from(entity::ticket::Entity)
+        .and_where(entity::ticket::Column::Id.is_in(ticket_ids.iter().copied()))
+        .to_owned();
     Ok(webhook::Entity::find()
-        .filter(webhook::Column::AccountId.is_in(accounts))
+        .filter(webhook::Column::AccountId.in_subquery(accounts))
         .order_by_asc(webhook::Column::Id)
         .all(db)
         .await?)
@@ -276,7 +287,7 @@ pub async fn emit<C: ConnectionTrait + TransactionTrait, T: Serialize>(
 
 /// [`emit`] with the account's webhooks read already (all of them; those not subscribed to
 /// `event` are passed over), as the worker reads them for many tickets in one query
-/// ([`webhooks_of`]). Nothing is read or written when none is subscribed.
+/// ([`webhooks_of_tickets`]). Nothing is read or written when none is subscribed.
 pub async fn emit_to<C: ConnectionTrait + TransactionTrait, T: Serialize>(
     db: &C,
     hooks: &[webhook::Model],

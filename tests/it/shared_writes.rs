@@ -231,6 +231,11 @@ async fn a_worker_shares_its_writes_between_the_jobs_it_runs(engine: Engine) {
         records < recorded,
         "{records} recording statements for {recorded} jobs' sets of mails: none shared"
     );
+    assert_eq!(
+        smtp.received().len(),
+        2 * TICKETS,
+        "a mail was sent more than once"
+    );
     let mut subjects: Vec<String> = smtp
         .received()
         .iter()

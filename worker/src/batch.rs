@@ -10,13 +10,17 @@
 //! batch is already in the database, which is when sharing the next one pays.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::FutureExt;
 
 use tokio::sync::oneshot;
 
 /// One kind of work that can be done for many items at once.
 pub trait Work: Send + Sync + 'static {
-    type Item: Send + 'static;
+    /// Cloned once a batch, to run the items again one by one if the batch panics.
+    type Item: Clone + Send + 'static;
     type Output: Send + 'static;
     /// Does the work for `items`: one output per item, in their order.
     fn run(&self, items: Vec<Self::Item>) -> impl Future<Output = Vec<Self::Output>> + Send;
@@ -86,8 +90,8 @@ impl<W: Work> Batcher<W> {
     }
 
     /// Does the work for `item` in the next batch and returns its output. Panics when the
-    /// batch panicked, as the job would have had it done the work alone (the worker's
-    /// catch-panic layer fails the job).
+    /// work panics on this item (run alone, after its batch panicked), as the job would have
+    /// had it done the work itself (the worker's catch-panic layer fails the job).
     pub async fn run(&self, item: W::Item) -> W::Output {
         let (reply, output) = oneshot::channel();
         let start = {
@@ -100,15 +104,15 @@ impl<W: Work> Batcher<W> {
         }
         match output.await {
             Ok(output) => output,
-            Err(_) => panic!("the batch this job's write was in panicked"),
+            Err(_) => panic!("this job's shared write panicked"),
         }
     }
 }
 
 /// Runs batches until none is waiting.
 async fn take_batches<W: Work>(inner: Arc<Inner<W>>) {
-    // If a batch panics, its own items' waiters are answered by the panic (their replies are
-    // dropped); the ones still waiting are dropped too, rather than left to wait for ever.
+    // The work's panics are caught below; should anything else here panic, the items still
+    // waiting are dropped (their jobs fail) rather than left to wait for ever.
     let _reset = Reset(Arc::clone(&inner));
     loop {
         let batch: Vec<(W::Item, Reply<W>)> = {
@@ -123,12 +127,25 @@ async fn take_batches<W: Work>(inner: Arc<Inner<W>>) {
         let (items, replies): (Vec<W::Item>, Vec<Reply<W>>) = batch.into_iter().unzip();
         metrics::histogram!("ticketing_shared_write_jobs", "kind" => inner.kind)
             .record(items.len() as f64);
-        let outputs = inner.work.run(items).await;
-        for (reply, output) in replies.into_iter().zip(outputs) {
-            // A job cancelled meanwhile (the worker stopping) no longer waits.
-            let _ = reply.send(output);
+        match run_caught(&inner.work, items.clone()).await {
+            Some(outputs) => answer::<W>(replies, outputs),
+            // One item's panic must not fail the others, as it would not have alone: each is
+            // run again by itself, and only the one that panics again is answered by a panic
+            // (its reply dropped).
+            None => {
+                for (item, reply) in items.into_iter().zip(replies) {
+                    if let Some(outputs) = run_caught(&inner.work, vec![item]).await {
+                        answer::<W>(vec![reply], outputs);
+                    }
+                }
+            }
         }
     }
+}
+
+/// Runs one batch; `None` when it panicked.
+async fn run_caught<W: Work>(work: &W, items: Vec<W::Item>) -> Option<Vec<W::Output>> {
+    AssertUnwindSafe(work.run(items)).catch_unwind().await.ok()
 }
 
 struct Reset<W: Work>(Arc<Inner<W>>);
@@ -140,6 +157,13 @@ impl<W: Work> Drop for Reset<W> {
             waiting.items.clear();
             waiting.running = false;
         }
+    }
+}
+
+fn answer<W: Work>(replies: Vec<Reply<W>>, outputs: Vec<W::Output>) {
+    for (reply, output) in replies.into_iter().zip(outputs) {
+        // A job cancelled meanwhile (the worker stopping) no longer waits.
+        let _ = reply.send(output);
     }
 }
 
@@ -212,12 +236,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_that_panics_fails_its_items_and_leaves_the_batcher_working() {
+    async fn an_item_that_panics_fails_alone_and_leaves_the_batcher_working() {
         let (batcher, _, _) = doubler(100);
-        let b = batcher.clone();
-        let failed = tokio::spawn(async move { b.run(UNLUCKY).await }).await;
-        assert!(failed.unwrap_err().is_panic());
-        assert_eq!(batcher.run(4).await, 8);
+        // The unlucky item and two others arrive while a batch runs: they share the next
+        // batch, which panics; only the unlucky one fails.
+        let first = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.run(1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let [before, unlucky, after] = [2, UNLUCKY, 3].map(|i| {
+            let b = batcher.clone();
+            tokio::spawn(async move { b.run(i).await })
+        });
+        assert_eq!(first.await.unwrap(), 2);
+        assert!(unlucky.await.unwrap_err().is_panic());
+        assert_eq!(before.await.unwrap(), 4);
+        assert_eq!(after.await.unwrap(), 6);
+        assert_eq!(batcher.run(4).await, 8, "still working");
     }
 
     #[tokio::test]

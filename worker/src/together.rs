@@ -1,9 +1,10 @@
 //! The routing jobs' writes, shared between the jobs running at the same time
-//! ([`crate::batch`]): planning tickets (read them and their rules, insert their deliveries),
-//! recording accepted mails, and publishing live events. Each is the statement one job alone
-//! would make, for all of them.
+//! ([`crate::batch`]): planning tickets (read their webhooks, the tickets and their rules,
+//! insert their deliveries, stamp them routed: five statements for the whole batch), recording
+//! accepted mails (one), and publishing live events (one `NOTIFY`). Each is what one job alone
+//! would write, for all of them.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use domain::deliveries::{self, Accepted, Planned};
@@ -57,17 +58,10 @@ pub struct Planning {
 
 impl Planning {
     async fn plan(&self, ids: &[Uuid]) -> domain::Result<Vec<Plan>> {
+        // The webhooks first: an unreadable one fails the batch before anything is written,
+        // so planning each ticket alone then fails only its own account's.
+        let hooks = webhooks::webhooks_of_tickets(&self.db, ids).await?;
         let planned = deliveries::create_many(&self.db, ids, domain::now() + self.lease).await?;
-        let accounts: BTreeSet<Uuid> = planned
-            .iter()
-            .flatten()
-            .map(|p| p.ticket.account_id)
-            .collect();
-        let hooks = if accounts.is_empty() {
-            Vec::new()
-        } else {
-            webhooks::webhooks_of(&self.db, accounts).await?
-        };
         Ok(planned
             .into_iter()
             .map(|plan| {

@@ -152,8 +152,9 @@ impl RoutingQuery {
 
     /// Who a new ticket with `topic` (omitted or null: no topic) would be mailed to right
     /// now, and why: the same resolution the worker makes when it routes a ticket, over the
-    /// rules as they are now and the forward addresses of the ticket steps that use the topic.
-    /// Nothing is sent or stored.
+    /// rules as they are now and the forward addresses of the ticket steps that use the topic,
+    /// as designed (a chatbot conversation takes them from the flow's published version,
+    /// which differs while an edited draft is not published). Nothing is sent or stored.
     /// Cost: counted as 1,000.
     #[graphql(complexity = "cost::list(cost::RULES, child_complexity)")]
     async fn routing_preview(
