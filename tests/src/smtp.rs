@@ -42,10 +42,12 @@ use mailin_embedded::{AuthMechanism, Handler, Response, Server, SslConfig, respo
 
 /// Size of mailin-embedded's session thread pool, i.e. the number of SMTP
 /// connections served at the same time. A further connection is accepted by
-/// the kernel but gets no greeting until a session ends, and lettre's pool
-/// keeps up to 10 idle connections open by default, so this leaves ample room
-/// for a pooled client plus a few ad-hoc ones.
-const MAX_SESSIONS: u32 = 32;
+/// the kernel but gets no greeting until a session ends, and the worker's pool
+/// keeps its connections open while idle: a worker sending a burst of mails at
+/// once opens up to `SMTP_MAX_CONNECTIONS` (64 in the tests), so the server
+/// serves twice that, room for a second pool or a few ad-hoc clients. With 32,
+/// a burst of 40 sends left 8 connections ungreeted until the SMTP timeout.
+const MAX_SESSIONS: u32 = 128;
 
 /// How often [`TestSmtp::wait_until`] looks at the received mail.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
