@@ -3,13 +3,13 @@
 //! de-duplicated ignoring case. Each recipient remembers what put it there ([`Source`]).
 //! Writing the deliveries is `deliveries::create`.
 
-use std::collections::BTreeSet;
-
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use entity::{routing_rule, step};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::vocab::Source;
@@ -79,13 +79,27 @@ pub async fn matching_rules(
     db: &impl ConnectionTrait,
     topics: &[(Uuid, &str)],
 ) -> Result<Vec<routing_rule::Model>> {
-    let accounts: BTreeSet<Uuid> = topics.iter().map(|(account, _)| *account).collect();
-    let mut tags: BTreeSet<&str> = topics.iter().map(|(_, key)| *key).collect();
-    tags.insert(validate::WILDCARD);
+    // Per account, its own topics and `*`: not another account's topics, whose rules no
+    // ticket here can match.
+    let mut wanted: BTreeMap<Uuid, BTreeSet<&str>> = BTreeMap::new();
+    for (account, key) in topics {
+        wanted
+            .entry(*account)
+            .or_insert_with(|| BTreeSet::from([validate::WILDCARD]))
+            .insert(key);
+    }
     let query = || {
+        let any = wanted
+            .iter()
+            .fold(Condition::any(), |any, (account, tags)| {
+                any.add(
+                    Condition::all()
+                        .add(routing_rule::Column::AccountId.eq(*account))
+                        .add(routing_rule::Column::TagKey.is_in(tags.iter().copied())),
+                )
+            });
         routing_rule::Entity::find()
-            .filter(routing_rule::Column::AccountId.is_in(accounts.iter().copied()))
-            .filter(routing_rule::Column::TagKey.is_in(tags.iter().copied()))
+            .filter(any)
             .order_by_asc(routing_rule::Column::CreatedAt)
             .order_by_asc(routing_rule::Column::Id)
     };
