@@ -6,7 +6,8 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use entity::{routing_rule, step};
+use entity::{flow_version, live_topic, routing_rule, step};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -141,6 +142,47 @@ pub fn of_account(rules: &[routing_rule::Model], account: Uuid) -> Vec<routing_r
         .collect()
 }
 
+/// The ticket steps with the topic `key` in the live (latest published) versions of the
+/// account's flows, with their forward addresses: of at most [`PREVIEW_STEPS`] steps, and
+/// each flow's live version read once.
+async fn published_steps(
+    db: &impl ConnectionTrait,
+    account: Uuid,
+    key: &str,
+) -> Result<Vec<(Uuid, Vec<String>)>> {
+    let live: Vec<(Uuid, Uuid)> = live_topic::Entity::find()
+        .select_only()
+        .column(live_topic::Column::FlowId)
+        .column(live_topic::Column::StepId)
+        .filter(live_topic::Column::AccountId.eq(account))
+        .filter(live_topic::Column::TopicKey.eq(key))
+        .limit(PREVIEW_STEPS)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if live.is_empty() {
+        return Ok(Vec::new());
+    }
+    let flows: BTreeSet<Uuid> = live.iter().map(|(flow, _)| *flow).collect();
+    let wanted: BTreeSet<Uuid> = live.iter().map(|(_, step)| *step).collect();
+    let versions = flow_version::Entity::find()
+        .filter(flow_version::Column::AccountId.eq(account))
+        .filter(flow_version::Column::FlowId.is_in(flows))
+        // Each flow's newest version only (a flow may keep many).
+        .filter(Expr::cust(
+            "number = (SELECT MAX(v.number) FROM flow_versions v \
+             WHERE v.flow_id = flow_versions.flow_id)",
+        ))
+        .all(db)
+        .await?;
+    Ok(versions
+        .iter()
+        .flat_map(|v| v.steps.iter())
+        .filter(|s| wanted.contains(&s.id))
+        .map(|s| (s.id, s.forward_emails.clone()))
+        .collect())
+}
+
 /// Ticket steps the routing preview reads at most for one topic (the first ones created):
 /// their forward addresses; an account may use a topic in up to two million steps.
 pub const PREVIEW_STEPS: u64 = 1_000;
@@ -165,7 +207,8 @@ pub struct PreviewRecipient {
 
 /// Who a new ticket of `account` with `topic` (none: no topic, so only `*` rules) would be
 /// mailed to now: the rules the worker would read and the forward addresses of the ticket
-/// steps that use the topic, resolved by [`resolve`], the worker's own code. A ticket opened
+/// steps that use the topic (as designed, and in the flows' live versions), resolved by
+/// [`resolve`], the worker's own code. A ticket opened
 /// at one step gets the rules' addresses and that step's forward addresses; the preview
 /// shows every step's, each with the steps it comes from.
 pub async fn preview(
@@ -192,6 +235,14 @@ pub async fn preview(
             .all(db)
             .await?
     };
+    // A chatbot conversation takes the forward addresses from the flow's live version.
+    let mut steps: Vec<(Uuid, Vec<String>)> = steps
+        .into_iter()
+        .map(|(id, forward)| (id, forward.0))
+        .collect();
+    if !topic.is_empty() {
+        steps.extend(published_steps(db, account, &key).await?);
+    }
     let forward: Vec<String> = steps.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
     let tag_known = !topic.is_empty()
         && crate::rules::known_tag_keys(db, account)
@@ -201,7 +252,7 @@ pub async fn preview(
     for (id, addresses) in &steps {
         for address in addresses.iter() {
             let by = forwarded_by.entry(address.to_lowercase()).or_default();
-            if by.last() != Some(id) {
+            if !by.contains(id) {
                 by.push(*id);
             }
         }

@@ -42,7 +42,7 @@ async fn the_preview_names_whom_the_worker_mails_and_why(engine: Engine) {
     let Some(app) = TestApp::spawn(engine, &smtp).await else {
         return;
     };
-    let (_, first) = flow_with_ticket_step(
+    let (first_flow, first) = flow_with_ticket_step(
         &app,
         "Destek",
         "Billing",
@@ -147,6 +147,45 @@ async fn the_preview_names_whom_the_worker_mails_and_why(engine: Engine) {
                 ),
             ]),
             "{preview:#}"
+        );
+    }
+
+    // A chatbot conversation uses the published version: after the first flow is published
+    // and its draft's forward addresses change, both count until it is published again.
+    let published = app
+        .gql(
+            Some(&app.admin_key),
+            PUBLISH_FLOW,
+            json!({ "id": first_flow }),
+        )
+        .await;
+    assert!(published.get("errors").is_none(), "{published:#}");
+    app.admin(
+        UPDATE_STEP,
+        json!({ "id": first, "step": { "ticket": { "topic": "Billing",
+            "confirmationMessage": "Talep alındı", "forwardEmails": ["later@example.com"] } } }),
+    )
+    .await;
+    let both = app.admin(PREVIEW, json!({ "topic": "billing" })).await;
+    let forwarded: Vec<(String, Value)> = both["routingPreview"]["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap().to_owned(),
+                r["stepIds"].clone(),
+            )
+        })
+        .collect();
+    for (address, steps) in [
+        ("fwd-one@example.com", json!([first])),
+        ("later@example.com", json!([first])),
+        ("shared@example.com", json!([second, first])),
+    ] {
+        assert!(
+            forwarded.contains(&(address.to_owned(), steps.clone())),
+            "{address} {steps}: {both:#}"
         );
     }
 

@@ -116,9 +116,10 @@ pub struct RoutingPreviewRecipient {
     pub address: String,
     /// What brings it in: rules (by id and tag) and, as `FORWARD`, ticket steps.
     pub sources: Vec<DeliverySource>,
-    /// The ticket steps whose forward addresses hold it: a ticket opened at one of them is
-    /// mailed to it; one opened at another step of the topic is not (unless a rule names it).
-    /// Of the first 1,000 ticket steps of the topic.
+    /// The ticket steps whose forward addresses (as designed, or in the live published
+    /// version) hold it: a ticket opened at one of them is mailed to it; one opened at another
+    /// step of the topic is not (unless a rule names it). Of the first 1,000 ticket steps of
+    /// the topic of each.
     pub step_ids: Vec<ID>,
 }
 
@@ -153,8 +154,8 @@ impl RoutingQuery {
     /// Who a new ticket with `topic` (omitted or null: no topic) would be mailed to right
     /// now, and why: the same resolution the worker makes when it routes a ticket, over the
     /// rules as they are now and the forward addresses of the ticket steps that use the topic,
-    /// as designed (a chatbot conversation takes them from the flow's published version,
-    /// which differs while an edited draft is not published). Nothing is sent or stored.
+    /// as designed (what `openTicket` uses) and in each flow's live published version (what a
+    /// new chatbot conversation uses). Nothing is sent or stored.
     /// Cost: counted as 1,000.
     #[graphql(complexity = "cost::list(cost::RULES, child_complexity)")]
     async fn routing_preview(
