@@ -469,13 +469,7 @@ pub async fn move_step<C: ConnectionTrait + TransactionTrait>(
     position: i32,
 ) -> Result<step::Model> {
     let txn = crate::infra::db::begin(db).await?;
-    let step = find_step(&txn, account_id, id)
-        .await?
-        .ok_or(Error::NotFound("step"))?;
-    lock_flow(&txn, step.flow_id).await?;
-    let step = find_step(&txn, account_id, id)
-        .await?
-        .ok_or(Error::NotFound("step"))?;
+    let step = locked_step(&txn, account_id, id).await?;
     let count = step::Entity::find()
         .filter(step::Column::FlowId.eq(step.flow_id))
         .count(&txn)
@@ -525,6 +519,22 @@ async fn lock_flow(txn: &impl ConnectionTrait, flow_id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// The step, read under its flow's lock ([`lock_flow`]): read again after taking it, since a
+/// move may have changed its position meanwhile.
+async fn locked_step(
+    txn: &impl ConnectionTrait,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<step::Model> {
+    let step = find_step(txn, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("step"))?;
+    lock_flow(txn, step.flow_id).await?;
+    find_step(txn, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("step"))
+}
+
 /// Removes a step and closes the gap in the positions after it.
 pub async fn delete_step<C: ConnectionTrait + TransactionTrait>(
     db: &C,
@@ -532,14 +542,7 @@ pub async fn delete_step<C: ConnectionTrait + TransactionTrait>(
     id: Uuid,
 ) -> Result<Uuid> {
     let txn = crate::infra::db::begin(db).await?;
-    let step = find_step(&txn, account_id, id)
-        .await?
-        .ok_or(Error::NotFound("step"))?;
-    lock_flow(&txn, step.flow_id).await?;
-    // Read again under the lock: a move may have changed its position meanwhile.
-    let step = find_step(&txn, account_id, id)
-        .await?
-        .ok_or(Error::NotFound("step"))?;
+    let step = locked_step(&txn, account_id, id).await?;
     step::Entity::delete_by_id(step.id).exec(&txn).await?;
     step::Entity::update_many()
         .col_expr(
