@@ -388,11 +388,12 @@ pub struct Accepted {
 /// Records mails the SMTP server accepted at attempt `attempt` of their deliveries (of any
 /// tickets), each with its reply and the time it was accepted, in one statement. Returns the
 /// deliveries recorded; one missing lost its lease to another worker, whose result stands.
-pub async fn record_sent(
+pub async fn record_sent<'a>(
     db: &impl ConnectionTrait,
     attempt: i32,
-    accepted: &[Accepted],
+    accepted: impl IntoIterator<Item = &'a Accepted>,
 ) -> Result<Vec<Uuid>> {
+    let accepted: Vec<&Accepted> = accepted.into_iter().collect();
     let mut recorded = Vec::with_capacity(accepted.len());
     for chunk in accepted.chunks(RECORD_ROWS) {
         recorded.extend(record_sent_at_once(db, attempt, chunk).await?);
@@ -404,7 +405,7 @@ pub async fn record_sent(
 async fn record_sent_at_once(
     db: &impl ConnectionTrait,
     attempt: i32,
-    accepted: &[Accepted],
+    accepted: &[&Accepted],
 ) -> Result<Vec<Uuid>> {
     let Some((first, rest)) = accepted.split_first() else {
         return Ok(Vec::new());

@@ -19,11 +19,11 @@ use tokio::sync::oneshot;
 
 /// One kind of work that can be done for many items at once.
 pub trait Work: Send + Sync + 'static {
-    /// Cloned once a batch, to run the items again one by one if the batch panics.
-    type Item: Clone + Send + 'static;
+    type Item: Send + Sync + 'static;
     type Output: Send + 'static;
-    /// Does the work for `items`: one output per item, in their order.
-    fn run(&self, items: Vec<Self::Item>) -> impl Future<Output = Vec<Self::Output>> + Send;
+    /// Does the work for `items`: one output per item, in their order. The items are lent,
+    /// so that a batch that panics can be run again item by item.
+    fn run(&self, items: &[Self::Item]) -> impl Future<Output = Vec<Self::Output>> + Send;
 }
 
 /// Items of one kind of work, gathered into batches; cheap to clone.
@@ -127,14 +127,15 @@ async fn take_batches<W: Work>(inner: Arc<Inner<W>>) {
         let (items, replies): (Vec<W::Item>, Vec<Reply<W>>) = batch.into_iter().unzip();
         metrics::histogram!("ticketing_shared_write_jobs", "kind" => inner.kind)
             .record(items.len() as f64);
-        match run_caught(&inner.work, items.clone()).await {
+        match run_caught(&inner.work, &items).await {
             Some(outputs) => answer::<W>(replies, outputs),
             // One item's panic must not fail the others, as it would not have alone: each is
             // run again by itself, and only the one that panics again is answered by a panic
             // (its reply dropped).
             None => {
-                for (item, reply) in items.into_iter().zip(replies) {
-                    if let Some(outputs) = run_caught(&inner.work, vec![item]).await {
+                for (item, reply) in items.iter().zip(replies) {
+                    if let Some(outputs) = run_caught(&inner.work, std::slice::from_ref(item)).await
+                    {
                         answer::<W>(vec![reply], outputs);
                     }
                 }
@@ -144,7 +145,7 @@ async fn take_batches<W: Work>(inner: Arc<Inner<W>>) {
 }
 
 /// Runs one batch; `None` when it panicked.
-async fn run_caught<W: Work>(work: &W, items: Vec<W::Item>) -> Option<Vec<W::Output>> {
+async fn run_caught<W: Work>(work: &W, items: &[W::Item]) -> Option<Vec<W::Output>> {
     AssertUnwindSafe(work.run(items)).catch_unwind().await.ok()
 }
 
@@ -185,14 +186,14 @@ mod tests {
     impl Work for Double {
         type Item = u32;
         type Output = u32;
-        async fn run(&self, items: Vec<u32>) -> Vec<u32> {
+        async fn run(&self, items: &[u32]) -> Vec<u32> {
             self.batches.fetch_add(1, Ordering::SeqCst);
             self.largest.fetch_max(items.len(), Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(20)).await;
             if items.contains(&UNLUCKY) {
                 panic!("unlucky");
             }
-            items.into_iter().map(|i| i * 2).collect()
+            items.iter().map(|i| i * 2).collect()
         }
     }
 
@@ -207,20 +208,18 @@ mod tests {
         (Batcher::new("double", work, max), batches, largest)
     }
 
+    /// Runs `item` through the batcher in a task of its own, as a job would.
+    fn spawn_run(batcher: &Batcher<Double>, item: u32) -> tokio::task::JoinHandle<u32> {
+        let batcher = batcher.clone();
+        tokio::spawn(async move { batcher.run(item).await })
+    }
+
     #[tokio::test]
     async fn items_arriving_while_a_batch_runs_share_the_next_one() {
         let (batcher, batches, _) = doubler(100);
-        let first = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.run(1).await }
-        });
+        let first = spawn_run(&batcher, 1);
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let rest: Vec<_> = (2..=50)
-            .map(|i| {
-                let b = batcher.clone();
-                tokio::spawn(async move { b.run(i).await })
-            })
-            .collect();
+        let rest: Vec<_> = (2..=50).map(|i| spawn_run(&batcher, i)).collect();
         assert_eq!(first.await.unwrap(), 2);
         for (i, task) in (2..=50).zip(rest) {
             assert_eq!(task.await.unwrap(), i * 2, "each gets its own output");
@@ -240,15 +239,9 @@ mod tests {
         let (batcher, _, _) = doubler(100);
         // The unlucky item and two others arrive while a batch runs: they share the next
         // batch, which panics; only the unlucky one fails.
-        let first = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.run(1).await }
-        });
+        let first = spawn_run(&batcher, 1);
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let [before, unlucky, after] = [2, UNLUCKY, 3].map(|i| {
-            let b = batcher.clone();
-            tokio::spawn(async move { b.run(i).await })
-        });
+        let [before, unlucky, after] = [2, UNLUCKY, 3].map(|i| spawn_run(&batcher, i));
         assert_eq!(first.await.unwrap(), 2);
         assert!(unlucky.await.unwrap_err().is_panic());
         assert_eq!(before.await.unwrap(), 4);
@@ -259,12 +252,7 @@ mod tests {
     #[tokio::test]
     async fn no_batch_holds_more_than_the_maximum() {
         let (batcher, batches, largest) = doubler(10);
-        let tasks: Vec<_> = (0..30)
-            .map(|i| {
-                let b = batcher.clone();
-                tokio::spawn(async move { b.run(i).await })
-            })
-            .collect();
+        let tasks: Vec<_> = (0..30).map(|i| spawn_run(&batcher, i)).collect();
         for task in tasks {
             task.await.unwrap();
         }

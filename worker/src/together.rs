@@ -83,15 +83,15 @@ impl Work for Planning {
     type Item = Uuid;
     type Output = Result<Plan, Shared>;
 
-    async fn run(&self, ids: Vec<Uuid>) -> Vec<Self::Output> {
-        match self.plan(&ids).await {
+    async fn run(&self, ids: &[Uuid]) -> Vec<Self::Output> {
+        match self.plan(ids).await {
             Ok(plans) => plans.into_iter().map(Ok).collect(),
             // An unreadable ticket or rule fails only its own job: each is planned alone.
             Err(domain::Error::Corrupt(_)) if ids.len() > 1 => {
                 let mut out = Vec::with_capacity(ids.len());
                 for id in ids {
                     out.push(
-                        self.plan(&[id])
+                        self.plan(std::slice::from_ref(id))
                             .await
                             .map(|mut plan| plan.pop().flatten())
                             .map_err(Arc::new),
@@ -100,10 +100,7 @@ impl Work for Planning {
                 out
             }
             // The database failed: every job of the batch fails and is run again.
-            Err(error) => {
-                let error = Arc::new(error);
-                ids.iter().map(|_| Err(Arc::clone(&error))).collect()
-            }
+            Err(error) => all_failed(ids.len(), error),
         }
     }
 }
@@ -119,24 +116,22 @@ impl Work for Recording {
     type Item = Vec<Accepted>;
     type Output = Result<HashSet<Uuid>, Shared>;
 
-    async fn run(&self, items: Vec<Vec<Accepted>>) -> Vec<Self::Output> {
-        let owners: Vec<Vec<Uuid>> = items
-            .iter()
-            .map(|own| own.iter().map(|m| m.delivery.id).collect())
-            .collect();
-        let all: Vec<Accepted> = items.into_iter().flatten().collect();
-        match deliveries::record_sent(&self.db, 1, &all).await {
+    async fn run(&self, items: &[Vec<Accepted>]) -> Vec<Self::Output> {
+        match deliveries::record_sent(&self.db, 1, items.iter().flatten()).await {
             Ok(recorded) => {
                 let recorded: HashSet<Uuid> = recorded.into_iter().collect();
-                owners
-                    .into_iter()
-                    .map(|own| Ok(own.into_iter().filter(|id| recorded.contains(id)).collect()))
+                items
+                    .iter()
+                    .map(|own| {
+                        Ok(own
+                            .iter()
+                            .map(|m| m.delivery.id)
+                            .filter(|id| recorded.contains(id))
+                            .collect())
+                    })
                     .collect()
             }
-            Err(error) => {
-                let error = Arc::new(error);
-                owners.iter().map(|_| Err(Arc::clone(&error))).collect()
-            }
+            Err(error) => all_failed(items.len(), error),
         }
     }
 }
@@ -151,10 +146,14 @@ impl Work for Publishing {
     type Item = Vec<Event>;
     type Output = ();
 
-    async fn run(&self, items: Vec<Vec<Event>>) -> Vec<()> {
-        let n = items.len();
-        let all: Vec<Event> = items.into_iter().flatten().collect();
-        events::publish(&self.db, &all).await;
-        vec![(); n]
+    async fn run(&self, items: &[Vec<Event>]) -> Vec<()> {
+        events::publish(&self.db, items.iter().flatten()).await;
+        vec![(); items.len()]
     }
+}
+
+/// The outputs of a batch of `n` jobs that all failed with `error`.
+fn all_failed<T>(n: usize, error: domain::Error) -> Vec<Result<T, Shared>> {
+    let error = Arc::new(error);
+    (0..n).map(|_| Err(Arc::clone(&error))).collect()
 }

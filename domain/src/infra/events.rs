@@ -112,7 +112,8 @@ pub fn published(db: &impl ConnectionTrait, event: Event) {
 /// Publishes committed writes' events that no trigger announces: on PostgreSQL in one
 /// `NOTIFY` (a JSON array; several when it would not fit a notification), in memory on
 /// SQLite. Best-effort: a failure is logged, the writes stand.
-pub async fn publish(db: &impl ConnectionTrait, events: &[Event]) {
+pub async fn publish<'a>(db: &impl ConnectionTrait, events: impl IntoIterator<Item = &'a Event>) {
+    let events: Vec<&Event> = events.into_iter().collect();
     if events.is_empty() {
         return;
     }
