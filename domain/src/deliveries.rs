@@ -17,8 +17,10 @@
 //! ran out cannot overwrite the result of the one that took over, and a final row never moves
 //! again except by an operator putting back a FAILED one.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
-use entity::{account, delivery, routing_rule, ticket};
+use entity::{account, delivery, ticket};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -89,7 +91,7 @@ pub async fn create_many<C: ConnectionTrait>(
 ) -> Result<Vec<Option<Planned>>> {
     // Each mention by its place in `ticket_ids`: the first of each ticket, then the others.
     type Mentions = Vec<(usize, Uuid)>;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let (first, again): (Mentions, Mentions) = ticket_ids
         .iter()
         .copied()
@@ -119,15 +121,14 @@ async fn create_distinct<C: ConnectionTrait>(
     claim_until: DateTime<Utc>,
 ) -> Result<Vec<Option<Planned>>> {
     // The account comes along for its e-mail language.
-    let found: std::collections::HashMap<Uuid, (ticket::Model, Option<Locale>)> =
-        ticket::Entity::find()
-            .filter(ticket::Column::Id.is_in(ticket_ids.iter().copied()))
-            .find_also_related(account::Entity)
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|(t, a)| (t.id, (t, a.map(|a| a.locale))))
-            .collect();
+    let found: HashMap<Uuid, (ticket::Model, Option<Locale>)> = ticket::Entity::find()
+        .filter(ticket::Column::Id.is_in(ticket_ids.iter().copied()))
+        .find_also_related(account::Entity)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(t, a)| (t.id, (t, a.map(|a| a.locale))))
+        .collect();
     let topics: Vec<(Uuid, &str)> = found
         .values()
         .map(|(t, _)| (t.account_id, t.topic_key.as_str()))
@@ -137,6 +138,11 @@ async fn create_distinct<C: ConnectionTrait>(
     } else {
         routing::matching_rules(db, &topics).await?
     };
+    // The rules' own languages, by rule (rule ids are unique across accounts).
+    let locales: HashMap<Uuid, Locale> = rules
+        .iter()
+        .filter_map(|r| Some((r.id, r.locale?)))
+        .collect();
     let created_at = now();
     // Per ticket (a ticket deleted since it was queued has nothing to deliver): the ticket,
     // its recipients and the rows planned for them.
@@ -146,8 +152,11 @@ async fn create_distinct<C: ConnectionTrait>(
             plans.push(None);
             continue;
         };
-        let rules = routing::of_account(&rules, ticket.account_id);
-        let recipients = routing::resolve(&ticket.topic, &rules, &ticket.forward_emails);
+        let recipients = routing::resolve(
+            &ticket.topic,
+            routing::of_account(&rules, ticket.account_id),
+            &ticket.forward_emails,
+        );
         let rows = recipients
             .iter()
             .map(|r| {
@@ -170,7 +179,7 @@ async fn create_distinct<C: ConnectionTrait>(
                     created_at,
                     updated_at: created_at,
                     locale: Some(
-                        locale_for(r, &rules)
+                        locale_for(r, &locales)
                             .or(*account_locale)
                             .unwrap_or_default(),
                     ),
@@ -183,7 +192,7 @@ async fn create_distinct<C: ConnectionTrait>(
     // In chunks, so any number of recipients fits each engine's parameter limit; a run that
     // stops between chunks is completed by the next (the inserts are idempotent).
     let rows: Vec<&delivery::Model> = plans.iter().flatten().flat_map(|(_, _, r)| r).collect();
-    let mut inserted = std::collections::HashSet::new();
+    let mut inserted = HashSet::new();
     for chunk in rows.chunks(INSERT_ROWS) {
         let result = delivery::Entity::insert_many(
             chunk
@@ -247,7 +256,7 @@ async fn due_of_earlier_run<C: ConnectionTrait>(
 ) -> Result<Vec<Uuid>> {
     // The ones claimed just now are left out here, not in SQL: there may be more of them than
     // a statement takes parameters.
-    let just_claimed: std::collections::HashSet<Uuid> = claimed.iter().map(|d| d.id).collect();
+    let just_claimed: HashSet<Uuid> = claimed.iter().map(|d| d.id).collect();
     let ids: Vec<Uuid> = delivery::Entity::find()
         .select_only()
         .column(delivery::Column::Id)
@@ -266,13 +275,12 @@ async fn due_of_earlier_run<C: ConnectionTrait>(
 
 /// The language a recipient's mail is written in: that of the first rule that put the
 /// recipient there and has one of its own; `None` leaves it to the account.
-fn locale_for(recipient: &Recipient, rules: &[routing_rule::Model]) -> Option<Locale> {
-    recipient.sources.iter().find_map(|source| {
-        let id = match source {
-            Source::Rule { rule_id, .. } | Source::Wildcard { rule_id } => rule_id,
-            Source::Forward => return None,
-        };
-        rules.iter().find(|r| r.id == *id).and_then(|r| r.locale)
+fn locale_for(recipient: &Recipient, locales: &HashMap<Uuid, Locale>) -> Option<Locale> {
+    recipient.sources.iter().find_map(|source| match source {
+        Source::Rule { rule_id, .. } | Source::Wildcard { rule_id } => {
+            locales.get(rule_id).copied()
+        }
+        Source::Forward => None,
     })
 }
 
@@ -429,7 +437,7 @@ async fn record_sent_at_once(
         .into_iter()
         .map(|d| d.id)
         .collect();
-    let ids: std::collections::HashSet<&Uuid> = recorded.iter().collect();
+    let ids: HashSet<&Uuid> = recorded.iter().collect();
     for mail in accepted.iter().filter(|m| ids.contains(&m.delivery.id)) {
         let waited = (mail.at - mail.opened_at).num_milliseconds().max(0) as f64 / 1000.0;
         metrics::histogram!("ticketing_delivery_latency_seconds").record(waited);

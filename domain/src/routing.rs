@@ -26,7 +26,11 @@ pub struct Recipient {
 /// Resolves recipients from the account's rules (any order; only matching ones count) and the
 /// step's forward list. Order: matching rules, then `*` rules, then forward addresses, each
 /// rule in creation order; the first spelling of an address wins.
-pub fn resolve(topic: &str, rules: &[routing_rule::Model], forward: &[String]) -> Vec<Recipient> {
+pub fn resolve<'a>(
+    topic: &str,
+    rules: impl IntoIterator<Item = &'a routing_rule::Model>,
+    forward: &[String],
+) -> Vec<Recipient> {
     let topic_key = validate::tag_key(topic);
     let mut out: Vec<Recipient> = Vec::new();
     // Each address's place in `out`, by its lower-cased form: an account's rules may name
@@ -47,7 +51,7 @@ pub fn resolve(topic: &str, rules: &[routing_rule::Model], forward: &[String]) -
             });
         }
     };
-    let mut sorted: Vec<&routing_rule::Model> = rules.iter().collect();
+    let mut sorted: Vec<&routing_rule::Model> = rules.into_iter().collect();
     sorted.sort_by_key(|r| (r.created_at, r.id));
     for rule in sorted.iter().filter(|r| r.tag_key == topic_key) {
         for address in rule.emails.iter() {
@@ -134,12 +138,11 @@ pub async fn matching_rules(
 }
 
 /// The rules of `rules` that belong to `account` ([`resolve`] sorts out the tags).
-pub fn of_account(rules: &[routing_rule::Model], account: Uuid) -> Vec<routing_rule::Model> {
-    rules
-        .iter()
-        .filter(|r| r.account_id == account)
-        .cloned()
-        .collect()
+pub fn of_account(
+    rules: &[routing_rule::Model],
+    account: Uuid,
+) -> impl Iterator<Item = &routing_rule::Model> {
+    rules.iter().filter(move |r| r.account_id == account)
 }
 
 /// The ticket steps with the topic `key` in the live (latest published) versions of the
