@@ -193,6 +193,8 @@ pub const PREVIEW_STEPS: u64 = 1_000;
 /// Who a new ticket would be mailed to now: [`preview`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Preview {
+    /// The topic asked about, trimmed; `None` for none.
+    pub topic: Option<String>,
     /// Whether some ticket step of the account uses the topic now.
     pub tag_known: bool,
     /// Each address once, as [`resolve`] orders them, with what brings it in.
@@ -271,6 +273,7 @@ pub async fn preview(
         })
         .collect();
     Ok(Preview {
+        topic: (!topic.is_empty()).then(|| topic.to_owned()),
         tag_known,
         recipients,
     })

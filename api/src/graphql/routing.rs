@@ -166,7 +166,7 @@ impl RoutingQuery {
         let account = admin(ctx)?;
         let preview = domain::routing::preview(db(ctx)?, account, topic.as_deref()).await?;
         Ok(RoutingPreview {
-            topic: topic.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
+            topic: preview.topic,
             tag_known: preview.tag_known,
             recipients: preview.recipients.into_iter().map(Into::into).collect(),
         })
