@@ -306,14 +306,14 @@ pub async fn copy_flow<C: ConnectionTrait + TransactionTrait>(
     id: Uuid,
     name: &str,
 ) -> Result<flow::Model> {
-    let name = validate::name("name", name)?;
     let txn = crate::infra::db::begin(db).await?;
     let original = find_flow(&txn, account_id, id)
         .await?
         .ok_or(Error::NotFound("flow"))?;
     // The original's steps as one state, not half of a concurrent move or delete.
     lock_flow(&txn, original.id).await?;
-    let copy = create_flow(&txn, account_id, &name).await?;
+    // Validates the name and counts the account's flows.
+    let copy = create_flow(&txn, account_id, name).await?;
     let steps = step::Entity::find()
         .filter(step::Column::FlowId.eq(original.id))
         .order_by_asc(step::Column::Position)
