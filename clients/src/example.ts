@@ -107,12 +107,14 @@ export async function tour(admin: Endpoint, widget: Endpoint): Promise<number> {
   for (const t of topicTags) console.log(t.tag, t.steps.map((s) => s.flow.name));
 
   // Routing.
-  await request(admin, CreateAgentDocument, { name: 'Ayşe', email: 'ayse@example.com' });
+  const { createAgent } = await request(admin, CreateAgentDocument, { name: 'Ayşe', email: 'ayse@example.com' });
   const { createRoutingRule } = await request(admin, CreateRoutingRuleDocument, {
     tag: topic,
-    emails: ['ayse@example.com'],
+    agentIds: [createAgent.id],
   });
   const known: boolean = createRoutingRule.tagKnown;
+  const mailed: string[] = createRoutingRule.recipients;
+  console.log('rule mails', mailed.join(', '), 'has recipients:', createRoutingRule.hasRecipients);
   await request(admin, CreateRoutingRuleDocument, { tag: '*', emails: ['boss@example.com'] });
   console.log('rule', createRoutingRule.id, 'tag known:', known);
 

@@ -141,7 +141,7 @@ async fn create_distinct<C: ConnectionTrait>(
     // The rules' own languages, by rule (rule ids are unique across accounts).
     let locales: HashMap<Uuid, Locale> = rules
         .iter()
-        .filter_map(|r| Some((r.id, r.locale?)))
+        .filter_map(|r| Some((r.rule.id, r.rule.locale?)))
         .collect();
     let created_at = now();
     // Per ticket (a ticket deleted since it was queued has nothing to deliver): the ticket,

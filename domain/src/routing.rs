@@ -1,5 +1,6 @@
 //! Recipient resolution: who gets a new ticket. The addresses of every rule whose tag equals
-//! the ticket's topic, of every `*` rule, and the ticket step's forward addresses,
+//! the ticket's topic, of every `*` rule (their agents' addresses as they are now, then
+//! their typed ones), and the ticket step's forward addresses,
 //! de-duplicated ignoring case. Each recipient remembers what put it there ([`Source`]).
 //! Writing the deliveries is `deliveries::create`.
 
@@ -13,6 +14,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::rules::{Rule, with_agents};
 use crate::vocab::Source;
 use crate::{Error, Result, validate};
 
@@ -28,7 +30,7 @@ pub struct Recipient {
 /// rule in creation order; the first spelling of an address wins.
 pub fn resolve<'a>(
     topic: &str,
-    rules: impl IntoIterator<Item = &'a routing_rule::Model>,
+    rules: impl IntoIterator<Item = &'a Rule>,
     forward: &[String],
 ) -> Vec<Recipient> {
     let topic_key = validate::tag_key(topic);
@@ -51,22 +53,30 @@ pub fn resolve<'a>(
             });
         }
     };
-    let mut sorted: Vec<&routing_rule::Model> = rules.into_iter().collect();
-    sorted.sort_by_key(|r| (r.created_at, r.id));
-    for rule in sorted.iter().filter(|r| r.tag_key == topic_key) {
-        for address in rule.emails.iter() {
+    let mut sorted: Vec<&Rule> = rules.into_iter().collect();
+    sorted.sort_by_key(|r| (r.rule.created_at, r.rule.id));
+    for rule in sorted.iter().filter(|r| r.rule.tag_key == topic_key) {
+        for address in rule.addresses() {
             add(
                 address,
                 Source::Rule {
-                    rule_id: rule.id,
-                    tag: rule.tag.clone(),
+                    rule_id: rule.rule.id,
+                    tag: rule.rule.tag.clone(),
                 },
             );
         }
     }
-    for rule in sorted.iter().filter(|r| r.tag_key == validate::WILDCARD) {
-        for address in rule.emails.iter() {
-            add(address, Source::Wildcard { rule_id: rule.id });
+    for rule in sorted
+        .iter()
+        .filter(|r| r.rule.tag_key == validate::WILDCARD)
+    {
+        for address in rule.addresses() {
+            add(
+                address,
+                Source::Wildcard {
+                    rule_id: rule.rule.id,
+                },
+            );
         }
     }
     for address in forward {
@@ -76,14 +86,14 @@ pub fn resolve<'a>(
 }
 
 /// The rules that can match any of `topics` (pairs of an account and a lower-cased topic: for
-/// each, the account's rules of that topic and `*`), oldest first, in one query; [`resolve`]
-/// takes a ticket's own from them with [`of_account`]. A rule whose stored addresses cannot
-/// be read is skipped with an error log, so the others are still notified; it answers an
-/// error wherever else it is read.
+/// each, the account's rules of that topic and `*`), oldest first, with their agents, in two
+/// queries; [`resolve`] takes a ticket's own from them with [`of_account`]. A rule whose
+/// stored addresses cannot be read is skipped with an error log, so the others are still
+/// notified; it answers an error wherever else it is read.
 pub async fn matching_rules(
     db: &impl ConnectionTrait,
     topics: &[(Uuid, &str)],
-) -> Result<Vec<routing_rule::Model>> {
+) -> Result<Vec<Rule>> {
     // Per account, its own topics and `*`: not another account's topics, whose rules no
     // ticket here can match.
     let mut wanted: BTreeMap<Uuid, BTreeSet<&str>> = BTreeMap::new();
@@ -108,7 +118,7 @@ pub async fn matching_rules(
             .order_by_asc(routing_rule::Column::CreatedAt)
             .order_by_asc(routing_rule::Column::Id)
     };
-    match query().all(db).await.map_err(Error::from) {
+    let rules = match query().all(db).await.map_err(Error::from) {
         Err(Error::Corrupt(_)) => {
             // Rare (a corrupt row): read them one by one to find it.
             let ids: Vec<Uuid> = query()
@@ -117,7 +127,7 @@ pub async fn matching_rules(
                 .into_tuple()
                 .all(db)
                 .await?;
-            let mut rules = Vec::with_capacity(ids.len());
+            let mut rules: Vec<routing_rule::Model> = Vec::with_capacity(ids.len());
             for id in ids {
                 match routing_rule::Entity::find_by_id(id)
                     .one(db)
@@ -131,18 +141,16 @@ pub async fn matching_rules(
                     Err(e) => return Err(e),
                 }
             }
-            Ok(rules)
+            rules
         }
-        read => read,
-    }
+        read => read?,
+    };
+    with_agents(db, rules).await
 }
 
 /// The rules of `rules` that belong to `account` ([`resolve`] sorts out the tags).
-pub fn of_account(
-    rules: &[routing_rule::Model],
-    account: Uuid,
-) -> impl Iterator<Item = &routing_rule::Model> {
-    rules.iter().filter(move |r| r.account_id == account)
+pub fn of_account(rules: &[Rule], account: Uuid) -> impl Iterator<Item = &Rule> {
+    rules.iter().filter(move |r| r.rule.account_id == account)
 }
 
 /// The ticket steps with the topic `key` in the live (latest published) versions of the
@@ -284,8 +292,8 @@ mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
 
-    fn rule(n: i64, tag: &str, emails: &[&str]) -> routing_rule::Model {
-        routing_rule::Model {
+    fn rule(n: i64, tag: &str, emails: &[&str]) -> Rule {
+        let rule = routing_rule::Model {
             id: Uuid::from_u128(n as u128),
             account_id: Uuid::nil(),
             tag: tag.into(),
@@ -297,6 +305,10 @@ mod tests {
                 .into(),
             created_at: Utc.timestamp_opt(1_700_000_000 + n, 0).unwrap(),
             locale: None,
+        };
+        Rule {
+            rule,
+            agents: Vec::new(),
         }
     }
 

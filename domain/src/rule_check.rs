@@ -45,6 +45,12 @@ pub async fn send_sample(
     let rule = rules::find_rule(db, account_id, rule_id)
         .await?
         .ok_or(Error::NotFound("routing rule"))?;
+    let rule = rules::with_agents(db, vec![rule])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("routing rule"))?;
+    let addresses = rule.addresses();
+    let rule = &rule.rule;
     let account_locale = account::Entity::find_by_id(account_id)
         .select_only()
         .column(account::Column::Locale)
@@ -61,7 +67,7 @@ pub async fn send_sample(
             tag: rule.tag.clone(),
         }
     }];
-    let sends = rule.emails.iter().map(|recipient| {
+    let sends = addresses.into_iter().map(|recipient| {
         let message_id = format!("rule-test-{}", Uuid::now_v7());
         let to = Recipient {
             address: recipient,
@@ -84,7 +90,7 @@ pub async fn send_sample(
                 Err(SendError::Permanent(e) | SendError::Transient(e)) => (false, e),
             };
             SampleSent {
-                recipient: recipient.clone(),
+                recipient: recipient.to_owned(),
                 accepted,
                 reply,
                 locale,

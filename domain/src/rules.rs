@@ -1,12 +1,13 @@
 //! Topic tags (aggregated from the ticket steps of all flows) and the routing rules that
-//! send new tickets to e-mail addresses by tag.
+//! send new tickets to agents and typed e-mail addresses by tag.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use entity::{conversation, flow_version, live_topic, routing_rule, step};
+use entity::{agent, conversation, flow_version, live_topic, routing_rule, rule_agent, step};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, Statement, TransactionSession,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -177,6 +178,9 @@ pub fn tag_known(rule: &routing_rule::Model, known: &HashSet<String>) -> bool {
 #[derive(Clone, Debug)]
 pub struct RuleInput {
     pub tag: String,
+    /// Agents of the account, in the order the form lists them.
+    pub agent_ids: Vec<Uuid>,
+    /// Typed addresses.
     pub emails: Vec<String>,
     /// The language of its e-mails; `None`: the account's.
     pub locale: Option<Locale>,
@@ -184,38 +188,106 @@ pub struct RuleInput {
 
 struct RuleColumns {
     tag: String,
+    agent_ids: Vec<Uuid>,
     emails: Vec<String>,
     locale: Option<Locale>,
 }
 
 impl RuleInput {
     fn validate(&self) -> Result<RuleColumns> {
+        let emails = validate::emails("emails", &self.emails, false)?;
+        let mut seen = HashSet::new();
+        let agent_ids: Vec<Uuid> = self
+            .agent_ids
+            .iter()
+            .copied()
+            .filter(|id| seen.insert(*id))
+            .collect();
+        if agent_ids.is_empty() && emails.is_empty() {
+            return Err(Error::invalid(
+                "emails",
+                "name at least one agent (agentIds) or e-mail address",
+            ));
+        }
+        if agent_ids.len() + emails.len() > validate::MAX_EMAILS {
+            return Err(Error::invalid(
+                "agentIds",
+                format!(
+                    "a rule names at most {} recipients, agents and addresses together",
+                    validate::MAX_EMAILS
+                ),
+            ));
+        }
         Ok(RuleColumns {
             tag: validate::rule_tag("tag", &self.tag)?,
-            emails: validate::emails("emails", &self.emails, true)?,
+            agent_ids,
+            emails,
             locale: self.locale,
         })
     }
 }
 
 impl RuleColumns {
-    fn apply(self, model: &mut routing_rule::ActiveModel) {
+    fn apply(&self, model: &mut routing_rule::ActiveModel) {
         model.tag_key = Set(validate::tag_key(&self.tag));
-        model.tag = Set(self.tag);
-        model.emails = Set(self.emails.into());
+        model.tag = Set(self.tag.clone());
+        model.emails = Set(self.emails.clone().into());
         model.locale = Set(self.locale);
+    }
+
+    /// Replaces the rule's agents; every one must be an agent of the account (another
+    /// account's is not found, as everywhere).
+    async fn link_agents(
+        &self,
+        txn: &impl ConnectionTrait,
+        account_id: Uuid,
+        rule_id: Uuid,
+    ) -> Result<()> {
+        let unknown = || Error::NotFound("agent");
+        rule_agent::Entity::delete_many()
+            .filter(rule_agent::Column::RuleId.eq(rule_id))
+            .exec(txn)
+            .await?;
+        if self.agent_ids.is_empty() {
+            return Ok(());
+        }
+        let found = agent::Entity::find()
+            .filter(agent::Column::AccountId.eq(account_id))
+            .filter(agent::Column::Id.is_in(self.agent_ids.iter().copied()))
+            .count(txn)
+            .await?;
+        if found != self.agent_ids.len() as u64 {
+            return Err(unknown());
+        }
+        let links =
+            self.agent_ids
+                .iter()
+                .zip(0..)
+                .map(|(agent_id, position)| rule_agent::ActiveModel {
+                    rule_id: Set(rule_id),
+                    agent_id: Set(*agent_id),
+                    position: Set(position),
+                });
+        match rule_agent::Entity::insert_many(links).exec(txn).await {
+            // The agent was deleted since it was counted.
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) => {
+                Err(unknown())
+            }
+            inserted => inserted.map(|_| ()).map_err(Into::into),
+        }
     }
 }
 
 /// Creates a rule. A tag no flow uses is accepted (it is flagged through [`tag_known`]).
 pub async fn create_rule(
-    db: &impl ConnectionTrait,
+    db: &impl TransactionTrait,
     account_id: Uuid,
     input: &RuleInput,
 ) -> Result<routing_rule::Model> {
     let columns = input.validate()?;
+    let txn = crate::infra::db::begin(db).await?;
     limits::check::<routing_rule::Entity>(
-        db,
+        &txn,
         routing_rule::Column::AccountId.eq(account_id),
         "routing rules",
         limits::ROUTING_RULES,
@@ -228,23 +300,133 @@ pub async fn create_rule(
         ..Default::default()
     };
     columns.apply(&mut model);
-    Ok(model.insert(db).await?)
+    let rule = model.insert(&txn).await?;
+    columns.link_agents(&txn, account_id, rule.id).await?;
+    txn.commit().await?;
+    Ok(rule)
 }
 
 /// Replaces a rule's tag, recipients and language.
 pub async fn update_rule(
-    db: &impl ConnectionTrait,
+    db: &impl TransactionTrait,
     account_id: Uuid,
     id: Uuid,
     input: &RuleInput,
 ) -> Result<routing_rule::Model> {
     let columns = input.validate()?;
-    let existing = find_rule(db, account_id, id)
+    let txn = crate::infra::db::begin(db).await?;
+    let existing = find_rule(&txn, account_id, id)
         .await?
         .ok_or(Error::NotFound("routing rule"))?;
     let mut model: routing_rule::ActiveModel = existing.into();
     columns.apply(&mut model);
-    Ok(model.update(db).await?)
+    let rule = model.update(&txn).await?;
+    columns.link_agents(&txn, account_id, rule.id).await?;
+    txn.commit().await?;
+    Ok(rule)
+}
+
+/// A routing rule with the agents it names, as they are now: what a ticket is routed by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    pub rule: routing_rule::Model,
+    /// In the rule's order.
+    pub agents: Vec<agent::Model>,
+}
+
+impl Rule {
+    /// The addresses the rule mails: its agents' (in its order), then the typed ones, each
+    /// once ignoring case, as first spelled.
+    pub fn addresses(&self) -> Vec<&str> {
+        let mut seen = HashSet::new();
+        self.agents
+            .iter()
+            .map(|a| a.email.as_str())
+            .chain(self.rule.emails.iter().map(String::as_str))
+            .filter(|a| seen.insert(a.to_lowercase()))
+            .collect()
+    }
+}
+
+/// Rule ids per query when reading their agents: well inside SQLite's limit on bound values.
+const RULES_PER_READ: usize = 1_000;
+
+/// The agents each rule names, in each rule's order; rules naming none are absent.
+pub async fn agents_of_rules(
+    db: &impl ConnectionTrait,
+    rule_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<agent::Model>>> {
+    let mut out: HashMap<Uuid, Vec<agent::Model>> = HashMap::new();
+    for ids in rule_ids.chunks(RULES_PER_READ) {
+        let rows = rule_agent::Entity::find()
+            .filter(rule_agent::Column::RuleId.is_in(ids.iter().copied()))
+            .order_by_asc(rule_agent::Column::RuleId)
+            .order_by_asc(rule_agent::Column::Position)
+            .find_also_related(agent::Entity)
+            .all(db)
+            .await?;
+        for (link, agent) in rows {
+            out.entry(link.rule_id).or_default().extend(agent);
+        }
+    }
+    Ok(out)
+}
+
+/// The rules with their agents ([`agents_of_rules`]), in the same order.
+pub async fn with_agents(
+    db: &impl ConnectionTrait,
+    rules: Vec<routing_rule::Model>,
+) -> Result<Vec<Rule>> {
+    let ids: Vec<Uuid> = rules.iter().map(|r| r.id).collect();
+    let mut agents = agents_of_rules(db, &ids).await?;
+    Ok(rules
+        .into_iter()
+        .map(|rule| Rule {
+            agents: agents.remove(&rule.id).unwrap_or_default(),
+            rule,
+        })
+        .collect())
+}
+
+/// One address the routing form offers: an agent's, or one typed in a rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecipientOption {
+    pub email: String,
+    /// The agent whose address it is; `None` for a typed one.
+    pub agent: Option<agent::Model>,
+}
+
+/// The routing form's e-mail list: the account's agents by name, then the addresses typed in
+/// its rules that are no agent's, each once ignoring case, oldest rule first. Two reads: at
+/// most [`limits::AGENTS`] agents and [`limits::ROUTING_RULES`] rules' addresses.
+pub async fn recipient_options(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+) -> Result<Vec<RecipientOption>> {
+    let agents = crate::agents::list_agents(db, account_id).await?;
+    let typed: Vec<entity::values::Addresses> = routing_rule::Entity::find()
+        .select_only()
+        .column(routing_rule::Column::Emails)
+        .filter(routing_rule::Column::AccountId.eq(account_id))
+        .order_by_asc(routing_rule::Column::CreatedAt)
+        .order_by_asc(routing_rule::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut seen: HashSet<String> = agents.iter().map(|a| a.email_key.clone()).collect();
+    let mut out: Vec<RecipientOption> = agents
+        .into_iter()
+        .map(|agent| RecipientOption {
+            email: agent.email.clone(),
+            agent: Some(agent),
+        })
+        .collect();
+    for email in typed.into_iter().flat_map(|a| a.0) {
+        if seen.insert(email.to_lowercase()) {
+            out.push(RecipientOption { email, agent: None });
+        }
+    }
+    Ok(out)
 }
 
 /// Deletes a rule.

@@ -16,6 +16,7 @@ pub mod flow;
 pub mod flow_version;
 pub mod live_topic;
 pub mod routing_rule;
+pub mod rule_agent;
 pub mod step;
 pub mod ticket;
 pub mod values;
@@ -36,6 +37,7 @@ pub mod prelude {
     pub use super::flow_version::Entity as FlowVersion;
     pub use super::live_topic::Entity as LiveTopic;
     pub use super::routing_rule::Entity as RoutingRule;
+    pub use super::rule_agent::Entity as RuleAgent;
     pub use super::step::Entity as Step;
     pub use super::ticket::Entity as Ticket;
     pub use super::webhook::Entity as Webhook;

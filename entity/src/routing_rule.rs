@@ -1,5 +1,5 @@
 //! A routing rule: every new ticket whose topic equals `tag` (or every ticket, for `*`) is
-//! mailed to `emails`.
+//! mailed to the agents it names (`rule_agent`) and to `emails`.
 
 use sea_orm::entity::prelude::*;
 
@@ -14,7 +14,7 @@ pub struct Model {
     pub tag: String,
     /// Lower-cased tag; `*` stays `*`.
     pub tag_key: String,
-    /// JSON array of recipient addresses.
+    /// JSON array of typed recipient addresses (agents are named through `rule_agent`).
     pub emails: Addresses,
     pub created_at: DateTimeUtc,
     /// Language of the e-mails this rule sends; null: the account's.

@@ -19,6 +19,7 @@ mod m20261202_000013_add_delivery_tallies;
 mod m20261202_000014_index_visitor_emails;
 mod m20261202_000015_add_queue_rounds;
 mod m20261202_000016_index_tickets_waiting;
+mod m20261203_000017_add_rule_agents;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000014_index_visitor_emails::Migration),
             Box::new(m20261202_000015_add_queue_rounds::Migration),
             Box::new(m20261202_000016_index_tickets_waiting::Migration),
+            Box::new(m20261203_000017_add_rule_agents::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@
 )]
 
 mod access;
+mod agents;
 mod conversation;
 mod cors;
 mod crash;

@@ -13,7 +13,8 @@ use domain::keys::KeyCache;
 use super::types::{loaders, shared};
 use super::{ApiResult, admin, cost, db, not_found_id};
 
-/// An agent of the account; the routing form offers their addresses.
+/// An agent of the account: routing rules name agents (`agentIds`), and mail them at the
+/// address they have when a ticket is routed.
 pub struct Agent(pub agent::Model);
 
 #[Object]
@@ -139,6 +140,16 @@ pub struct CreateAgentInput {
     pub email: String,
 }
 
+/// Changes to an agent; an omitted or null field keeps its value.
+#[derive(InputObject)]
+pub struct UpdateAgentInput {
+    /// 1-200 characters, one line.
+    pub name: Option<String>,
+    /// A bare address, unique in the account (ignoring case). Rules naming the agent mail it
+    /// from the next ticket routed on.
+    pub email: Option<String>,
+}
+
 /// The admin key's reads of this feature.
 #[derive(Default)]
 pub struct AccessQuery;
@@ -190,6 +201,38 @@ impl AccessMutation {
         Ok(Agent(
             domain::agents::create_agent(db(ctx)?, account, &input.name, &input.email).await?,
         ))
+    }
+
+    /// Renames an agent or changes their address. Every rule naming the agent mails the new
+    /// address from the next ticket routed on; deliveries already planned keep theirs.
+    async fn update_agent(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateAgentInput,
+    ) -> ApiResult<Agent> {
+        let account = admin(ctx)?;
+        let id = not_found_id("agent", &id)?;
+        Ok(Agent(
+            domain::agents::update_agent(
+                db(ctx)?,
+                account,
+                id,
+                input.name.as_deref(),
+                input.email.as_deref(),
+            )
+            .await?,
+        ))
+    }
+
+    /// Deletes an agent. The rules that named them no longer do; a rule left with no
+    /// recipient shows `hasRecipients: false`. Deliveries already planned keep their address.
+    /// Returns the id.
+    async fn delete_agent(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
+        let account = admin(ctx)?;
+        let uuid = not_found_id("agent", &id)?;
+        domain::agents::delete_agent(db(ctx)?, account, uuid).await?;
+        Ok(id)
     }
 
     /// Sets the language of the account's notification e-mails (rules with a `locale` of their

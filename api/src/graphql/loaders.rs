@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{delivery, flow, flow_version, step, ticket};
+use entity::{agent, delivery, flow, flow_version, step, ticket};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -19,6 +19,7 @@ pub struct Loaders {
     pub transcripts: DataLoader<TranscriptByConversation>,
     pub tickets: DataLoader<TicketById>,
     pub origins: DataLoader<OriginsByKey>,
+    pub rule_agents: DataLoader<AgentsByRule>,
 }
 
 impl Loaders {
@@ -32,7 +33,8 @@ impl Loaders {
             versions: DataLoader::new(VersionsByFlow(db.clone()), tokio::spawn),
             transcripts: DataLoader::new(TranscriptByConversation(db.clone()), tokio::spawn),
             tickets: DataLoader::new(TicketById(db.clone()), tokio::spawn),
-            origins: DataLoader::new(OriginsByKey(db), tokio::spawn),
+            origins: DataLoader::new(OriginsByKey(db.clone()), tokio::spawn),
+            rule_agents: DataLoader::new(AgentsByRule(db), tokio::spawn),
         }
     }
 }
@@ -157,6 +159,20 @@ impl Loader<Uuid> for TicketById {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, ticket::Model>, LoadError> {
         domain::tickets::tickets_by_ids(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// The agents routing rules name, in each rule's order.
+pub struct AgentsByRule(DatabaseConnection);
+
+impl Loader<Uuid> for AgentsByRule {
+    type Value = Vec<agent::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<agent::Model>>, LoadError> {
+        domain::rules::agents_of_rules(&self.0, keys)
             .await
             .map_err(Arc::new)
     }
