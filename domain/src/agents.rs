@@ -102,3 +102,17 @@ pub async fn list_agents(db: &impl ConnectionTrait, account_id: Uuid) -> Result<
         .all(db)
         .await?)
 }
+
+/// Agents by id, for batch loading; the caller has checked the account.
+pub async fn agents_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, agent::Model>> {
+    Ok(agent::Entity::find()
+        .filter(agent::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect())
+}

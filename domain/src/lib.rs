@@ -23,6 +23,7 @@ pub mod routing;
 pub mod rule_check;
 pub mod rules;
 pub mod templates;
+pub mod ticket_work;
 pub mod tickets;
 pub mod timeline;
 pub mod validate;

@@ -536,6 +536,9 @@ mod tests {
             created_at: Utc::now(),
             routed_at: None,
             erased_at: None,
+            assignee_id: None,
+            closing_note: None,
+            closed_at: None,
         }
     }
 

@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 
-use entity::{account, delivery, flow, step, ticket};
+use entity::{account, agent, delivery, flow, step, ticket};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionSession, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionSession,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -112,6 +113,9 @@ pub async fn insert_ticket(
         created_at: Set(created_at),
         routed_at: Set(None),
         erased_at: Set(None),
+        assignee_id: Set(None),
+        closing_note: Set(None),
+        closed_at: Set(None),
     }
     .insert(txn)
     .await?)
@@ -402,19 +406,43 @@ pub fn check_page_size(first: u64) -> Result<()> {
     Ok(())
 }
 
-/// The account's tickets, newest first, optionally of one topic (ignoring case), after the
-/// ticket numbered `after_number`.
+/// Which of the account's tickets a list shows; `None`: any.
+#[derive(Clone, Debug, Default)]
+pub struct TicketFilter {
+    /// A topic, ignoring case.
+    pub topic: Option<String>,
+    pub status: Option<TicketStatus>,
+    /// An agent of the account (another account's is not found).
+    pub assignee: Option<Uuid>,
+}
+
+/// The account's tickets matching `filter`, newest first, after the ticket numbered
+/// `after_number`. Each filter has its index (`number` within account and topic, status or
+/// assignee), so a page reads about `first` rows whatever the history holds.
 pub async fn list_tickets(
     db: &impl ConnectionTrait,
     account_id: Uuid,
-    topic: Option<&str>,
+    filter: &TicketFilter,
     first: u64,
     after_number: Option<i64>,
 ) -> Result<TicketPage> {
     check_page_size(first)?;
     let mut query = ticket::Entity::find().filter(ticket::Column::AccountId.eq(account_id));
-    if let Some(topic) = topic {
+    if let Some(topic) = &filter.topic {
         query = query.filter(ticket::Column::TopicKey.eq(validate::tag_key(topic.trim())));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(ticket::Column::Status.eq(status));
+    }
+    if let Some(assignee) = filter.assignee {
+        let known = agent::Entity::find_by_id(assignee)
+            .filter(agent::Column::AccountId.eq(account_id))
+            .count(db)
+            .await?;
+        if known == 0 {
+            return Err(Error::NotFound("agent"));
+        }
+        query = query.filter(ticket::Column::AssigneeId.eq(assignee));
     }
     if let Some(after) = after_number {
         query = query.filter(ticket::Column::Number.lt(after));

@@ -1,16 +1,18 @@
 //! A ticket's history as people read it: opened by which flow, routed to whom, who was
-//! notified through which rule, which delivery is being retried or has failed and why.
+//! notified through which rule, which delivery is being retried or has failed and why, and
+//! who assigned, closed or reopened it.
 //!
-//! Built from the ticket and its delivery rows, which hold each delivery's current state and
-//! last error, so it costs no write on the delivery path. A delivery shows its latest attempt;
+//! Built from the ticket, its delivery rows, which hold each delivery's current state and
+//! last error, so it costs no write on the delivery path, and the changes people made
+//! (`ticket_work`), one row each. A delivery shows its latest attempt;
 //! earlier failed attempts of a delivery that later succeeded are summed up in its count.
 
 use chrono::{DateTime, Utc};
-use entity::{delivery, ticket};
+use entity::{delivery, ticket, ticket_change};
 use uuid::Uuid;
 
-use crate::vocab::DeliveryStatus;
 use crate::vocab::Source;
+use crate::vocab::{ChangeKind, DeliveryStatus};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,6 +31,14 @@ pub enum EventKind {
     DeliveryFailed,
     /// The visitor's data was erased from the ticket on request.
     Erased,
+    /// Someone gave the ticket to an agent.
+    Assigned,
+    /// Someone took the ticket from its agent.
+    Unassigned,
+    /// Someone closed the ticket.
+    Closed,
+    /// Someone reopened the ticket.
+    Reopened,
 }
 
 /// One line of the timeline.
@@ -40,10 +50,16 @@ pub struct Event {
     pub message: String,
     /// The delivery the event is about, if any.
     pub delivery_id: Option<Uuid>,
+    /// Who made the change, for the changes people make.
+    pub actor: Option<String>,
 }
 
 /// The ticket's events, oldest first.
-pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> crate::Result<Vec<Event>> {
+pub fn events(
+    ticket: &ticket::Model,
+    deliveries: &[delivery::Model],
+    changes: &[ticket_change::Model],
+) -> crate::Result<Vec<Event>> {
     let mut out = vec![Event {
         at: ticket.created_at,
         kind: EventKind::Opened,
@@ -52,6 +68,7 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> crate::
             ticket.flow_name, ticket.topic
         ),
         delivery_id: None,
+        actor: None,
     }];
     if let Some(first) = deliveries.iter().map(|d| d.created_at).min() {
         let n = deliveries.len();
@@ -68,6 +85,7 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> crate::
                     .join(", ")
             ),
             delivery_id: None,
+            actor: None,
         });
     } else if let Some(routed_at) = ticket.routed_at {
         out.push(Event {
@@ -78,6 +96,7 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> crate::
                 ticket.topic
             ),
             delivery_id: None,
+            actor: None,
         });
     }
     for d in deliveries {
@@ -128,6 +147,7 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> crate::
                 kind,
                 message,
                 delivery_id: Some(d.id),
+                actor: None,
             });
         }
     }
@@ -137,6 +157,35 @@ pub fn events(ticket: &ticket::Model, deliveries: &[delivery::Model]) -> crate::
             kind: EventKind::Erased,
             message: "The visitor's name, contact details, message, transcript and answers were erased on request".to_owned(),
             delivery_id: None,
+            actor: None,
+        });
+    }
+    for c in changes {
+        let (kind, message) = match c.kind {
+            ChangeKind::Assigned => (
+                EventKind::Assigned,
+                format!(
+                    "Assigned to {} by {}",
+                    c.agent_name.as_deref().unwrap_or("an agent"),
+                    c.actor
+                ),
+            ),
+            ChangeKind::Unassigned => (EventKind::Unassigned, format!("Unassigned by {}", c.actor)),
+            ChangeKind::Closed => (
+                EventKind::Closed,
+                match &c.note {
+                    Some(note) => format!("Closed by {}: {note}", c.actor),
+                    None => format!("Closed by {}", c.actor),
+                },
+            ),
+            ChangeKind::Reopened => (EventKind::Reopened, format!("Reopened by {}", c.actor)),
+        };
+        out.push(Event {
+            at: c.at,
+            kind,
+            message,
+            delivery_id: None,
+            actor: Some(c.actor.clone()),
         });
     }
     out.sort_by_key(|e| (e.at, e.kind));
@@ -192,6 +241,9 @@ mod tests {
             created_at: at(0),
             routed_at: None,
             erased_at: None,
+            assignee_id: None,
+            closing_note: None,
+            closed_at: None,
         }
     }
 
@@ -259,7 +311,7 @@ mod tests {
             ),
             delivery(6, "e@z.com", DeliveryStatus::Pending, 0, None),
         ];
-        let got: Vec<(EventKind, String)> = events(&ticket(), &deliveries)
+        let got: Vec<(EventKind, String)> = events(&ticket(), &deliveries, &[])
             .unwrap()
             .into_iter()
             .map(|e| (e.kind, e.message))
@@ -300,9 +352,9 @@ mod tests {
     #[test]
     fn a_routed_ticket_without_recipients_says_nobody_was_notified() {
         let mut t = ticket();
-        assert_eq!(events(&t, &[]).unwrap().len(), 1, "not routed yet");
+        assert_eq!(events(&t, &[], &[]).unwrap().len(), 1, "not routed yet");
         t.routed_at = Some(at(1));
-        let got = events(&t, &[]).unwrap();
+        let got = events(&t, &[], &[]).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].kind, EventKind::Unrouted);
     }

@@ -20,7 +20,7 @@ pub fn escape(s: &str) -> String {
 // The stored states and kinds, and the typed JSON values: defined beside the models, since a
 // column's type must belong to the model's crate (`entity::values`).
 pub use entity::values::{
-    Addresses, Answers, Awaiting, ChoiceOption, ChoiceOptions, ConversationStatus, DeliveryStatus,
-    EventNames, KeyKind, Line, Locale, PublishedStep, PublishedSteps, Sender, Source, Sources,
-    StepKind, TicketStatus, Transcript, WebhookStatus,
+    Addresses, Answers, Awaiting, ChangeKind, ChoiceOption, ChoiceOptions, ConversationStatus,
+    DeliveryStatus, EventNames, KeyKind, Line, Locale, PublishedStep, PublishedSteps, Sender,
+    Source, Sources, StepKind, TicketStatus, Transcript, WebhookStatus,
 };

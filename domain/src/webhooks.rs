@@ -32,8 +32,15 @@ pub const TICKET_OPENED: &str = "ticket.opened";
 pub const TICKET_UNROUTED: &str = "ticket.unrouted";
 /// A notification e-mail failed for good.
 pub const DELIVERY_FAILED: &str = "delivery.failed";
+/// A person closed, reopened, assigned or unassigned a ticket (`domain::ticket_work`).
+pub const TICKET_UPDATED: &str = "ticket.updated";
 /// Every event a webhook can subscribe to.
-pub const EVENTS: [&str; 3] = [TICKET_OPENED, TICKET_UNROUTED, DELIVERY_FAILED];
+pub const EVENTS: [&str; 4] = [
+    TICKET_OPENED,
+    TICKET_UNROUTED,
+    DELIVERY_FAILED,
+    TICKET_UPDATED,
+];
 
 /// Longest accepted URL.
 const MAX_URL_CHARS: usize = 2000;
@@ -399,6 +406,10 @@ pub struct TicketData {
     pub visitor_phone: Option<String>,
     pub conversation_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// `OPEN` or `CLOSED`.
+    pub status: crate::vocab::TicketStatus,
+    pub assignee_id: Option<Uuid>,
+    pub closing_note: Option<String>,
 }
 
 impl From<&entity::ticket::Model> for TicketData {
@@ -414,6 +425,9 @@ impl From<&entity::ticket::Model> for TicketData {
             visitor_phone: t.visitor_phone.clone(),
             conversation_id: t.conversation_id,
             created_at: t.created_at,
+            status: t.status,
+            assignee_id: t.assignee_id,
+            closing_note: t.closing_note.clone(),
         }
     }
 }

@@ -220,6 +220,9 @@ fn build(c: &Content) -> (ticket::Model, delivery::Model) {
         created_at: at,
         routed_at: None,
         erased_at: None,
+        assignee_id: None,
+        closing_note: None,
+        closed_at: None,
     };
     let delivery = delivery::Model {
         id: Uuid::from_u128(3),

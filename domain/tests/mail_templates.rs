@@ -61,6 +61,9 @@ fn ticket() -> ticket::Model {
         created_at: at,
         routed_at: Some(at),
         erased_at: None,
+        assignee_id: None,
+        closing_note: None,
+        closed_at: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod routing_rule;
 pub mod rule_agent;
 pub mod step;
 pub mod ticket;
+pub mod ticket_change;
 pub mod values;
 pub mod webhook;
 pub mod webhook_attempt;
@@ -40,6 +41,7 @@ pub mod prelude {
     pub use super::rule_agent::Entity as RuleAgent;
     pub use super::step::Entity as Step;
     pub use super::ticket::Entity as Ticket;
+    pub use super::ticket_change::Entity as TicketChange;
     pub use super::webhook::Entity as Webhook;
     pub use super::webhook_attempt::Entity as WebhookAttempt;
     pub use super::webhook_delivery::Entity as WebhookDelivery;

@@ -19,6 +19,7 @@ pub struct Model {
     pub flow_name: String,
     pub topic: String,
     pub topic_key: String,
+    /// `OPEN` until someone closes it; reopening puts it back.
     pub status: TicketStatus,
     pub message: String,
     pub visitor_name: Option<String>,
@@ -41,6 +42,12 @@ pub struct Model {
     /// When the visitor's data was erased from it (name, contact details, message, transcript,
     /// answers); null: never.
     pub erased_at: Option<DateTimeUtc>,
+    /// The agent working on it; null: nobody (also once that agent is deleted).
+    pub assignee_id: Option<Uuid>,
+    /// What the person who closed it wrote; null while open.
+    pub closing_note: Option<String>,
+    /// When it was last closed; null while open.
+    pub closed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -135,7 +135,20 @@ impl Default for Locale {
 stored!(
     /// The state of a ticket.
     TicketStatus {
+        /// Still to be handled.
         Open = "OPEN",
+        /// Handled; reopening puts it back to `Open`.
+        Closed = "CLOSED",
+    }
+);
+
+stored!(
+    /// What a person changed on a ticket (a line of its timeline).
+    ChangeKind {
+        Assigned = "ASSIGNED",
+        Unassigned = "UNASSIGNED",
+        Closed = "CLOSED",
+        Reopened = "REOPENED",
     }
 );
 

@@ -19,7 +19,7 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A `graphql-transport-ws` connection to the API at `graphql_url`.
-async fn connect(graphql_url: &str) -> Socket {
+pub(crate) async fn connect(graphql_url: &str) -> Socket {
     let url = format!("{}/ws", graphql_url.replace("http://", "ws://"));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
@@ -29,7 +29,7 @@ async fn connect(graphql_url: &str) -> Socket {
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::text(message.to_string()))
         .await
@@ -37,7 +37,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next protocol message, or how the connection ended: `Err(close code)`.
-async fn next(socket: &mut Socket, within: Duration) -> Result<Value, Option<u16>> {
+pub(crate) async fn next(socket: &mut Socket, within: Duration) -> Result<Value, Option<u16>> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let message = tokio::time::timeout_at(deadline, socket.next())
@@ -53,7 +53,7 @@ async fn next(socket: &mut Socket, within: Duration) -> Result<Value, Option<u16
 }
 
 /// Connects and sends `connection_init` with `key`; panics unless it is acknowledged.
-async fn open(graphql_url: &str, key: &str) -> Socket {
+pub(crate) async fn open(graphql_url: &str, key: &str) -> Socket {
     let mut socket = connect(graphql_url).await;
     send(
         &mut socket,

@@ -37,6 +37,7 @@ mod smtp_tls;
 mod stored;
 mod sweep;
 mod ticket_path;
+mod ticket_work;
 mod validation;
 mod visitor_surface;
 mod webhooks;

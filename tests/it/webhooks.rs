@@ -72,7 +72,7 @@ fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
     header("webhook-signature") == expected
 }
 
-const CREATE_WEBHOOK: &str = "mutation($url: String!, $events: [WebhookEvent!]!) {
+pub(crate) const CREATE_WEBHOOK: &str = "mutation($url: String!, $events: [WebhookEvent!]!) {
   createWebhook(input: { url: $url, events: $events }) { secret webhook { id url events } }
 }";
 const WEBHOOK: &str = "query($id: ID!) {

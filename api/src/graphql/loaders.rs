@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{agent, delivery, flow, flow_version, step, ticket};
+use entity::{agent, delivery, flow, flow_version, step, ticket, ticket_change};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -20,6 +20,8 @@ pub struct Loaders {
     pub tickets: DataLoader<TicketById>,
     pub origins: DataLoader<OriginsByKey>,
     pub rule_agents: DataLoader<AgentsByRule>,
+    pub agents: DataLoader<AgentById>,
+    pub changes: DataLoader<ChangesByTicket>,
 }
 
 impl Loaders {
@@ -34,7 +36,9 @@ impl Loaders {
             transcripts: DataLoader::new(TranscriptByConversation(db.clone()), tokio::spawn),
             tickets: DataLoader::new(TicketById(db.clone()), tokio::spawn),
             origins: DataLoader::new(OriginsByKey(db.clone()), tokio::spawn),
-            rule_agents: DataLoader::new(AgentsByRule(db), tokio::spawn),
+            rule_agents: DataLoader::new(AgentsByRule(db.clone()), tokio::spawn),
+            agents: DataLoader::new(AgentById(db.clone()), tokio::spawn),
+            changes: DataLoader::new(ChangesByTicket(db), tokio::spawn),
         }
     }
 }
@@ -173,6 +177,37 @@ impl Loader<Uuid> for AgentsByRule {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<agent::Model>>, LoadError> {
         domain::rules::agents_of_rules(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// Agents by id (a ticket's assignee); the caller got the ids from rows it may see.
+pub struct AgentById(DatabaseConnection);
+
+impl Loader<Uuid> for AgentById {
+    type Value = agent::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, agent::Model>, LoadError> {
+        domain::agents::agents_by_ids(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// The changes people made to tickets, oldest first.
+pub struct ChangesByTicket(DatabaseConnection);
+
+impl Loader<Uuid> for ChangesByTicket {
+    type Value = Vec<ticket_change::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<ticket_change::Model>>, LoadError> {
+        domain::ticket_work::changes_of_tickets(&self.0, keys)
             .await
             .map_err(Arc::new)
     }

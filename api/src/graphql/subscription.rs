@@ -1,5 +1,5 @@
-//! Live updates over WebSocket (`graphql-transport-ws`, at `/graphql/ws`): new tickets and
-//! delivery results of the caller's account, as they are committed, from any API or worker
+//! Live updates over WebSocket (`graphql-transport-ws`, at `/graphql/ws`): new tickets, the
+//! changes people make to them and delivery results of the caller's account, as they are committed, from any API or worker
 //! process (see `domain::infra::events`). Admin keys only, given in `connection_init`.
 
 use async_graphql::{Context, ID, Subscription};
@@ -46,6 +46,35 @@ impl Subscription {
                 let Event::TicketOpened { ticket_id, .. } = event else {
                     return None;
                 };
+                domain::tickets::find_ticket(&db, account, ticket_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(Ticket)
+            }
+        }))
+    }
+
+    /// A ticket of the account each time someone closes, reopens, assigns or unassigns it,
+    /// as it is then; only `ticketId` when given.
+    async fn ticket_updated(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: Option<ID>,
+    ) -> async_graphql::Result<impl Stream<Item = Ticket>> {
+        let account = admin(ctx)?;
+        let db = db(ctx)?.clone();
+        // An id that is no ticket's matches nothing, like another account's.
+        let only = ticket_id.map(|id| parse_id(&id).unwrap_or_else(Uuid::nil));
+        Ok(events_of(account).filter_map(move |event| {
+            let db = db.clone();
+            async move {
+                let Event::TicketUpdated { ticket_id, .. } = event else {
+                    return None;
+                };
+                if only.is_some_and(|t| t != ticket_id) {
+                    return None;
+                }
                 domain::tickets::find_ticket(&db, account, ticket_id)
                     .await
                     .ok()

@@ -7,15 +7,19 @@ use chrono::{DateTime, Utc};
 use domain::vocab::Source;
 use entity::{conversation, delivery, ticket};
 
+use super::access::Agent;
 use super::flows::{ChoiceOption, Flow};
 use super::types::{PageInfo, loaders, page_size, shared};
-use super::{ApiError, ApiResult, admin, cost, cursor, db, not_found_id, parse_id};
+use super::{ApiError, ApiResult, admin, cost, cursor, db, not_found_id, parse_id, principal};
 
 /// The state of a ticket.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::vocab::TicketStatus")]
 pub enum TicketStatus {
-    /// Opened by a chatbot, not handled yet.
+    /// Still to be handled: opened by a chatbot, or reopened.
     Open,
+    /// Handled (`closeTicket`); `reopenTicket` puts it back to `OPEN`.
+    Closed,
 }
 
 /// Whoever left the ticket, as far as they told the chatbot.
@@ -48,7 +52,28 @@ impl Ticket {
     }
     /// Current state.
     async fn status(&self) -> TicketStatus {
-        TicketStatus::Open
+        self.0.status.into()
+    }
+    /// The agent working on it (`assignTicket`); null: nobody, also once that agent is
+    /// deleted.
+    async fn assignee(&self, ctx: &Context<'_>) -> ApiResult<Option<Agent>> {
+        let Some(id) = self.0.assignee_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .agents
+            .load_one(id)
+            .await
+            .map_err(shared)?
+            .map(Agent))
+    }
+    /// What the person who closed it wrote; null while open and when they wrote nothing.
+    async fn closing_note(&self) -> Option<&str> {
+        self.0.closing_note.as_deref()
+    }
+    /// When it was closed; null while open.
+    async fn closed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.closed_at
     }
     /// What the visitor wrote.
     async fn message(&self) -> &str {
@@ -151,9 +176,9 @@ impl Ticket {
             .collect())
     }
     /// The ticket's history, oldest first: opened by which flow, routed to whom, who was
-    /// notified through which rule, and which deliveries are retrying or failed, and why. A
-    /// delivery shows its latest attempt. The `first` (1 to 200) events. Cost: counted as
-    /// `first`.
+    /// notified through which rule, which deliveries are retrying or failed, and why, and who
+    /// assigned, closed or reopened it. A delivery shows its latest attempt. The `first`
+    /// (1 to 200) events. Cost: counted as `first`.
     #[graphql(complexity = "cost::page(first, child_complexity)")]
     async fn timeline(
         &self,
@@ -167,13 +192,20 @@ impl Ticket {
             .await
             .map_err(shared)?
             .unwrap_or_default();
-        Ok(domain::timeline::events(&self.0, &rows)?
+        let changes = loaders(ctx)?
+            .changes
+            .load_one(self.0.id)
+            .await
+            .map_err(shared)?
+            .unwrap_or_default();
+        Ok(domain::timeline::events(&self.0, &rows, &changes)?
             .into_iter()
             .take(first)
             .map(|e| TicketEvent {
                 at: e.at,
                 kind: e.kind.into(),
                 message: e.message,
+                actor: e.actor,
                 delivery: e
                     .delivery_id
                     .and_then(|id| rows.iter().find(|d| d.id == id))
@@ -202,6 +234,14 @@ pub enum TicketEventKind {
     DeliveryFailed,
     /// The visitor's data was erased from the ticket on request (`eraseVisitorData`).
     Erased,
+    /// Someone gave the ticket to an agent (`assignTicket`).
+    Assigned,
+    /// Someone took the ticket from its agent (`assignTicket` with no agent).
+    Unassigned,
+    /// Someone closed the ticket (`closeTicket`); the message carries the note.
+    Closed,
+    /// Someone reopened the ticket (`reopenTicket`).
+    Reopened,
 }
 
 /// One line of a ticket's timeline.
@@ -213,7 +253,10 @@ pub struct TicketEvent {
     pub kind: TicketEventKind,
     /// One English sentence, e.g. "Notified a@example.com via rule offline_message (1 attempt)".
     pub message: String,
-    /// The delivery it is about; null for `OPENED`, `ROUTED` and `UNROUTED`.
+    /// Who made the change, for `ASSIGNED`, `UNASSIGNED`, `CLOSED` and `REOPENED`: the admin
+    /// key by its prefix (`admin key tk_admin_AbCdEf`); null for what the service did.
+    pub actor: Option<String>,
+    /// The delivery it is about; null except for the notification events.
     pub delivery: Option<Delivery>,
 }
 
@@ -498,22 +541,33 @@ pub struct TicketQuery;
 
 #[Object(name = "TicketQuery")]
 impl TicketQuery {
-    /// The account's tickets, newest first; `topic` filters by tag (ignoring case). Pass the
-    /// last `endCursor` as `after` for the next page. `first` is 1 to 200.
+    /// The account's tickets, newest first; `topic` filters by tag (ignoring case), `status`
+    /// by state, `assigneeId` by the agent working on them (another account's agent is
+    /// `NOT_FOUND`); filters combine. Pass the last `endCursor` as `after` for the next page
+    /// (a cursor stays valid while tickets change: pages follow ticket numbers). `first` is
+    /// 1 to 200.
     /// Cost: counted as `first`.
     #[graphql(complexity = "cost::page(first, child_complexity)")]
     async fn tickets(
         &self,
         ctx: &Context<'_>,
         topic: Option<String>,
+        status: Option<TicketStatus>,
+        assignee_id: Option<ID>,
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<TicketConnection> {
         let account = admin(ctx)?;
         let after = cursor::after("ticket", after.as_deref())?;
         let first = u64::try_from(first.unwrap_or(50)).unwrap_or(0);
-        let page = domain::tickets::list_tickets(db(ctx)?, account, topic.as_deref(), first, after)
-            .await?;
+        let filter = domain::tickets::TicketFilter {
+            topic,
+            status: status.map(Into::into),
+            assignee: assignee_id
+                .map(|id| not_found_id("agent", &id))
+                .transpose()?,
+        };
+        let page = domain::tickets::list_tickets(db(ctx)?, account, &filter, first, after).await?;
         let edges: Vec<TicketEdge> = page
             .tickets
             .into_iter()
@@ -569,12 +623,71 @@ pub struct VisitorErasure {
     pub nothing_left: bool,
 }
 
+/// A ticket after `closeTicket`, `reopenTicket` or `assignTicket`.
+#[derive(SimpleObject)]
+pub struct TicketUpdate {
+    /// The ticket as it is now.
+    pub ticket: Ticket,
+    /// False when it was so already (maybe by someone else a moment before): nothing changed
+    /// and no timeline line, event or webhook was added.
+    pub changed: bool,
+}
+
 /// The admin key's writes of tickets.
 #[derive(Default)]
 pub struct TicketMutation;
 
+async fn change_ticket(
+    ctx: &Context<'_>,
+    id: &ID,
+    change: domain::ticket_work::Change,
+) -> ApiResult<TicketUpdate> {
+    let caller = principal(ctx)?;
+    let account = caller.require_admin()?;
+    let id = not_found_id("ticket", id)?;
+    let db = db(ctx)?;
+    let actor = domain::ticket_work::actor(db, caller.key_id).await?;
+    let done = domain::ticket_work::change(db, account, id, &change, &actor).await?;
+    Ok(TicketUpdate {
+        ticket: Ticket(done.ticket),
+        changed: done.changed,
+    })
+}
+
 #[Object(name = "TicketMutation")]
 impl TicketMutation {
+    /// Closes an open ticket, with an optional note (at most 2,000 characters; `BAD_USER_INPUT`
+    /// on `note` beyond). A timeline line says who closed it, subscribers of `ticketUpdated`
+    /// and `ticket.updated` webhooks hear of it. Closing a closed ticket changes nothing
+    /// (`changed: false`).
+    async fn close_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        note: Option<String>,
+    ) -> ApiResult<TicketUpdate> {
+        change_ticket(ctx, &id, domain::ticket_work::Change::Close { note }).await
+    }
+
+    /// Puts a closed ticket back to `OPEN` (its closing note goes; the timeline keeps it).
+    /// Reopening an open ticket changes nothing (`changed: false`).
+    async fn reopen_ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<TicketUpdate> {
+        change_ticket(ctx, &id, domain::ticket_work::Change::Reopen).await
+    }
+
+    /// Gives the ticket to an agent of the account (another account's is `NOT_FOUND`), or,
+    /// with `agentId` omitted or null, takes it from whoever has it. Giving it to the agent
+    /// who has it changes nothing (`changed: false`).
+    async fn assign_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        agent_id: Option<ID>,
+    ) -> ApiResult<TicketUpdate> {
+        let agent = agent_id.map(|a| not_found_id("agent", &a)).transpose()?;
+        change_ticket(ctx, &id, domain::ticket_work::Change::Assign { agent }).await
+    }
+
     /// Erases a visitor's data in the account on their request (KVKK, GDPR): name, contact
     /// details, messages, answers and transcripts in tickets, conversations and stored webhook
     /// payloads, in one transaction. Tickets stay as records (number, topic, times, delivery

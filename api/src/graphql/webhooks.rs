@@ -18,6 +18,10 @@ pub enum WebhookEvent {
     TicketUnrouted,
     /// A notification e-mail failed for good (`delivery.failed`).
     DeliveryFailed,
+    /// A person closed, reopened, assigned or unassigned a ticket (`ticket.updated`); the body
+    /// carries the ticket as it is after the change and the change (`kind`, `actor`, `at`,
+    /// `agentId`, `agentName`, `note`).
+    TicketUpdated,
 }
 
 impl WebhookEvent {
@@ -26,6 +30,7 @@ impl WebhookEvent {
             WebhookEvent::TicketOpened => webhooks::TICKET_OPENED,
             WebhookEvent::TicketUnrouted => webhooks::TICKET_UNROUTED,
             WebhookEvent::DeliveryFailed => webhooks::DELIVERY_FAILED,
+            WebhookEvent::TicketUpdated => webhooks::TICKET_UPDATED,
         }
     }
 
@@ -34,6 +39,7 @@ impl WebhookEvent {
             WebhookEvent::TicketOpened,
             WebhookEvent::TicketUnrouted,
             WebhookEvent::DeliveryFailed,
+            WebhookEvent::TicketUpdated,
         ]
         .into_iter()
         .find(|e| e.name() == name)

@@ -38,6 +38,11 @@ pub enum Event {
         ticket_id: Uuid,
         delivery_id: Uuid,
     },
+    /// A person closed, reopened, assigned or unassigned the ticket.
+    TicketUpdated {
+        account_id: Uuid,
+        ticket_id: Uuid,
+    },
     /// For the API processes' key caches (no subscription shows it): a key stopped working.
     KeyRevoked {
         account_id: Uuid,
@@ -60,6 +65,7 @@ impl Event {
         match self {
             Event::TicketOpened { account_id, .. }
             | Event::DeliveryUpdated { account_id, .. }
+            | Event::TicketUpdated { account_id, .. }
             | Event::KeyRevoked { account_id, .. } => *account_id,
         }
     }
