@@ -365,6 +365,8 @@ fn current_index(loaded: &Loaded) -> Result<usize> {
         ))
 }
 
+/// The flow of the conversation's version, also when it has been deleted since: a running
+/// conversation finishes on its version (`flows::delete_flow`).
 async fn flow_of(db: &impl ConnectionTrait, loaded: &Loaded) -> Result<flow::Model> {
     flow::Entity::find_by_id(loaded.version.flow_id)
         .one(db)

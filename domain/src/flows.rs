@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use entity::{flow, step};
+use entity::{flow, flow_version, live_topic, step};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
@@ -209,7 +209,9 @@ pub async fn create_flow(
     let name = validate::name("name", name)?;
     limits::check::<flow::Entity>(
         db,
-        flow::Column::AccountId.eq(account_id),
+        flow::Column::AccountId
+            .eq(account_id)
+            .and(flow::Column::DeletedAt.is_null()),
         "flows",
         limits::FLOWS,
     )
@@ -219,6 +221,7 @@ pub async fn create_flow(
         account_id: Set(account_id),
         name: Set(name),
         created_at: Set(now()),
+        deleted_at: Set(None),
     }
     .insert(db)
     .await?)
@@ -232,7 +235,9 @@ pub async fn list_flows(
     first: u64,
     after: Option<Uuid>,
 ) -> Result<Vec<flow::Model>> {
-    let mut query = flow::Entity::find().filter(flow::Column::AccountId.eq(account_id));
+    let mut query = flow::Entity::find()
+        .filter(flow::Column::AccountId.eq(account_id))
+        .filter(flow::Column::DeletedAt.is_null());
     if let Some(after) = after {
         let from = find_flow(db, account_id, after)
             .await?
@@ -255,7 +260,7 @@ pub async fn list_flows(
         .await?)
 }
 
-/// One flow of the account, or `None` (also for another account's flow).
+/// One flow of the account, or `None` (also for another account's flow, and a deleted one).
 pub async fn find_flow(
     db: &impl ConnectionTrait,
     account_id: Uuid,
@@ -263,17 +268,20 @@ pub async fn find_flow(
 ) -> Result<Option<flow::Model>> {
     Ok(flow::Entity::find_by_id(id)
         .filter(flow::Column::AccountId.eq(account_id))
+        .filter(flow::Column::DeletedAt.is_null())
         .one(db)
         .await?)
 }
 
-/// Flows by id, for batch loading; the caller has checked the account.
+/// Flows by id, for batch loading (deleted ones are absent); the caller has checked the
+/// account.
 pub async fn flows_by_ids(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, flow::Model>> {
     Ok(flow::Entity::find()
         .filter(flow::Column::Id.is_in(ids.iter().copied()))
+        .filter(flow::Column::DeletedAt.is_null())
         .all(db)
         .await?
         .into_iter()
@@ -357,18 +365,61 @@ pub async fn copy_flow<C: ConnectionTrait + TransactionTrait>(
     Ok(copy)
 }
 
-/// Deletes a flow with its steps. Tickets it opened stay, without their flow.
-pub async fn delete_flow(db: &impl ConnectionTrait, account_id: Uuid, id: Uuid) -> Result<Uuid> {
-    let result = flow::Entity::delete_many()
+/// Deletes a flow: its draft steps and live topics at once, so it is listed nowhere and no
+/// conversation starts on it; conversations running on its published versions finish on them
+/// and open their tickets. Tickets keep their copies (flow name, topic, forward addresses).
+pub async fn delete_flow<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Uuid> {
+    let txn = crate::infra::db::begin(db).await?;
+    let marked = flow::Entity::update_many()
+        .col_expr(flow::Column::DeletedAt, Expr::value(now()))
         .filter(flow::Column::Id.eq(id))
         .filter(flow::Column::AccountId.eq(account_id))
-        .exec(db)
+        .filter(flow::Column::DeletedAt.is_null())
+        .exec(&txn)
         .await?;
-    if result.rows_affected == 0 {
+    if marked.rows_affected == 0 {
         return Err(Error::NotFound("flow"));
     }
+    // The draft and its live topics go: no new conversation starts on the flow.
+    step::Entity::delete_many()
+        .filter(step::Column::FlowId.eq(id))
+        .exec(&txn)
+        .await?;
+    live_topic::Entity::delete_many()
+        .filter(live_topic::Column::FlowId.eq(id))
+        .exec(&txn)
+        .await?;
+    // Versions no conversation runs on go now; the rest, and the row, once retention has
+    // removed their conversations (`retention::apply`).
+    flow_version::Entity::delete_many()
+        .filter(flow_version::Column::FlowId.eq(id))
+        .filter(Expr::cust(UNUSED_VERSION))
+        .exec(&txn)
+        .await?;
+    let kept = flow_version::Entity::find()
+        .filter(flow_version::Column::FlowId.eq(id))
+        .count(&txn)
+        .await?;
+    if kept == 0 {
+        flow::Entity::delete_by_id(id).exec(&txn).await?;
+    }
+    txn.commit().await?;
     Ok(id)
 }
+
+/// A version no conversation runs on, or ran on (SQL over `flow_versions`).
+const UNUSED_VERSION: &str = "NOT EXISTS (SELECT 1 FROM conversations c \
+                              WHERE c.flow_version_id = flow_versions.id)";
+
+/// A deleted flow none of whose versions has a conversation left (SQL over `flows`): what
+/// retention removes.
+pub const DELETED_AND_UNUSED: &str = "flows.deleted_at IS NOT NULL AND NOT EXISTS ( \
+    SELECT 1 FROM flow_versions v JOIN conversations c ON c.flow_version_id = v.id \
+    WHERE v.flow_id = flows.id)";
 
 /// The steps of each flow, in order, for batch loading.
 pub async fn steps_of_flows(

@@ -1,13 +1,15 @@
 //! What the service keeps, and for how long. Every worker deletes, at its start and every
 //! `SWEEP_INTERVAL_MS`, finished queue jobs older than `JOB_RETENTION_DAYS`, conversations
 //! idle for longer than `CONVERSATION_RETENTION_DAYS` (tickets keep their own copy of the
-//! transcript), and, for accounts that set a ticket retention, their closed tickets (routed,
-//! and every delivery ended) older than it, with their deliveries and finished webhook deliveries. In batches of short statements, so SQLite's one writer is never held long,
-//! and without `VACUUM FULL`: freed space is reused by new rows.
+//! transcript), deleted flows once no conversation is left on their published versions (with
+//! those versions), and, for accounts that set a ticket retention, their closed tickets
+//! (routed, and every delivery ended) older than it, with their deliveries and finished
+//! webhook deliveries. In batches of short statements, so SQLite's one writer is never held
+//! long, and without `VACUUM FULL`: freed space is reused by new rows.
 
 use std::time::Duration;
 
-use entity::{account, conversation, ticket, webhook_delivery};
+use entity::{account, conversation, flow, ticket, webhook_delivery};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
@@ -28,6 +30,9 @@ pub struct Deleted {
     pub conversations: u64,
     /// Closed tickets of accounts with a ticket retention (their deliveries went with them).
     pub tickets: u64,
+    /// Deleted flows whose versions no conversation runs on any more (the versions went with
+    /// them).
+    pub flows: u64,
 }
 
 /// Deletes what the retention periods let go.
@@ -49,10 +54,15 @@ pub async fn apply(
         delete_batch::<conversation::Entity>(db, conversation::Column::Id, idle.clone())
     })
     .await?;
+    // After the conversations: a deleted flow goes with the last conversation on it.
+    let unused = Condition::all().add(Expr::cust(crate::flows::DELETED_AND_UNUSED));
+    let flows =
+        in_batches(|| delete_batch::<flow::Entity>(db, flow::Column::Id, unused.clone())).await?;
     Ok(Deleted {
         jobs,
         conversations,
         tickets: delete_closed_tickets(db).await?,
+        flows,
     })
 }
 

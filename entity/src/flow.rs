@@ -10,6 +10,9 @@ pub struct Model {
     pub account_id: Uuid,
     pub name: String,
     pub created_at: DateTimeUtc,
+    /// When it was deleted; its row stays while conversations run on its published versions,
+    /// and nothing but those conversations sees it. Null: not deleted.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

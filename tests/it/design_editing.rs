@@ -1,5 +1,8 @@
-//! Editing a flow's design: renaming it, moving a step, copying the flow. Each keeps links
-//! between steps, refuses bad input with the field, and finds nothing of another account.
+//! Editing a flow's design: renaming it, moving a step, copying and deleting the flow. Each
+//! keeps links between steps, refuses bad input with the field, and finds nothing of another
+//! account; a deleted flow's running conversations finish on its published version.
+
+use std::time::Duration;
 
 use integration_tests::{Engine, TestApp, TestSmtp, error_code, error_field, on_both_engines};
 use serde_json::{Value, json};
@@ -156,19 +159,110 @@ async fn flows_are_renamed_reordered_and_copied(engine: Engine) {
     }
     assert_eq!(app.admin(STEPS, json!({ "id": flow })).await, at_end);
 
-    // Deleting a flow (README known limits): its published versions go, and a conversation
-    // running on one ends for the visitor; tickets keep their copies.
+    // Deleting a flow: it is listed nowhere and no conversation starts on it, but one already
+    // running on its published version finishes and opens its ticket; its topic counts in
+    // topicTags while that conversation runs.
     let (bot, turn) = crate::conversation::published_bot(&app).await;
     app.admin(DELETE_FLOW, json!({ "id": bot })).await;
-    let body = app
+    let listed = app.admin(FLOWS, json!({})).await;
+    assert!(
+        !listed["flows"].to_string().contains(&bot),
+        "a deleted flow is listed: {listed:#}"
+    );
+    let flow_gone = app
+        .gql(Some(&app.admin_key), FLOW, json!({ "id": bot }))
+        .await;
+    assert!(
+        flow_gone["data"]["flow"].is_null() || error_code(&flow_gone) == "NOT_FOUND",
+        "{flow_gone:#}"
+    );
+    let restart = app
         .gql(
             Some(&app.widget_key),
-            &choose_option(),
-            json!({ "input": { "conversationId": turn["conversation"]["id"],
-                "optionId": turn["options"][0]["id"] } }),
+            &start_conversation(),
+            json!({ "input": { "flowId": bot } }),
         )
         .await;
-    assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
+    assert_eq!(error_code(&restart), "NOT_FOUND", "{restart:#}");
+    let topics = |tags: Value| -> Vec<String> {
+        tags["topicTags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tag"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(topics(app.admin(TOPIC_TAGS, json!({})).await).contains(&"orders".to_owned()));
+    let conversation = turn["conversation"]["id"].clone();
+    let widget_turn = |query: String, input: Value| {
+        let app = &app;
+        async move {
+            let body = app
+                .gql(Some(&app.widget_key), &query, json!({ "input": input }))
+                .await;
+            assert!(body.get("errors").is_none(), "{body:#}");
+            body
+        }
+    };
+    widget_turn(
+        choose_option(),
+        json!({ "conversationId": conversation, "optionId": turn["options"][0]["id"] }),
+    )
+    .await;
+    widget_turn(
+        send_visitor_message(),
+        json!({ "conversationId": conversation, "text": "ali@example.com" }),
+    )
+    .await;
+    let last = widget_turn(
+        send_visitor_message(),
+        json!({ "conversationId": conversation, "text": "42" }),
+    )
+    .await;
+    let from_deleted = last["data"]["sendVisitorMessage"]["ticket"]["id"].clone();
+    assert!(from_deleted.is_string(), "{last:#}");
+    let ticket = app
+        .admin(
+            "query($id: ID!) { ticket(id: $id) { flowName topic flow { id } } }",
+            json!({ "id": from_deleted }),
+        )
+        .await;
+    assert_eq!(
+        ticket["ticket"],
+        json!({ "flowName": "Destek", "topic": "orders", "flow": null })
+    );
+    // The conversation has ended: no chatbot can open an `orders` ticket any more.
+    assert!(!topics(app.admin(TOPIC_TAGS, json!({})).await).contains(&"orders".to_owned()));
+    // Retention removes the flow with its version once no conversation is left on it.
+    let rows = |sql: &'static str| {
+        let db = app.db.clone();
+        async move {
+            use sea_orm::ConnectionTrait;
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    let versions = "SELECT COUNT(*) FROM flow_versions";
+    let before = rows(versions).await;
+    domain::retention::apply(&app.db, Duration::from_secs(3600), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(versions).await,
+        before - 1,
+        "the deleted flow's version"
+    );
+    assert_eq!(
+        rows("SELECT COUNT(*) FROM flows WHERE deleted_at IS NOT NULL").await,
+        0
+    );
     app.admin(DELETE_FLOW, json!({ "id": flow })).await;
     let kept = app
         .admin(

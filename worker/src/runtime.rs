@@ -297,11 +297,14 @@ async fn maintain_forever(ctx: Context) {
                     .increment(deleted.conversations);
                 metrics::counter!("ticketing_retention_deleted_total", "kind" => "tickets")
                     .increment(deleted.tickets);
+                metrics::counter!("ticketing_retention_deleted_total", "kind" => "flows")
+                    .increment(deleted.flows);
                 if deleted != domain::retention::Deleted::default() {
                     tracing::info!(
                         jobs = deleted.jobs,
                         conversations = deleted.conversations,
                         tickets = deleted.tickets,
+                        flows = deleted.flows,
                         "retention: deleted"
                     );
                 }

@@ -583,8 +583,12 @@ impl FlowMutation {
         ))
     }
 
-    /// Deletes a flow and its steps, and its published versions with the conversations still
-    /// running on them; tickets it opened stay (their `flow` becomes null). Returns the id.
+    /// Deletes a flow and its steps: it is listed nowhere, no conversation starts on it, and
+    /// its topics leave `topicTags`, `tagKnown` and `routingPreview` unless another step uses
+    /// them. Conversations already running on its published versions finish on them and open
+    /// their tickets (their topics count in `topicTags` and `tagKnown` until they end); the
+    /// versions go once no conversation is left on them. Tickets stay with their copies
+    /// (`flowName`, topic); their `flow` becomes null. Returns the id.
     async fn delete_flow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
         let account = admin(ctx)?;
         let uuid = not_found_id("flow", &id)?;
