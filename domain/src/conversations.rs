@@ -551,6 +551,7 @@ async fn open_from(
             step_id: step.id,
             topic: step.topic.clone().unwrap_or_default(),
             forward_emails: step.forward_emails.clone(),
+            confirm_visitor: step.confirm_visitor,
             message,
             visitor: VisitorInput {
                 name: c.visitor_name.clone(),

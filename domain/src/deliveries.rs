@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use entity::{account, delivery, ticket};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 use uuid::Uuid;
@@ -34,7 +34,7 @@ use crate::lease::{self, Outcome};
 use crate::mail::SendError;
 use crate::routing::{self, Recipient};
 use crate::vocab::{DeliveryStatus, Locale, Source};
-use crate::{Result, now, webhooks};
+use crate::{Result, limits, now, webhooks};
 
 mod sweep;
 
@@ -45,6 +45,7 @@ pub use sweep::{SWEEP_BATCH, Swept, SweptTickets, sweep, sweep_unrouted};
 #[derive(Clone, Debug)]
 pub struct Planned {
     pub ticket: ticket::Model,
+    /// The people notified (the visitor's confirmation is not one of them).
     pub recipients: usize,
     /// Rows this call created, already claimed for their first attempt (`SENDING`, attempt 1,
     /// leased until the caller's `claim_until`): the caller sends them without another write.
@@ -146,7 +147,7 @@ async fn create_distinct<C: ConnectionTrait>(
     let created_at = now();
     // Per ticket (a ticket deleted since it was queued has nothing to deliver): the ticket,
     // its recipients and the rows planned for them.
-    let mut plans: Vec<Option<(ticket::Model, usize, Vec<delivery::Model>)>> = Vec::new();
+    let mut plans: Vec<Option<Plan>> = Vec::new();
     for id in ticket_ids {
         let Some((ticket, account_locale)) = found.get(id) else {
             plans.push(None);
@@ -188,6 +189,7 @@ async fn create_distinct<C: ConnectionTrait>(
             .collect();
         plans.push(Some((ticket.clone(), recipients.len(), rows)));
     }
+    plan_confirmations(db, &mut plans, &found, created_at, claim_until).await?;
     // A recipient already on the ticket (an earlier run) keeps its row: the insert skips it.
     // In chunks, so any number of recipients fits each engine's parameter limit; a run that
     // stops between chunks is completed by the next (the inserts are idempotent).
@@ -227,11 +229,12 @@ async fn create_distinct<C: ConnectionTrait>(
             out.push(None);
             continue;
         };
+        let planned = rows.len();
         let claimed: Vec<delivery::Model> = rows
             .into_iter()
             .filter(|r| inserted.contains(&r.id))
             .collect();
-        let due = if claimed.len() == recipients {
+        let due = if claimed.len() == planned {
             // Every recipient is new (the first run): nothing of an earlier run to look for.
             Vec::new()
         } else {
@@ -245,6 +248,111 @@ async fn create_distinct<C: ConnectionTrait>(
         }));
     }
     Ok(out)
+}
+
+/// A ticket being planned: the ticket, how many people are notified, and its rows (the
+/// notifications, then the visitor's confirmation, if any).
+type Plan = (ticket::Model, usize, Vec<delivery::Model>);
+
+/// The key of a visitor's confirmation among a ticket's deliveries: apart from an agent's
+/// notification to the same address.
+fn confirmation_key(address: &str) -> String {
+    format!("{CONFIRMATION_PREFIX}{}", address.to_lowercase())
+}
+
+/// The recipient-key prefix of confirmations (the partial index of migration 20 and its
+/// query name it as `LIKE 'visitor:%'`).
+const CONFIRMATION_PREFIX: &str = "visitor:";
+
+/// Adds to each plan whose ticket asks for it (the step's `confirmVisitor`, and a visitor
+/// address) the visitor's confirmation, unless the address had
+/// [`limits::VISITOR_CONFIRMATIONS_PER_HOUR`] confirmations in the account within the last
+/// hour, counting those planned in this batch: one read for the whole batch, by the partial
+/// index. Batches planned at the same instant by different workers count each other's
+/// confirmations only once committed, so the limit can be passed by one per such batch.
+async fn plan_confirmations<C: ConnectionTrait>(
+    db: &C,
+    plans: &mut [Option<Plan>],
+    found: &HashMap<Uuid, (ticket::Model, Option<Locale>)>,
+    created_at: DateTime<Utc>,
+    claim_until: DateTime<Utc>,
+) -> Result<()> {
+    let wanted: Vec<(Uuid, String)> = plans
+        .iter()
+        .flatten()
+        .filter(|(t, _, _)| t.confirm_visitor)
+        .filter_map(|(t, _, _)| Some((t.account_id, confirmation_key(t.visitor_email.as_deref()?))))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let any = wanted.iter().fold(Condition::any(), |any, (account, key)| {
+        any.add(
+            Condition::all()
+                .add(delivery::Column::AccountId.eq(*account))
+                .add(delivery::Column::RecipientKey.eq(key.as_str())),
+        )
+    });
+    let recent: Vec<(Uuid, String, i64)> = delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::AccountId)
+        .column(delivery::Column::RecipientKey)
+        .column_as(delivery::Column::Id.count(), "sent")
+        .filter(Expr::cust(format!(
+            "recipient_key LIKE '{CONFIRMATION_PREFIX}%'"
+        )))
+        .filter(any)
+        .filter(delivery::Column::CreatedAt.gt(created_at - chrono::Duration::hours(1)))
+        .group_by(delivery::Column::AccountId)
+        .group_by(delivery::Column::RecipientKey)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut sent: HashMap<(Uuid, String), u64> = recent
+        .into_iter()
+        .map(|(account, key, n)| ((account, key), u64::try_from(n).unwrap_or(0)))
+        .collect();
+    for (ticket, _, rows) in plans.iter_mut().flatten() {
+        let Some(address) = ticket
+            .visitor_email
+            .as_deref()
+            .filter(|_| ticket.confirm_visitor)
+        else {
+            continue;
+        };
+        let key = confirmation_key(address);
+        let count = sent.entry((ticket.account_id, key.clone())).or_default();
+        if *count >= limits::VISITOR_CONFIRMATIONS_PER_HOUR {
+            continue;
+        }
+        *count += 1;
+        let id = Uuid::now_v7();
+        rows.push(delivery::Model {
+            id,
+            ticket_id: ticket.id,
+            account_id: ticket.account_id,
+            recipient: address.to_owned(),
+            recipient_key: key,
+            sources: vec![Source::Visitor].into(),
+            status: DeliveryStatus::Sending,
+            attempts: 1,
+            last_error: None,
+            message_id: format!("ticket-{}.confirmation-{}", ticket.id, id),
+            smtp_response: None,
+            next_attempt_at: None,
+            locked_until: Some(claim_until),
+            sent_at: None,
+            created_at,
+            updated_at: created_at,
+            locale: Some(
+                found
+                    .get(&ticket.id)
+                    .and_then(|(_, locale)| *locale)
+                    .unwrap_or_default(),
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The first attempts of an earlier run of the ticket's routing that may still be due, but
@@ -280,7 +388,7 @@ fn locale_for(recipient: &Recipient, locales: &HashMap<Uuid, Locale>) -> Option<
         Source::Rule { rule_id, .. } | Source::Wildcard { rule_id } => {
             locales.get(rule_id).copied()
         }
-        Source::Forward => None,
+        Source::Forward | Source::Visitor => None,
     })
 }
 

@@ -27,6 +27,7 @@ fn published(s: &step::Model) -> PublishedStep {
         forward_emails: s.forward_emails.0.clone(),
         next: s.next_step_id,
         options: s.options.clone().map(|o| o.0).unwrap_or_default(),
+        confirm_visitor: s.confirm_visitor,
     }
 }
 
@@ -380,6 +381,7 @@ mod tests {
             forward_emails: vec![],
             next: next.map(Uuid::from_u128),
             options: vec![],
+            confirm_visitor: false,
         }
     }
 

@@ -49,6 +49,8 @@ pub enum StepInput {
         confirmation_message: String,
         forward_emails: Vec<String>,
         next: Option<Uuid>,
+        /// Mail the visitor a confirmation with the ticket number when they gave an address.
+        confirm_visitor: bool,
     },
     /// The conversation ends, optionally with a last text.
     End { text: Option<String> },
@@ -64,6 +66,7 @@ struct StepColumns {
     next: Option<Uuid>,
     field: Option<String>,
     options: Option<Vec<ChoiceOption>>,
+    confirm_visitor: bool,
 }
 
 impl StepColumns {
@@ -78,6 +81,7 @@ impl StepColumns {
             next: None,
             field: None,
             options: None,
+            confirm_visitor: false,
         }
     }
 }
@@ -128,6 +132,7 @@ impl StepInput {
                 confirmation_message,
                 forward_emails,
                 next,
+                confirm_visitor,
             } => StepColumns {
                 topic: Some(validate::topic("step.ticket.topic", topic)?),
                 confirmation_message: Some(validate::text(
@@ -140,6 +145,7 @@ impl StepInput {
                     false,
                 )?,
                 next: *next,
+                confirm_visitor: *confirm_visitor,
                 ..StepColumns::blank(StepKind::Ticket)
             },
             StepInput::End { text } => StepColumns {
@@ -197,6 +203,7 @@ impl StepColumns {
         model.next_step_id = Set(self.next);
         model.field = Set(self.field);
         model.options = Set(self.options.map(ChoiceOptions::from));
+        model.confirm_visitor = Set(self.confirm_visitor);
     }
 }
 

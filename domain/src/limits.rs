@@ -27,6 +27,12 @@ pub const WEBHOOKS: u64 = 10;
 /// bound `topicTags` is costed at.
 pub const TOPIC_TAGS: u64 = 1_000;
 
+/// Confirmations one visitor address gets from one account within an hour (ticket steps
+/// with `confirmVisitor`): someone typing a stranger's address into a chat widget can make
+/// the service mail that stranger this often at most, and only the fixed confirmation text
+/// with a ticket number.
+pub const VISITOR_CONFIRMATIONS_PER_HOUR: u64 = 3;
+
 /// Refuses one more `what` when the rows matching `scope` already number `max`.
 pub async fn check<E>(
     db: &impl ConnectionTrait,

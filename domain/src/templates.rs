@@ -29,12 +29,15 @@ pub struct TemplateError {
 pub enum Kind {
     /// A new ticket, to one of its recipients.
     TicketOpened,
+    /// The visitor's confirmation of their ticket, with its number.
+    TicketReceived,
 }
 
 impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::TicketOpened => "ticket_opened",
+            Kind::TicketReceived => "ticket_received",
         }
     }
 }
@@ -93,6 +96,12 @@ fn environment() -> &'static Environment<'static> {
             "ticket_opened.tr.subject",
             "ticket_opened.tr.txt",
             "ticket_opened.tr.html",
+            "ticket_received.en.subject",
+            "ticket_received.en.txt",
+            "ticket_received.en.html",
+            "ticket_received.tr.subject",
+            "ticket_received.tr.txt",
+            "ticket_received.tr.html",
         ] {
             env.add_template(name, source)
                 .unwrap_or_else(|e| panic!("template {name} does not parse: {e}"));
@@ -194,11 +203,30 @@ pub fn render(
         answers_cut => answers_cut,
         reasons => Value::from(Serde(view.reasons)),
     };
+    render_values(kind, locale, &values)
+}
+
+/// The visitor's confirmation of ticket `number`, opened at `opened`: a fixed text with the
+/// number only, so whoever types a stranger's address into a chat widget cannot make the
+/// service mail them words of their choosing.
+pub fn confirmation(
+    locale: Locale,
+    number: i64,
+    opened: DateTime<Utc>,
+) -> Result<Rendered, TemplateError> {
+    let values = context! {
+        number => number,
+        opened => opened.format(date_format(locale)).to_string(),
+    };
+    render_values(Kind::TicketReceived, locale, &values)
+}
+
+fn render_values(kind: Kind, locale: Locale, values: &Value) -> Result<Rendered, TemplateError> {
     let env = environment();
     let one = |format: &str| -> Result<String, TemplateError> {
         let name = format!("{}.{}.{format}", kind.name(), locale.as_str());
         env.get_template(&name)
-            .and_then(|t| t.render(&values))
+            .and_then(|t| t.render(values))
             .map_err(|source| TemplateError { name, source })
     };
     Ok(Rendered {

@@ -47,6 +47,8 @@ pub struct NewTicket {
     pub step_id: Uuid,
     pub topic: String,
     pub forward_emails: Vec<String>,
+    /// Mail the visitor a confirmation (the step's setting).
+    pub confirm_visitor: bool,
     /// Validated already.
     pub message: String,
     /// Validated already.
@@ -116,6 +118,7 @@ pub async fn insert_ticket(
         assignee_id: Set(None),
         closing_note: Set(None),
         closed_at: Set(None),
+        confirm_visitor: Set(new.confirm_visitor),
     }
     .insert(txn)
     .await?)
@@ -130,6 +133,7 @@ enum Design {
         flow_name: String,
         topic: String,
         forward_emails: Vec<String>,
+        confirm_visitor: bool,
     },
     /// The account's ticket step as it is now (`openTicket`); no ticket when it is not one.
     Step(Uuid),
@@ -153,6 +157,7 @@ impl NewTicket {
             flow_name: self.flow_name,
             topic: self.topic,
             forward_emails: self.forward_emails,
+            confirm_visitor: self.confirm_visitor,
         };
         let visit = Visit {
             message: self.message,
@@ -204,21 +209,23 @@ async fn open_in_one_statement(
             flow_name,
             topic,
             forward_emails,
+            confirm_visitor,
         } => format!(
             "SELECT {}::uuid AS flow_id, {}::uuid AS step_id, {}::text AS flow_name, \
                     {}::text AS topic_key, {}::text AS topic, {}::json AS forward_emails, \
-                    NULL::text AS confirmation_message",
+                    NULL::text AS confirmation_message, {}::boolean AS confirm_visitor",
             bind(flow_id.into()),
             bind(step_id.into()),
             bind(flow_name.into()),
             bind(validate::tag_key(&topic).into()),
             bind(topic.into()),
             bind(Addresses(forward_emails).into()),
+            bind(confirm_visitor.into()),
         ),
         Design::Step(step_id) => format!(
             "SELECT f.id AS flow_id, s.id AS step_id, f.name AS flow_name, \
                     COALESCE(s.topic_key, '') AS topic_key, COALESCE(s.topic, '') AS topic, \
-                    s.forward_emails, s.confirmation_message \
+                    s.forward_emails, s.confirmation_message, s.confirm_visitor \
              FROM steps s JOIN flows f ON f.id = s.flow_id \
              WHERE s.id = {} AND s.account_id = $1 AND s.kind = '{}'",
             bind(step_id.into()),
@@ -262,9 +269,10 @@ async fn open_in_one_statement(
                                   topic, status, message, visitor_name, visitor_email, \
                                   visitor_phone, conversation_id, transcript, \
                                   transcript_omitted, answers, \
-                                  created_at, forward_emails) \
+                                  created_at, forward_emails, confirm_visitor) \
              SELECT $2, $1, number.ticket_seq, design.flow_id, design.step_id, design.flow_name, \
-                    design.topic_key, design.topic, {visit}, design.forward_emails \
+                    design.topic_key, design.topic, {visit}, design.forward_emails, \
+                    design.confirm_visitor \
              FROM number, design \
              RETURNING * \
          ), job AS ({insert_job}) \
@@ -343,6 +351,7 @@ pub async fn open_ticket<C: ConnectionTrait + TransactionTrait>(
             step_id: step.id,
             topic: step.topic.clone().unwrap_or_default(),
             forward_emails: step.forward_emails.0.clone(),
+            confirm_visitor: step.confirm_visitor,
             message,
             visitor,
             conversation_id: None,

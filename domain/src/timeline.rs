@@ -31,6 +31,10 @@ pub enum EventKind {
     DeliveryFailed,
     /// The visitor's data was erased from the ticket on request.
     Erased,
+    /// The SMTP server accepted the visitor's confirmation.
+    VisitorConfirmed,
+    /// The step asks for a visitor confirmation, but the address had its hourly share.
+    ConfirmationSkipped,
     /// Someone gave the ticket to an agent.
     Assigned,
     /// Someone took the ticket from its agent.
@@ -70,15 +74,18 @@ pub fn events(
         delivery_id: None,
         actor: None,
     }];
-    if let Some(first) = deliveries.iter().map(|d| d.created_at).min() {
-        let n = deliveries.len();
+    let is_confirmation = |d: &&delivery::Model| d.sources.contains(&Source::Visitor);
+    let (confirmations, notifications): (Vec<&delivery::Model>, Vec<&delivery::Model>) =
+        deliveries.iter().partition(is_confirmation);
+    if let Some(first) = notifications.iter().map(|d| d.created_at).min() {
+        let n = notifications.len();
         out.push(Event {
             at: first,
             kind: EventKind::Routed,
             message: format!(
                 "Routed to {n} recipient{}: {}",
                 if n == 1 { "" } else { "s" },
-                deliveries
+                notifications
                     .iter()
                     .map(|d| d.recipient.as_str())
                     .collect::<Vec<_>>()
@@ -99,6 +106,23 @@ pub fn events(
             actor: None,
         });
     }
+    if let (true, Some(_), Some(routed_at), true) = (
+        ticket.confirm_visitor,
+        &ticket.visitor_email,
+        ticket.routed_at,
+        confirmations.is_empty(),
+    ) {
+        out.push(Event {
+            at: routed_at,
+            kind: EventKind::ConfirmationSkipped,
+            message: format!(
+                "No confirmation was mailed to the visitor: their address had {} from this account within the hour",
+                crate::limits::VISITOR_CONFIRMATIONS_PER_HOUR
+            ),
+            delivery_id: None,
+            actor: None,
+        });
+    }
     for d in deliveries {
         let attempts = match d.attempts {
             1 => "1 attempt".to_owned(),
@@ -106,6 +130,14 @@ pub fn events(
         };
         let error = d.last_error.as_deref().unwrap_or("no reply");
         let event = match d.status {
+            DeliveryStatus::Sent if is_confirmation(&d) => Some((
+                d.sent_at.unwrap_or(d.updated_at),
+                EventKind::VisitorConfirmed,
+                format!(
+                    "Mailed the visitor their confirmation at {} ({attempts})",
+                    d.recipient
+                ),
+            )),
             DeliveryStatus::Sent => Some((
                 d.sent_at.unwrap_or(d.updated_at),
                 EventKind::Notified,
@@ -200,6 +232,7 @@ fn because(sources: &[Source]) -> String {
             Source::Rule { tag, .. } => format!("via rule {tag}"),
             Source::Wildcard { .. } => "via the * rule".to_owned(),
             Source::Forward => "as the ticket step's forward address".to_owned(),
+            Source::Visitor => "as the visitor's confirmation".to_owned(),
         })
         .collect();
     if reasons.is_empty() {
@@ -244,6 +277,7 @@ mod tests {
             assignee_id: None,
             closing_note: None,
             closed_at: None,
+            confirm_visitor: false,
         }
     }
 

@@ -223,6 +223,7 @@ fn build(c: &Content) -> (ticket::Model, delivery::Model) {
         assignee_id: None,
         closing_note: None,
         closed_at: None,
+        confirm_visitor: false,
     };
     let delivery = delivery::Model {
         id: Uuid::from_u128(3),

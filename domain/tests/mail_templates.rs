@@ -64,6 +64,7 @@ fn ticket() -> ticket::Model {
         assignee_id: None,
         closing_note: None,
         closed_at: None,
+        confirm_visitor: false,
     }
 }
 
@@ -119,6 +120,16 @@ fn ticket_opened_in_every_language() {
         )
         .unwrap();
         snapshot(&format!("ticket_opened_{}", locale.as_str()), &mail);
+    }
+}
+
+#[test]
+fn the_visitors_confirmation_in_every_language() {
+    let t = ticket();
+    for &locale in Locale::ALL {
+        let mail = templates::confirmation(locale, t.number, t.created_at).unwrap();
+        assert!(!mail.text.contains(&t.topic), "the topic is internal");
+        snapshot(&format!("ticket_received_{}", locale.as_str()), &mail);
     }
 }
 

@@ -32,6 +32,9 @@ pub struct Model {
     /// Choice steps: JSON array of `{id, label, next}` buttons.
     pub options: Option<ChoiceOptions>,
     pub created_at: DateTimeUtc,
+    /// Ticket steps: mail the visitor a confirmation with the ticket number (when they gave
+    /// an address). Off by default.
+    pub confirm_visitor: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

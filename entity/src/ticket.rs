@@ -48,6 +48,8 @@ pub struct Model {
     pub closing_note: Option<String>,
     /// When it was last closed; null while open.
     pub closed_at: Option<DateTimeUtc>,
+    /// Whether the step it was opened at sends the visitor a confirmation.
+    pub confirm_visitor: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -215,6 +215,8 @@ pub enum Source {
     Wildcard { rule_id: Uuid },
     /// The ticket step's forward list.
     Forward,
+    /// The visitor's own confirmation with the ticket number (not a notification).
+    Visitor,
 }
 
 /// A button of a choice step, as stored and published.
@@ -240,6 +242,10 @@ pub struct PublishedStep {
     pub next: Option<Uuid>,
     #[serde(default)]
     pub options: Vec<ChoiceOption>,
+    /// Ticket steps: mail the visitor a confirmation (versions published before the setting
+    /// existed send none).
+    #[serde(default)]
+    pub confirm_visitor: bool,
 }
 
 /// A transcript line as stored on a ticket.

@@ -22,6 +22,7 @@ mod m20261202_000016_index_tickets_waiting;
 mod m20261203_000017_add_rule_agents;
 mod m20261203_000018_add_ticket_work;
 mod m20261203_000019_add_flow_deleted_at;
+mod m20261203_000020_add_visitor_confirmations;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000017_add_rule_agents::Migration),
             Box::new(m20261203_000018_add_ticket_work::Migration),
             Box::new(m20261203_000019_add_flow_deleted_at::Migration),
+            Box::new(m20261203_000020_add_visitor_confirmations::Migration),
         ]
     }
 }

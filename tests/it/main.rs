@@ -39,5 +39,6 @@ mod sweep;
 mod ticket_path;
 mod ticket_work;
 mod validation;
+mod visitor_confirmation;
 mod visitor_surface;
 mod webhooks;

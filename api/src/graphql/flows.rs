@@ -332,6 +332,11 @@ impl TicketStep {
     async fn next(&self) -> Option<ID> {
         next_id(&self.0)
     }
+    /// Whether the visitor gets a confirmation e-mail with the ticket number when they gave
+    /// an address (at most 3 per address per hour from the account).
+    async fn confirm_visitor(&self) -> bool {
+        self.0.confirm_visitor
+    }
 }
 
 /// A topic tag used by ticket steps: what the routing form offers (besides `*`).
@@ -443,6 +448,12 @@ pub struct TicketStepInput {
     /// The step after the ticket is opened; default: the following position (none: the
     /// conversation completes).
     pub next: Option<ID>,
+    /// Mail the visitor a confirmation with the ticket number (a fixed text in the account's
+    /// language, through the deliveries, retried and in the timeline) when they gave an
+    /// e-mail address. Off by default. At most 3 per visitor address per hour from the
+    /// account: more tickets from one address get none (the timeline says so).
+    #[graphql(default)]
+    pub confirm_visitor: bool,
 }
 
 /// An end step.
@@ -488,6 +499,7 @@ impl StepInput {
                 confirmation_message: t.confirmation_message,
                 forward_emails: t.forward_emails,
                 next: link("step.ticket.next", t.next)?,
+                confirm_visitor: t.confirm_visitor,
             },
             StepInput::End(e) => DomainStep::End { text: e.text },
         })

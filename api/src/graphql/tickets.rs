@@ -234,6 +234,11 @@ pub enum TicketEventKind {
     DeliveryFailed,
     /// The visitor's data was erased from the ticket on request (`eraseVisitorData`).
     Erased,
+    /// The SMTP server accepted the visitor's confirmation (`TicketStep.confirmVisitor`).
+    VisitorConfirmed,
+    /// The step asks for a visitor confirmation, but the visitor's address had its hourly
+    /// share of confirmations from the account: none was mailed.
+    ConfirmationSkipped,
     /// Someone gave the ticket to an agent (`assignTicket`).
     Assigned,
     /// Someone took the ticket from its agent (`assignTicket` with no agent).
@@ -285,6 +290,9 @@ pub enum DeliverySourceKind {
     WildcardRule,
     /// The forward addresses of the ticket step.
     Forward,
+    /// The visitor's own confirmation with the ticket number (`TicketStep.confirmVisitor`),
+    /// not a notification.
+    VisitorConfirmation,
 }
 
 /// One reason a recipient gets the ticket.
@@ -292,9 +300,11 @@ pub enum DeliverySourceKind {
 pub struct DeliverySource {
     /// Which kind of reason.
     pub kind: DeliverySourceKind,
-    /// The rule, for `RULE` and `WILDCARD_RULE`; null for `FORWARD`.
+    /// The rule, for `RULE` and `WILDCARD_RULE`; null for `FORWARD` and
+    /// `VISITOR_CONFIRMATION`.
     pub rule_id: Option<ID>,
-    /// The rule's tag (`*` for a wildcard rule); null for `FORWARD`.
+    /// The rule's tag (`*` for a wildcard rule); null for `FORWARD` and
+    /// `VISITOR_CONFIRMATION`.
     pub tag: Option<String>,
 }
 
@@ -313,6 +323,11 @@ impl From<Source> for DeliverySource {
             },
             Source::Forward => DeliverySource {
                 kind: DeliverySourceKind::Forward,
+                rule_id: None,
+                tag: None,
+            },
+            Source::Visitor => DeliverySource {
+                kind: DeliverySourceKind::VisitorConfirmation,
                 rule_id: None,
                 tag: None,
             },

@@ -232,6 +232,7 @@ mod tests {
             forward_emails: vec![],
             next: next.map(Uuid::from_u128),
             options: vec![],
+            confirm_visitor: false,
         }
     }
 
