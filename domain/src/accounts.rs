@@ -19,7 +19,7 @@ pub async fn find(db: &impl ConnectionTrait, account_id: Uuid) -> Result<account
 /// The longest ticket retention an account may set: ten years.
 pub const MAX_TICKET_RETENTION_DAYS: i32 = 3_650;
 
-/// Sets how many days the account keeps a closed ticket (routed, every delivery ended) (`None`: for
+/// Sets how many days the account keeps a finished ticket (routed, every delivery ended) (`None`: for
 /// ever, the default). Retention deletes older ones with their deliveries.
 pub async fn set_ticket_retention(
     db: &impl ConnectionTrait,

@@ -47,6 +47,8 @@ fn address_taken(written: std::result::Result<agent::Model, DbErr>) -> Result<ag
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
             Error::invalid("email", "an agent with this e-mail address already exists"),
         ),
+        // Deleted since it was read.
+        Err(DbErr::RecordNotUpdated) => Err(Error::NotFound("agent")),
         Err(e) => Err(e.into()),
     }
 }

@@ -169,6 +169,9 @@ pub async fn start<C: ConnectionTrait + TransactionTrait>(
     };
     let walked = walk(&loaded.steps, (!loaded.steps.is_empty()).then_some(0));
     let txn = crate::infra::db::begin(db).await?;
+    // Deleted since it was read: a conversation starts on a flow that still exists (and its
+    // running conversations keep its versions; `flows::delete_flow`).
+    crate::flows::lock_flow(&txn, flow.id).await?;
     let model: conversation::ActiveModel = loaded.conversation.clone().into();
     let inserted = model.insert(&txn).await?;
     let loaded = Loaded {

@@ -158,8 +158,11 @@ async fn create_distinct<C: ConnectionTrait>(
             routing::of_account(&rules, ticket.account_id),
             &ticket.forward_emails,
         );
+        // A ticket routed before (a re-run job) gets no new rows: the rules or an agent's
+        // address may have changed since, and its recipients were chosen then.
         let rows = recipients
             .iter()
+            .filter(|_| ticket.routed_at.is_none())
             .map(|r| {
                 let id = Uuid::now_v7();
                 delivery::Model {
@@ -234,7 +237,7 @@ async fn create_distinct<C: ConnectionTrait>(
             .into_iter()
             .filter(|r| inserted.contains(&r.id))
             .collect();
-        let due = if claimed.len() == planned {
+        let due = if claimed.len() == planned && ticket.routed_at.is_none() {
             // Every recipient is new (the first run): nothing of an earlier run to look for.
             Vec::new()
         } else {
@@ -255,9 +258,24 @@ async fn create_distinct<C: ConnectionTrait>(
 type Plan = (ticket::Model, usize, Vec<delivery::Model>);
 
 /// The key of a visitor's confirmation among a ticket's deliveries: apart from an agent's
-/// notification to the same address.
+/// notification to the same address, and the same for every spelling that reaches one
+/// mailbox by the rules all providers share (case, and a `+tag` after the local part), so
+/// `victim+1@`, `victim+2@`, ... share one hourly limit.
 fn confirmation_key(address: &str) -> String {
-    format!("{CONFIRMATION_PREFIX}{}", address.to_lowercase())
+    let address = address.to_lowercase();
+    let mailbox = match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let local = local.split_once('+').map_or(local, |(base, _)| base);
+            format!("{local}@{domain}")
+        }
+        None => address,
+    };
+    format!("{CONFIRMATION_PREFIX}{mailbox}")
+}
+
+/// Whether a delivery (by its recipient key) is a visitor's confirmation.
+pub fn is_confirmation(recipient_key: &str) -> bool {
+    recipient_key.starts_with(CONFIRMATION_PREFIX)
 }
 
 /// The recipient-key prefix of confirmations (the partial index of migration 20 and its
@@ -280,7 +298,7 @@ async fn plan_confirmations<C: ConnectionTrait>(
     let wanted: Vec<(Uuid, String)> = plans
         .iter()
         .flatten()
-        .filter(|(t, _, _)| t.confirm_visitor)
+        .filter(|(t, _, _)| t.confirm_visitor && t.routed_at.is_none())
         .filter_map(|(t, _, _)| Some((t.account_id, confirmation_key(t.visitor_email.as_deref()?))))
         .collect();
     if wanted.is_empty() {
@@ -316,7 +334,7 @@ async fn plan_confirmations<C: ConnectionTrait>(
         let Some(address) = ticket
             .visitor_email
             .as_deref()
-            .filter(|_| ticket.confirm_visitor)
+            .filter(|_| ticket.confirm_visitor && ticket.routed_at.is_none())
         else {
             continue;
         };
@@ -649,6 +667,7 @@ pub(super) struct FailedDelivery<'a> {
     pub(super) account_id: Uuid,
     pub(super) ticket_id: Uuid,
     pub(super) recipient: &'a str,
+    pub(super) recipient_key: &'a str,
 }
 
 impl<'a> From<&'a delivery::Model> for FailedDelivery<'a> {
@@ -658,6 +677,7 @@ impl<'a> From<&'a delivery::Model> for FailedDelivery<'a> {
             account_id: d.account_id,
             ticket_id: d.ticket_id,
             recipient: &d.recipient,
+            recipient_key: &d.recipient_key,
         }
     }
 }
@@ -670,6 +690,12 @@ pub(super) async fn emit_failed<T: ConnectionTrait + TransactionTrait>(
     attempts: i32,
     error: String,
 ) -> Result<()> {
+    // `delivery.failed` tells the staff's tools a notification was lost; a visitor's
+    // confirmation (a typo in their address, say) is not one, and its address stays out of
+    // integrations.
+    if is_confirmation(delivery.recipient_key) {
+        return Ok(());
+    }
     webhooks::emit(
         txn,
         delivery.account_id,

@@ -277,8 +277,13 @@ pub async fn publish_flow<C: ConnectionTrait + TransactionTrait>(
     account_id: Uuid,
     flow_id: Uuid,
 ) -> Result<flow_version::Model> {
-    let steps = draft(db, account_id, flow_id).await?;
-    let problems = problems_of(db, account_id, flow_id, &steps).await?;
+    // The draft is read and published under the flow's lock: a deletion, or a step added, in
+    // between cannot slip past it.
+    // (Another account's flow is locked for a moment and then not found by `draft`.)
+    let txn = crate::infra::db::begin(db).await?;
+    crate::flows::lock_flow(&txn, flow_id).await?;
+    let steps = draft(&txn, account_id, flow_id).await?;
+    let problems = problems_of(&txn, account_id, flow_id, &steps).await?;
     if let Some(first) = problems.first() {
         return Err(Error::invalid(
             "id",
@@ -294,10 +299,9 @@ pub async fn publish_flow<C: ConnectionTrait + TransactionTrait>(
         .column_as(flow_version::Column::Number.max(), "number")
         .filter(flow_version::Column::FlowId.eq(flow_id))
         .into_tuple::<Option<i32>>()
-        .one(db)
+        .one(&txn)
         .await?
         .flatten();
-    let txn = crate::infra::db::begin(db).await?;
     let version = flow_version::ActiveModel {
         id: Set(Uuid::now_v7()),
         flow_id: Set(flow_id),

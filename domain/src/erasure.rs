@@ -8,7 +8,9 @@
 
 use std::collections::BTreeSet;
 
-use entity::{conversation, conversation_message, delivery, ticket, webhook, webhook_delivery};
+use entity::{
+    conversation, conversation_message, delivery, ticket, ticket_change, webhook, webhook_delivery,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QuerySelect,
@@ -16,7 +18,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::vocab::{Answers, ConversationStatus, Transcript};
+use crate::vocab::{Answers, ConversationStatus, DeliveryStatus, Transcript};
 use crate::{Error, Result, now, validate, webhooks};
 
 /// Whose data to erase.
@@ -154,6 +156,7 @@ pub async fn erase<C: ConnectionTrait + TransactionTrait>(
             .await?
             .rows_affected;
         erased.webhook_payloads = redact_payloads(&txn, account_id, &ticket_ids).await?;
+        erase_confirmations(&txn, &ticket_ids, at).await?;
     }
     if !conversation_ids.is_empty() {
         erased.conversations = conversation::Entity::update_many()
@@ -222,6 +225,58 @@ fn same_email(stored: Option<&str>, email: &str) -> bool {
     stored.is_some_and(|s| s.trim().to_lowercase() == email)
 }
 
+/// The visitor's confirmations of these tickets lose the address (the timeline then says
+/// "(erased)"); one not sent yet is ended `FAILED`, so no mail goes to an erased address.
+async fn erase_confirmations(
+    txn: &impl ConnectionTrait,
+    ticket_ids: &[Uuid],
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let confirmations = || {
+        delivery::Entity::update_many()
+            .filter(delivery::Column::TicketId.is_in(ticket_ids.iter().copied()))
+            .filter(Expr::cust("recipient_key LIKE 'visitor:%'"))
+    };
+    confirmations()
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Failed),
+        )
+        .col_expr(
+            delivery::Column::LastError,
+            Expr::value("the visitor's data was erased on request"),
+        )
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .col_expr(
+            delivery::Column::LockedUntil,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
+        .filter(delivery::Column::Status.is_in([
+            DeliveryStatus::Pending,
+            DeliveryStatus::Sending,
+            DeliveryStatus::Retrying,
+        ]))
+        .exec(txn)
+        .await?;
+    // One confirmation per ticket, so one erased key per ticket stays unique.
+    confirmations()
+        .col_expr(delivery::Column::Recipient, Expr::value(ERASED))
+        .col_expr(
+            delivery::Column::RecipientKey,
+            Expr::value(format!("visitor:{ERASED}")),
+        )
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// What an erased confirmation's address reads.
+const ERASED: &str = "(erased)";
+
 /// Redacts the stored webhook payloads about these tickets (their own events, and their
 /// deliveries' failures): the visitor's name, contact details and message become null. Found
 /// by their ids, which each event derives from its webhook and occurrence. Returns how many
@@ -248,12 +303,27 @@ async fn redact_payloads(
         .into_tuple()
         .all(txn)
         .await?;
+    // `ticket.updated` events are named by the change they announce.
+    let changes: Vec<Uuid> = ticket_change::Entity::find()
+        .select_only()
+        .column(ticket_change::Column::Id)
+        .filter(ticket_change::Column::TicketId.is_in(ticket_ids.iter().copied()))
+        .into_tuple()
+        .all(txn)
+        .await?;
     let mut ids = BTreeSet::new();
     for hook in &hooks {
         for ticket in ticket_ids {
             for event in [webhooks::TICKET_OPENED, webhooks::TICKET_UNROUTED] {
                 ids.insert(webhooks::delivery_id(*hook, event, *ticket));
             }
+        }
+        for change in &changes {
+            ids.insert(webhooks::delivery_id(
+                *hook,
+                webhooks::TICKET_UPDATED,
+                *change,
+            ));
         }
         for delivery in &deliveries {
             ids.insert(webhooks::delivery_id(

@@ -381,6 +381,8 @@ pub async fn delete_flow<C: ConnectionTrait + TransactionTrait>(
     id: Uuid,
 ) -> Result<Uuid> {
     let txn = crate::infra::db::begin(db).await?;
+    // After a publish, a step added or a conversation started that holds the lock.
+    lock_flow(&txn, id).await?;
     let marked = flow::Entity::update_many()
         .col_expr(flow::Column::DeletedAt, Expr::value(now()))
         .filter(flow::Column::Id.eq(id))
@@ -567,13 +569,16 @@ pub async fn move_step<C: ConnectionTrait + TransactionTrait>(
 }
 
 /// Holds the flow's row until the transaction ends, so the writes that renumber its steps
-/// (adding, moving, deleting) and a copy take turns: on PostgreSQL by a row lock; SQLite's
-/// write transaction (`db::begin`) already holds the whole database.
-async fn lock_flow(txn: &impl ConnectionTrait, flow_id: Uuid) -> Result<()> {
+/// (adding, moving, deleting), a copy, a publish, a conversation's start and the flow's
+/// deletion take turns: on PostgreSQL by a row lock; SQLite's write transaction
+/// (`db::begin`) already holds the whole database. A flow deleted meanwhile is not found.
+pub(crate) async fn lock_flow(txn: &impl ConnectionTrait, flow_id: Uuid) -> Result<()> {
     flow::Entity::find_by_id(flow_id)
         .lock_exclusive()
         .one(txn)
-        .await?;
+        .await?
+        .filter(|f| f.deleted_at.is_none())
+        .ok_or(Error::NotFound("flow"))?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! `SWEEP_INTERVAL_MS`, finished queue jobs older than `JOB_RETENTION_DAYS`, conversations
 //! idle for longer than `CONVERSATION_RETENTION_DAYS` (tickets keep their own copy of the
 //! transcript), deleted flows once no conversation is left on their published versions (with
-//! those versions), and, for accounts that set a ticket retention, their closed tickets
+//! those versions), and, for accounts that set a ticket retention, their finished tickets
 //! (routed, and every delivery ended) older than it, with their deliveries and finished
 //! webhook deliveries. In batches of short statements, so SQLite's one writer is never held
 //! long, and without `VACUUM FULL`: freed space is reused by new rows.
@@ -28,7 +28,7 @@ pub const MAX_BATCHES: u32 = 100;
 pub struct Deleted {
     pub jobs: u64,
     pub conversations: u64,
-    /// Closed tickets of accounts with a ticket retention (their deliveries went with them).
+    /// Finished tickets (open or closed) of accounts with a ticket retention (their deliveries went with them).
     pub tickets: u64,
     /// Deleted flows whose versions no conversation runs on any more (the versions went with
     /// them).
@@ -112,7 +112,7 @@ async fn delete_batch<E: EntityTrait>(
         .rows_affected)
 }
 
-/// For each account with a ticket retention, deletes its closed tickets older than it (with
+/// For each account with a ticket retention, deletes its finished tickets older than it (with
 /// their deliveries, by the foreign key) and its finished webhook deliveries as old.
 async fn delete_closed_tickets(db: &impl ConnectionTrait) -> Result<u64> {
     let accounts: Vec<(Uuid, i32)> = account::Entity::find()

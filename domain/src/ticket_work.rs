@@ -12,7 +12,7 @@ use entity::{agent, api_key, ticket, ticket_change};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionSession, TransactionTrait,
+    SqlErr, TransactionSession, TransactionTrait,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -123,7 +123,14 @@ pub async fn change<C: ConnectionTrait + TransactionTrait>(
             ChangeKind::Unassigned,
         ),
     };
-    let changed = update.exec(&txn).await?.rows_affected == 1;
+    let changed = match update.exec(&txn).await {
+        Ok(done) => done.rows_affected == 1,
+        // The agent was deleted since it was read.
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) => {
+            return Err(Error::NotFound("agent"));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if changed {
         let line = ticket_change::ActiveModel {
             id: Set(Uuid::now_v7()),

@@ -36,6 +36,13 @@ enum RuleAgents {
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// In one transaction on SQLite too (sea-orm-migration uses one only on PostgreSQL):
+    /// a conversion stopped halfway would leave some rules converted and the table made, and
+    /// the next start could neither finish nor redo it.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.create_table(
             Table::create()

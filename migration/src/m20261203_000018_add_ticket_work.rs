@@ -3,9 +3,9 @@
 //! `ticket_changes`, one line per change with who made it, for the timeline.
 //!
 //! The two list indexes serve `tickets(status:)` and `tickets(assigneeId:)` newest first. They
-//! are built inside the migration's transaction; `IF NOT EXISTS` lets a large PostgreSQL
-//! deployment build them beforehand with `CREATE INDEX CONCURRENTLY` (README, "Scale out on
-//! PostgreSQL").
+//! are built inside the migration's transaction (on both engines); `IF NOT EXISTS` lets a
+//! large PostgreSQL deployment build them beforehand with `CREATE INDEX CONCURRENTLY` (README,
+//! "Scale out on PostgreSQL").
 
 use sea_orm::DatabaseBackend;
 use sea_orm_migration::{prelude::*, schema::*};
@@ -37,6 +37,13 @@ enum TicketChanges {
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// In one transaction on SQLite too (sea-orm-migration uses one only on PostgreSQL):
+    /// a start stopped between two changes would leave columns that the next attempt fails
+    /// to add again.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         let db = m.get_connection();
         // A column with a foreign key: SQLite adds one only in the column's definition.

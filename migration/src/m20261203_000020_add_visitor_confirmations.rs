@@ -25,6 +25,13 @@ const INDEX: &str = "idx_deliveries_visitor_confirmations";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// In one transaction on SQLite too (sea-orm-migration uses one only on PostgreSQL):
+    /// a start stopped between two changes would leave columns that the next attempt fails
+    /// to add again.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.alter_table(
             Table::alter()

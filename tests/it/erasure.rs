@@ -12,7 +12,8 @@ use crate::conversation::published_bot;
 use crate::ops::OPEN_TICKET;
 use crate::ticket_path::flow_with_ticket_step;
 
-const ERASE: &str = "mutation($input: EraseVisitorInput!) { eraseVisitorData(input: $input) {
+pub(crate) const ERASE: &str =
+    "mutation($input: EraseVisitorInput!) { eraseVisitorData(input: $input) {
   tickets conversations conversationLines webhookPayloads nothingLeft } }";
 const TICKET: &str = "query($id: ID!) { ticket(id: $id) { number topic message erasedAt
   visitor { name email phone } transcript { text } answers timeline { kind } deliveries { status } } }";

@@ -63,11 +63,13 @@ async fn tickets_are_worked_closed_and_reopened(engine: Engine) {
         return;
     };
     let (hook_url, received) = crate::webhooks::receiver("none").await;
-    app.admin(
-        crate::webhooks::CREATE_WEBHOOK,
-        json!({ "url": hook_url, "events": ["TICKET_UPDATED"] }),
-    )
-    .await;
+    let hook = app
+        .admin(
+            crate::webhooks::CREATE_WEBHOOK,
+            json!({ "url": hook_url, "events": ["TICKET_UPDATED"] }),
+        )
+        .await["createWebhook"]["webhook"]["id"]
+        .clone();
     let mut socket = crate::live::open(&app.url, &app.admin_key).await;
     crate::live::send(
         &mut socket,
@@ -297,5 +299,20 @@ async fn tickets_are_worked_closed_and_reopened(engine: Engine) {
     assert_eq!(closing["data"]["change"]["kind"], "CLOSED");
     assert_eq!(closing["data"]["change"]["actor"], actor.as_str());
     assert_eq!(closing["data"]["ticket"]["number"], 1);
+
+    // Erasing the visitor's data redacts the stored `ticket.updated` payloads too.
+    let stored = "query($id: ID!) { webhook(id: $id) { deliveries(first: 20) { edges { node { payload } } } } }";
+    let before = app.admin(stored, json!({ "id": hook })).await;
+    assert!(before.to_string().contains("ayse.visitor@example.net"));
+    app.admin(
+        crate::erasure::ERASE,
+        json!({ "input": { "email": "ayse.visitor@example.net" } }),
+    )
+    .await;
+    let after = app.admin(stored, json!({ "id": hook })).await;
+    assert!(
+        !after.to_string().contains("ayse.visitor@example.net"),
+        "{after:#}"
+    );
     app.stop().await;
 }

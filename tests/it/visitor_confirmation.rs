@@ -123,6 +123,26 @@ async fn visitors_get_a_bounded_confirmation(engine: Engine) {
             .clone();
         assert_eq!(routed_line, "Routed to 1 recipient: agent@example.com");
     }
+    // Another spelling of the same mailbox shares the limit.
+    let tagged = app
+        .gql(
+            Some(&app.widget_key),
+            OPEN_TICKET,
+            json!({ "input": { "stepId": step, "message": "again",
+                "visitor": { "email": "Ayse.Visitor+promo@example.net" } } }),
+        )
+        .await;
+    let tagged = routed(
+        &app,
+        &admin,
+        &tagged["data"]["openTicket"]["ticket"]["id"],
+        1,
+    )
+    .await;
+    assert!(
+        kinds(&tagged).contains(&"CONFIRMATION_SKIPPED".to_owned()),
+        "{tagged:#}"
+    );
     // What the visitor got: the number in a fixed text, marked auto-generated; nothing of
     // the topic (internal) or of what was typed.
     assert!(
@@ -181,6 +201,21 @@ async fn visitors_get_a_bounded_confirmation(engine: Engine) {
             .any(|m| m.data.contains("Subject: [Talep #1]")),
         "the other account's first ticket, in Turkish: {turkish:#?}"
     );
+    // Erasing the visitor's data takes their address from the confirmations too.
+    app.admin(
+        crate::erasure::ERASE,
+        json!({ "input": { "email": VISITOR } }),
+    )
+    .await;
+    let erased = routed(&app, &admin, &tickets[0], 2).await;
+    let recipients: Vec<&str> = erased["ticket"]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(recipients, ["agent@example.com", "(erased)"], "{erased:#}");
+    assert!(!erased.to_string().contains(VISITOR), "{erased:#}");
     let silent = confirming_step(&app, &admin, "quiet", false).await;
     let opened = open_ticket(&app, &app.widget_key, &silent, "no confirmation").await;
     let quiet = routed(&app, &admin, &opened["ticket"]["id"], 1).await;

@@ -60,9 +60,9 @@ impl AccountSettings {
     async fn default_locale(&self) -> Locale {
         self.0.locale.into()
     }
-    /// Days the account keeps a closed ticket (routed, every delivery ended), after which workers
-    /// delete it with its deliveries and finished webhook deliveries; null (the default):
-    /// for ever. Set with `setTicketRetention`.
+    /// Days the account keeps a finished ticket (routed, every delivery ended, open or
+    /// closed), after which workers delete it with its deliveries and finished webhook
+    /// deliveries; null (the default): for ever. Set with `setTicketRetention`.
     async fn ticket_retention_days(&self) -> Option<i32> {
         self.0.ticket_retention_days
     }
@@ -248,8 +248,8 @@ impl AccessMutation {
         ))
     }
 
-    /// Sets how many days (1 to 3,650) the account keeps a closed ticket (routed, and every
-    /// delivery ended); null keeps tickets for ever (the default). Workers delete older ones within a
+    /// Sets how many days (1 to 3,650) the account keeps a finished ticket (routed, and every
+    /// delivery ended, open or closed); null keeps tickets for ever (the default). Workers delete older ones within a
     /// minute or so, with their deliveries and finished webhook deliveries.
     async fn set_ticket_retention(
         &self,

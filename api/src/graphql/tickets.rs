@@ -261,7 +261,8 @@ pub struct TicketEvent {
     /// Who made the change, for `ASSIGNED`, `UNASSIGNED`, `CLOSED` and `REOPENED`: the admin
     /// key by its prefix (`admin key tk_admin_AbCdEf`); null for what the service did.
     pub actor: Option<String>,
-    /// The delivery it is about; null except for the notification events.
+    /// The delivery it is about (`NOTIFIED`, `DELIVERY_RETRYING`, `DELIVERY_FAILED`,
+    /// `VISITOR_CONFIRMED`); null for the others.
     pub delivery: Option<Delivery>,
 }
 

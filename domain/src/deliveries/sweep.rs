@@ -43,6 +43,7 @@ struct Stuck {
     account_id: Uuid,
     ticket_id: Uuid,
     recipient: String,
+    recipient_key: String,
     status: DeliveryStatus,
     attempts: i32,
     locked_until: Option<DateTime<Utc>>,
@@ -108,6 +109,7 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
             delivery::Column::AccountId,
             delivery::Column::TicketId,
             delivery::Column::Recipient,
+            delivery::Column::RecipientKey,
             delivery::Column::Status,
             delivery::Column::Attempts,
             delivery::Column::LockedUntil,
@@ -223,6 +225,7 @@ async fn give_up<C: ConnectionTrait + TransactionTrait>(
         account_id: d.account_id,
         ticket_id: d.ticket_id,
         recipient: &d.recipient,
+        recipient_key: &d.recipient_key,
     };
     emit_failed(&txn, failed, d.attempts, reason).await?;
     sea_orm::TransactionSession::commit(txn).await?;
