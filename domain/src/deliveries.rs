@@ -38,7 +38,8 @@ use crate::{Result, limits, now, webhooks};
 
 mod sweep;
 
-pub use sweep::{SWEEP_BATCH, Swept, SweptTickets, sweep, sweep_unrouted};
+pub use crate::lease::{SWEEP_BATCH, Swept};
+pub use sweep::{SweptTickets, sweep, sweep_unrouted};
 
 /// A routed ticket: the ticket, how many recipients it has, and the deliveries whose first
 /// attempt may still be due.

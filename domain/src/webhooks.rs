@@ -25,6 +25,7 @@ use crate::vocab::WebhookStatus;
 use crate::{Error, Result, now};
 
 pub mod attempts;
+pub mod sweep;
 
 /// A new ticket (after routing, with its recipients' count).
 pub const TICKET_OPENED: &str = "ticket.opened";

@@ -18,7 +18,8 @@ use crate::ticket_path::{flow_with_ticket_step, open_ticket};
 
 on_both_engines!(
     deliveries_without_a_live_job_are_healed,
-    unrouted_tickets_without_a_live_job_are_routed
+    unrouted_tickets_without_a_live_job_are_routed,
+    webhook_deliveries_without_a_live_job_are_healed
 );
 
 async fn deliveries_without_a_live_job_are_healed(engine: Engine) {
@@ -202,4 +203,106 @@ async fn wait_for_rows(
         assert!(std::time::Instant::now() < deadline, "still {rows:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Webhook deliveries left unfinished without a job: one whose next attempt's job was lost
+/// gets a new one and is sent; one whose job died ends `FAILED` with the job's last result.
+async fn webhook_deliveries_without_a_live_job_are_healed(engine: Engine) {
+    use entity::webhook_delivery;
+    let smtp = TestSmtp::start();
+    let Some((app, step)) = sweeping_app(engine, &smtp, true, &["agent@example.com"]).await else {
+        return;
+    };
+    let (url, received) = crate::webhooks::receiver("none").await;
+    for _ in 0..2 {
+        app.admin(
+            crate::webhooks::CREATE_WEBHOOK,
+            json!({ "url": url, "events": ["TICKET_OPENED"] }),
+        )
+        .await;
+    }
+    open_ticket(&app, &app.widget_key, &step, "hi").await;
+    let rows = || async { webhook_delivery::Entity::find().all(&app.db).await.unwrap() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while rows()
+        .await
+        .iter()
+        .filter(|d| d.status == domain::vocab::WebhookStatus::Succeeded)
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the webhooks never succeeded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids: Vec<uuid::Uuid> = rows().await.iter().map(|d| d.id).collect();
+    let (lost, dead) = (ids[0], ids[1]);
+    // The dead one's second attempt has a job that used up the queue's attempts...
+    let key = domain::webhooks::attempt_key(dead, 2);
+    let job = Job::SendWebhook {
+        webhook_delivery_id: dead,
+        attempt: 2,
+    };
+    let far = chrono::Utc::now() + chrono::Duration::days(1);
+    queue::enqueue(&app.db, &job, &key, far, app.account_id.parse().unwrap())
+        .await
+        .unwrap();
+    let backend = app.db.get_database_backend();
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE {} SET status = 'Killed', last_result = '\"the receiver pool exploded\"' \
+             WHERE idempotency_key = '{key}'",
+            queue::jobs_table(backend)
+        ))
+        .await
+        .unwrap();
+    // ...and both are left RETRYING, due an hour ago; the lost one has no job at all.
+    webhook_delivery::Entity::update_many()
+        .col_expr(
+            webhook_delivery::Column::Status,
+            Expr::value(domain::vocab::WebhookStatus::Retrying),
+        )
+        .col_expr(
+            webhook_delivery::Column::NextAttemptAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::hours(1)),
+        )
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let healed = loop {
+        let now = rows().await;
+        let state = |id| now.iter().find(|d| d.id == id).unwrap().clone();
+        if state(lost).status == domain::vocab::WebhookStatus::Succeeded
+            && state(dead).status == domain::vocab::WebhookStatus::Failed
+        {
+            break (state(lost), state(dead));
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not healed: {:?} {:?}",
+            state(lost),
+            state(dead)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(healed.0.attempts, 2, "{:?}", healed.0);
+    assert!(
+        healed
+            .1
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("the receiver pool exploded"),
+        "{:?}",
+        healed.1
+    );
+    assert_eq!(
+        received.lock().unwrap().len(),
+        3,
+        "two first attempts and the healed one"
+    );
+    app.stop().await;
 }

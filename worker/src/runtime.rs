@@ -272,7 +272,8 @@ async fn fold_tallies_forever(ctx: Context) {
 }
 
 /// At the worker's start and every `SWEEP_INTERVAL_MS` after, until it stops: sweeps for
-/// deliveries left without a job (`domain::deliveries::sweep`) and deletes what retention
+/// e-mail and webhook deliveries left without a job (`domain::deliveries::sweep`,
+/// `domain::webhooks::sweep`) and unrouted tickets, and deletes what retention
 /// lets go (`domain::retention`). Every worker does; the sweep's job keys keep them from
 /// adding more than one job per delivery and round, and a row deleted twice is deleted once.
 async fn maintain_forever(ctx: Context) {
@@ -281,6 +282,7 @@ async fn maintain_forever(ctx: Context) {
     // Where the sweeps go on next round.
     let mut cursor = None;
     let mut tickets_cursor = None;
+    let mut webhooks_cursor = None;
     loop {
         every.tick().await;
         let retention = domain::retention::apply(
@@ -320,6 +322,18 @@ async fn maintain_forever(ctx: Context) {
                 }
             }
             Err(error) => tracing::warn!(%error, "sweep failed; trying again next round"),
+        }
+        match domain::webhooks::sweep::sweep(&ctx.db, ctx.delivery.stuck_after, webhooks_cursor)
+            .await
+        {
+            Ok(swept) => {
+                webhooks_cursor = swept.next;
+                for (outcome, n) in [("requeued", swept.requeued), ("failed", swept.failed)] {
+                    metrics::counter!("ticketing_webhooks_swept_total", "outcome" => outcome)
+                        .increment(n as u64);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "webhook sweep failed; trying again next round"),
         }
         match domain::infra::queue::rebase_rounds(&ctx.db).await {
             Ok(Some(shift)) => tracing::info!(shift, "queue rounds moved down"),

@@ -14,26 +14,9 @@ use uuid::Uuid;
 
 use super::{FailedDelivery, after_key, attempt_key, emit_failed, ending, put_back_key, sweep_key};
 use crate::infra::queue::{self, Job};
+use crate::lease::{SWEEP_BATCH, Swept, grace_and_round, next_after};
 use crate::vocab::DeliveryStatus;
 use crate::{Result, now};
-
-/// What one sweep did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Swept {
-    /// Unfinished deliveries whose job was gone: each was given a new one, due now (unless
-    /// another worker's sweep gave it this round's already).
-    pub requeued: usize,
-    /// Unfinished deliveries whose job died (out of the queue's attempts, or killed): `FAILED`
-    /// with the job's last result, so an operator can put them back.
-    pub failed: usize,
-    /// Where the next sweep goes on: after this delivery (the unfinished ones are visited in
-    /// id order, a page per round, so a backlog of deliveries whose jobs only run late never
-    /// hides the ones behind it); `None` starts again from the first.
-    pub next: Option<Uuid>,
-}
-
-/// The most deliveries one sweep looks at; the rest wait for the next round.
-pub const SWEEP_BATCH: u64 = 500;
 
 /// An unfinished delivery as the sweep reads it: only the columns it needs, so a row with an
 /// unreadable value elsewhere cannot stop the sweep.
@@ -48,22 +31,6 @@ struct Stuck {
     attempts: i32,
     locked_until: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
-}
-
-/// How long work may stay unfinished before a sweep at `at` heals it (`stuck_after`), and the
-/// sweep round `at` falls in: rounds are that long, so the key of a job a sweep made names its
-/// round, and the next rounds find it.
-fn grace_and_round(at: DateTime<Utc>, stuck_after: std::time::Duration) -> (chrono::Duration, i64) {
-    let grace = chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::minutes(10));
-    (grace, at.timestamp() / grace.num_seconds().max(1))
-}
-
-/// Where the next sweep goes on after visiting `page`: after its last row when it was full
-/// ([`SWEEP_BATCH`]), else from the start.
-fn next_after<T, K>(page: &[T], key: impl Fn(&T) -> K) -> Option<K> {
-    (page.len() as u64 == SWEEP_BATCH)
-        .then(|| page.last().map(key))
-        .flatten()
 }
 
 /// Deliveries unfinished since before `before`: `SENDING` whose lease ended, `RETRYING` whose
