@@ -182,7 +182,7 @@ async fn callers_cannot_add_metric_label_sets(engine: Engine) {
 }
 
 /// Chromium from Debian, headless, as `.ci/run` installs it.
-fn chromium() -> Option<std::path::PathBuf> {
+pub(crate) fn chromium() -> Option<std::path::PathBuf> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .map(std::path::PathBuf::from)

@@ -1,25 +1,91 @@
-//! GraphiQL for browsers that open `/graphql`, with the documented operations as tabs.
+//! GraphiQL for browsers that open `/graphql`, with the documented operations as tabs, served
+//! entirely by the API: React, ReactDOM and GraphiQL come from `api/assets/graphiql/`, pinned
+//! by its package-lock.json and checked against the npm packages in CI (`vendor --check`), and
+//! the page names each with its Subresource Integrity hash. Nothing is loaded from another
+//! host (the Content-Security-Policy says so too): the page works without internet, and an
+//! admin key typed into it reaches no one else's code.
 
-use async_graphql::http::GraphiQLSource;
-use axum::response::Html;
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 /// The documented operations (`clients/operations/`, which CI also type-checks against the
 /// schema), one GraphiQL tab each, so a new user has working examples to run.
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
     include_str!("../../../clients/operations/flows.graphql"),
     include_str!("../../../clients/operations/routing.graphql"),
     include_str!("../../../clients/operations/tickets.graphql"),
     include_str!("../../../clients/operations/conversation.graphql"),
     include_str!("../../../clients/operations/operations.graphql"),
     include_str!("../../../clients/operations/webhooks.graphql"),
+    include_str!("../../../clients/operations/live.graphql"),
 ];
 
+/// Where the page's files are served.
+pub(super) const ASSETS: &str = "/graphiql";
+
+/// A file of the page: its name under [`ASSETS`], its type, and its body (gzip for the
+/// vendored ones).
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    gzip: bool,
+    body: &'static [u8],
+}
+
+const FILES: [Asset; 5] = [
+    Asset {
+        name: "react.production.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        gzip: true,
+        body: include_bytes!("../../assets/graphiql/react.production.min.js.gz"),
+    },
+    Asset {
+        name: "react-dom.production.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        gzip: true,
+        body: include_bytes!("../../assets/graphiql/react-dom.production.min.js.gz"),
+    },
+    Asset {
+        name: "graphiql.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        gzip: true,
+        body: include_bytes!("../../assets/graphiql/graphiql.min.js.gz"),
+    },
+    Asset {
+        name: "graphiql.min.css",
+        content_type: "text/css; charset=utf-8",
+        gzip: true,
+        body: include_bytes!("../../assets/graphiql/graphiql.min.css.gz"),
+    },
+    Asset {
+        name: "start.js",
+        content_type: "text/javascript; charset=utf-8",
+        gzip: false,
+        body: include_bytes!("../../assets/graphiql/start.js"),
+    },
+];
+
+/// `name sha384-...` per vendored file, written by `vendor`.
+const INTEGRITY: &str = include_str!("../../assets/graphiql/integrity.txt");
+
+/// The vendored file's Subresource Integrity hash (empty for our own `start.js`, which no
+/// package pins).
+fn integrity(name: &str) -> &'static str {
+    INTEGRITY
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_default()
+}
+
+/// Scripts and styles from this origin only; requests to this API (and its WebSocket) only.
+/// GraphiQL sets inline styles, and its editor loads fonts and images as data URLs.
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                      img-src 'self' data:; font-src 'self' data:; connect-src 'self' ws: wss:; \
+                      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /// The page.
-pub(super) fn page() -> Html<String> {
-    let page = GraphiQLSource::build()
-        .endpoint("/graphql")
-        .title("Ticketing API")
-        .finish();
+pub(super) fn page() -> Response {
     let tabs: Vec<serde_json::Value> = EXAMPLES
         .iter()
         .map(|query| {
@@ -29,15 +95,76 @@ pub(super) fn page() -> Html<String> {
             })
         })
         .collect();
-    // async-graphql's page has no option for GraphiQL's `defaultTabs`; they go next to the
-    // one option it sets. JSON is valid JavaScript, and `</` is escaped so no example can end
-    // the script element.
+    // JSON in a script element that is never run; `<` is escaped so no example can end it.
     let tabs = serde_json::Value::from(tabs)
         .to_string()
-        .replace("</", "<\\/");
-    Html(page.replacen(
-        "defaultEditorToolsVisibility: true,",
-        &format!("defaultEditorToolsVisibility: true,\n          defaultTabs: {tabs},"),
-        1,
-    ))
+        .replace('<', "\\u003c");
+    let script = |name: &str| {
+        format!(
+            "<script src=\"{ASSETS}/{name}\" integrity=\"{}\" crossorigin=\"anonymous\"></script>",
+            integrity(name)
+        )
+    };
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>Ticketing API</title>\n\
+         <link rel=\"stylesheet\" href=\"{ASSETS}/graphiql.min.css\" integrity=\"{css}\" crossorigin=\"anonymous\">\n\
+         <style>body {{ margin: 0; }} #graphiql {{ height: 100vh; }}</style>\n\
+         </head>\n<body>\n<div id=\"graphiql\">Loading GraphiQL...</div>\n\
+         <script type=\"application/json\" id=\"tabs\">{tabs}</script>\n\
+         {react}\n{react_dom}\n{graphiql}\n<script src=\"{ASSETS}/start.js\"></script>\n\
+         </body>\n</html>\n",
+        css = integrity("graphiql.min.css"),
+        react = script("react.production.min.js"),
+        react_dom = script("react-dom.production.min.js"),
+        graphiql = script("graphiql.min.js"),
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, POLICY),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// One of the page's files. The vendored ones are sent as stored, gzip-encoded (every browser
+/// GraphiQL runs in accepts it); they change only with the binary, so browsers may keep them.
+pub(super) async fn asset(Path(name): Path<String>) -> Response {
+    let Some(file) = FILES.iter().find(|f| f.name == name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, file.content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        file.body,
+    )
+        .into_response();
+    if file.gzip {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_vendored_file_has_its_integrity_hash() {
+        for file in FILES.iter().filter(|f| f.gzip) {
+            assert!(
+                integrity(file.name).starts_with("sha384-"),
+                "{} has no hash in integrity.txt",
+                file.name
+            );
+        }
+    }
 }

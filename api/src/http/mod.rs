@@ -40,6 +40,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(graphql_get).post(graphql_post).options(cors::preflight),
         )
         .route("/graphql/ws", get(ws::graphql_ws))
+        .route(
+            &format!("{}/{{name}}", graphiql::ASSETS),
+            get(graphiql::asset),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/ops", get(crate::ops_page::page))
@@ -107,7 +111,7 @@ async fn graphql_get(
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     if wants_page && !query.split('&').any(|p| p.starts_with("query=")) {
-        return graphiql::page().into_response();
+        return graphiql::page();
     }
     let parsed = graphql_http::negotiate(&headers).and_then(|media| {
         let request = graphql_http::request_from_query_string(&query)?;
