@@ -288,3 +288,69 @@ async fn the_ops_page_shows_queue_workers_and_failures(engine: Engine) {
     );
     app.stop().await;
 }
+
+/// The alerting rules and the dashboard in `monitoring/` use only metrics the service
+/// exports: after a ticket is mailed and a request fails, every `ticketing_*` name they
+/// query is on `/metrics` (a renamed metric fails here, not in an operator's silent alert).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_the_dashboard_query_exported_metrics() {
+    let smtp = TestSmtp::start();
+    let Some(app) = TestApp::spawn(Engine::Sqlite, &smtp).await else {
+        return;
+    };
+    let (_, step) =
+        flow_with_ticket_step(&app, "Destek", "offline_message", &["a@example.com"]).await;
+    open_ticket(&app, &app.widget_key, &step, "hi").await;
+    assert!(
+        smtp.wait_until(Duration::from_secs(20), |m| !m.is_empty())
+            .await
+    );
+    let failed = app
+        .gql(None, "{ tickets { edges { cursor } } }", json!({}))
+        .await;
+    assert!(failed.get("errors").is_some());
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring");
+    let mut queried = std::collections::BTreeSet::new();
+    for file in ["alerts.yml", "dashboard.json"] {
+        let text = std::fs::read_to_string(folder.join(file)).unwrap();
+        for (i, _) in text.match_indices("ticketing_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name)
+                .to_owned();
+            queried.insert(name);
+        }
+    }
+    assert!(queried.len() >= 10, "{queried:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let exported = metrics(&app).await.1;
+        let missing: Vec<&String> = queried
+            .iter()
+            .filter(|name| {
+                // The name itself, or a histogram's series of it; not a longer name.
+                !exported.lines().any(|l| {
+                    l.strip_prefix(name.as_str()).is_some_and(|rest| {
+                        ["{", " ", "_bucket{", "_sum", "_count"]
+                            .iter()
+                            .any(|next| rest.starts_with(next))
+                    })
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queried in monitoring/ but not exported: {missing:?}\n{exported}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}
