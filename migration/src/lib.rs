@@ -23,6 +23,7 @@ mod m20261203_000017_add_rule_agents;
 mod m20261203_000018_add_ticket_work;
 mod m20261203_000019_add_flow_deleted_at;
 mod m20261203_000020_add_visitor_confirmations;
+mod m20261203_000021_index_webhook_deliveries_unfinished;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000018_add_ticket_work::Migration),
             Box::new(m20261203_000019_add_flow_deleted_at::Migration),
             Box::new(m20261203_000020_add_visitor_confirmations::Migration),
+            Box::new(m20261203_000021_index_webhook_deliveries_unfinished::Migration),
         ]
     }
 }

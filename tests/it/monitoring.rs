@@ -311,6 +311,10 @@ async fn alerts_and_the_dashboard_query_exported_metrics() {
     assert!(failed.get("errors").is_some());
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring");
     let mut queried = std::collections::BTreeSet::new();
+    let dashboard = std::fs::read_to_string(folder.join("dashboard.json")).unwrap();
+    let panels: serde_json::Value =
+        serde_json::from_str(&dashboard).expect("dashboard.json is JSON");
+    assert!(panels["panels"].as_array().is_some_and(|p| !p.is_empty()));
     for file in ["alerts.yml", "dashboard.json"] {
         let text = std::fs::read_to_string(folder.join(file)).unwrap();
         for (i, _) in text.match_indices("ticketing_") {

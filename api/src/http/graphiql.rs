@@ -78,11 +78,40 @@ fn integrity(name: &str) -> &'static str {
         .unwrap_or_default()
 }
 
-/// Scripts and styles from this origin only; requests to this API (and its WebSocket) only.
-/// GraphiQL sets inline styles, and its editor loads fonts and images as data URLs.
+/// Scripts and styles from this origin only; requests to this API (and its WebSocket: CSP 3's
+/// `'self'` covers `ws:`/`wss:` of the same host) only. GraphiQL sets inline styles, and its
+/// editor loads fonts and images as data URLs.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-                      img-src 'self' data:; font-src 'self' data:; connect-src 'self' ws: wss:; \
+                      img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
                       base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// A file's version for its URL (`?v=`): from its integrity hash, or for our own `start.js`
+/// from its bytes (FNV-1a). A new release's file gets a new URL, so browsers may keep each
+/// URL's file for good and never mix an old cached file with a new page.
+fn version(file: &Asset) -> String {
+    let hash = integrity(file.name);
+    if let Some(sha) = hash.strip_prefix("sha384-") {
+        return sha
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(16)
+            .collect();
+    }
+    let fnv = file.body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{fnv:016x}")
+}
+
+/// Where the page loads `name` from, versioned.
+fn url(name: &str) -> String {
+    let version = FILES
+        .iter()
+        .find(|f| f.name == name)
+        .map(version)
+        .unwrap_or_default();
+    format!("{ASSETS}/{name}?v={version}")
+}
 
 /// The page.
 pub(super) fn page() -> Response {
@@ -101,20 +130,23 @@ pub(super) fn page() -> Response {
         .replace('<', "\\u003c");
     let script = |name: &str| {
         format!(
-            "<script src=\"{ASSETS}/{name}\" integrity=\"{}\" crossorigin=\"anonymous\"></script>",
+            "<script src=\"{}\" integrity=\"{}\" crossorigin=\"anonymous\"></script>",
+            url(name),
             integrity(name)
         )
     };
     let html = format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <title>Ticketing API</title>\n\
-         <link rel=\"stylesheet\" href=\"{ASSETS}/graphiql.min.css\" integrity=\"{css}\" crossorigin=\"anonymous\">\n\
+         <link rel=\"stylesheet\" href=\"{css_url}\" integrity=\"{css}\" crossorigin=\"anonymous\">\n\
          <style>body {{ margin: 0; }} #graphiql {{ height: 100vh; }}</style>\n\
          </head>\n<body>\n<div id=\"graphiql\">Loading GraphiQL...</div>\n\
          <script type=\"application/json\" id=\"tabs\">{tabs}</script>\n\
-         {react}\n{react_dom}\n{graphiql}\n<script src=\"{ASSETS}/start.js\"></script>\n\
+         {react}\n{react_dom}\n{graphiql}\n<script src=\"{start}\"></script>\n\
          </body>\n</html>\n",
         css = integrity("graphiql.min.css"),
+        css_url = url("graphiql.min.css"),
+        start = url("start.js"),
         react = script("react.production.min.js"),
         react_dom = script("react-dom.production.min.js"),
         graphiql = script("graphiql.min.js"),
@@ -131,7 +163,8 @@ pub(super) fn page() -> Response {
 }
 
 /// One of the page's files. The vendored ones are sent as stored, gzip-encoded (every browser
-/// GraphiQL runs in accepts it); they change only with the binary, so browsers may keep them.
+/// GraphiQL runs in accepts it). The page asks for each under its version ([`url`]), so a
+/// browser may keep it for good.
 pub(super) async fn asset(Path(name): Path<String>) -> Response {
     let Some(file) = FILES.iter().find(|f| f.name == name) else {
         return StatusCode::NOT_FOUND.into_response();
@@ -139,7 +172,7 @@ pub(super) async fn asset(Path(name): Path<String>) -> Response {
     let mut response = (
         [
             (header::CONTENT_TYPE, file.content_type),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         file.body,

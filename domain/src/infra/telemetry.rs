@@ -58,6 +58,10 @@ fn describe() {
         "Unfinished deliveries the sweep found without a job: requeued (a new job) or failed (the job died)"
     );
     metrics::describe_counter!(
+        "ticketing_webhooks_swept_total",
+        "Unfinished webhook deliveries the sweep found without a live job, by what it did"
+    );
+    metrics::describe_counter!(
         "ticketing_tickets_swept_total",
         "Unrouted tickets the sweep found without a live routing job and gave a new one"
     );

@@ -75,7 +75,11 @@ pub async fn sweep(
             webhook_delivery::Column::Status,
             webhook_delivery::Column::Attempts,
         ])
-        .filter(unfinished_since(before));
+        .filter(unfinished_since(before))
+        // Spelled as the partial index's predicate (migration 21), so both engines use it.
+        .filter(Expr::cust(
+            "webhook_deliveries.status IN ('PENDING', 'SENDING', 'RETRYING')",
+        ));
     if let Some(after) = after {
         page = page.filter(webhook_delivery::Column::Id.gt(after));
     }
