@@ -181,6 +181,41 @@ async fn callers_cannot_add_metric_label_sets(engine: Engine) {
     app.stop().await;
 }
 
+/// Runs headless Chromium on `url` with `extra` flags and a profile of its own; what it
+/// printed: the page's DOM once loaded (`--dump-dom`).
+pub(crate) async fn dump_dom(
+    browser: std::path::PathBuf,
+    url: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let profile = std::env::temp_dir().join(format!(
+        "chromium-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7()
+    ));
+    let mut command = std::process::Command::new(browser);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .args(extra)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", url]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("run chromium");
+    let _ = std::fs::remove_dir_all(profile);
+    output
+}
+
 /// Chromium from Debian, headless, as `.ci/run` installs it.
 pub(crate) fn chromium() -> Option<std::path::PathBuf> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -234,29 +269,7 @@ async fn the_ops_page_shows_queue_workers_and_failures(engine: Engine) {
         .base_url()
         .replace("http://", &format!("http://ops:{OPS_TOKEN}@"))
         + "/ops";
-    let mut command = std::process::Command::new(browser);
-    command.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        &format!(
-            "--user-data-dir={}",
-            std::env::temp_dir()
-                .join(format!("ops-chromium-{}", std::process::id()))
-                .display()
-        ),
-        "--dump-dom",
-        &url,
-    ]);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("run chromium");
+    let output = dump_dom(browser, &url, &[]).await;
     let dom = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

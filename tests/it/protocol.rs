@@ -263,32 +263,16 @@ async fn graphiql_runs_in_a_browser_without_internet() {
     let Some((_smtp, app)) = app().await else {
         return;
     };
-    let mut command = std::process::Command::new(browser);
-    command.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        // No other host resolves: a file from a CDN could not load.
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        "--virtual-time-budget=15000",
-        &format!(
-            "--user-data-dir={}",
-            std::env::temp_dir()
-                .join(format!("graphiql-chromium-{}", std::process::id()))
-                .display()
-        ),
-        "--dump-dom",
+    let output = crate::monitoring::dump_dom(
+        browser,
         &app.url,
-    ]);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("run chromium");
+        &[
+            // No other host resolves: a file from a CDN could not load.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--virtual-time-budget=15000",
+        ],
+    )
+    .await;
     let dom = String::from_utf8_lossy(&output.stdout);
     assert!(
         dom.contains("graphiql-container") && !dom.contains("Loading GraphiQL..."),
