@@ -454,10 +454,11 @@ fn payload(job: &Job, account_id: Uuid) -> Result<Vec<u8>, DbErr> {
 
 /// Puts `job` of `account_id` back in the queue, due `after` from now in its account's next
 /// round, for a worker that took it while the account held its whole share of the worker's
-/// concurrency (the caller then ends the job it took). The new job has a key of its own, which the sweeps
-/// do not look for: a delivery or ticket whose put-back job waits longer than
-/// `STUCK_DELIVERY_AFTER_MS` is given another job (harmless: the claim lets one attempt
-/// through, routing is idempotent); a webhook delivery has no sweep.
+/// concurrency (the caller then ends the job it took). The new job has a key of its own, which
+/// the sweeps do not look for: a delivery, webhook delivery or ticket whose put-back job waits
+/// longer than `STUCK_DELIVERY_AFTER_MS` is given another job each sweep round while it is
+/// put back (harmless but for the load: the claim lets one attempt through, routing is
+/// idempotent).
 pub async fn postpone(
     conn: &impl ConnectionTrait,
     job: &Job,
