@@ -445,7 +445,7 @@ pub(super) fn after_key(delivery_id: Uuid, attempt: i32, until: DateTime<Utc>) -
 /// The idempotency key of the job the sweep gives attempt `attempt` in sweep round `round`:
 /// at most one per delivery and round, however many workers sweep.
 pub(super) fn sweep_key(delivery_id: Uuid, attempt: i32, round: i64) -> String {
-    format!("{}:sweep:{round}", attempt_key(delivery_id, attempt))
+    crate::lease::sweep_key(&attempt_key(delivery_id, attempt), round)
 }
 
 /// The idempotency key of the job an operator's put-back at `at` gives attempt `attempt`: its

@@ -144,6 +144,42 @@ pub fn grace_and_round(
     (grace, at.timestamp() / grace.num_seconds().max(1))
 }
 
+/// What an unfinished attempt's jobs (looked up by their keys) say about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Jobs {
+    /// One of them will still run: the sweep leaves the attempt to it.
+    Live,
+    /// None will run and one died: why, for the row's last error.
+    Dead(String),
+    /// None will run and none died: the attempt needs a new job.
+    Gone,
+}
+
+impl Jobs {
+    /// Reads the states of an attempt's jobs (`queue::job_states`).
+    pub fn of(states: &[crate::infra::queue::JobState]) -> Jobs {
+        use crate::infra::queue::JobState;
+        if states.contains(&JobState::Live) {
+            return Jobs::Live;
+        }
+        states
+            .iter()
+            .find_map(|s| match s {
+                JobState::Dead(result) => {
+                    Some(Jobs::Dead(format!("its job failed for good: {result}")))
+                }
+                _ => None,
+            })
+            .unwrap_or(Jobs::Gone)
+    }
+}
+
+/// The idempotency key of the job a sweep gives the attempt whose own key is `attempt_key`,
+/// in sweep round `round`.
+pub fn sweep_key(attempt_key: &str, round: i64) -> String {
+    format!("{attempt_key}:sweep:{round}")
+}
+
 /// Where the next sweep goes on after visiting `page`: after its last row when it was full
 /// ([`SWEEP_BATCH`]), else from the start.
 pub fn next_after<T, K>(page: &[T], key: impl Fn(&T) -> K) -> Option<K> {

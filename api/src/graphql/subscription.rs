@@ -31,6 +31,13 @@ fn events_of(account: Uuid) -> impl Stream<Item = Event> {
     .filter(move |event| std::future::ready(event.account_id() == account))
 }
 
+/// Whether an event about `ticket` passes a subscription's optional `ticketId`; an id that is
+/// no ticket's matches nothing, like another account's.
+fn only_ticket(ticket_id: Option<ID>) -> impl Fn(Uuid) -> bool + Copy + Send + Sync + 'static {
+    let only = ticket_id.map(|id| parse_id(&id).unwrap_or_else(Uuid::nil));
+    move |ticket| only.is_none_or(|t| t == ticket)
+}
+
 #[Subscription]
 impl Subscription {
     /// Each ticket of the account as soon as it is opened (by `openTicket` or a conversation).
@@ -64,15 +71,14 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = Ticket>> {
         let account = admin(ctx)?;
         let db = db(ctx)?.clone();
-        // An id that is no ticket's matches nothing, like another account's.
-        let only = ticket_id.map(|id| parse_id(&id).unwrap_or_else(Uuid::nil));
+        let only = only_ticket(ticket_id);
         Ok(events_of(account).filter_map(move |event| {
             let db = db.clone();
             async move {
                 let Event::TicketUpdated { ticket_id, .. } = event else {
                     return None;
                 };
-                if only.is_some_and(|t| t != ticket_id) {
+                if !only(ticket_id) {
                     return None;
                 }
                 domain::tickets::find_ticket(&db, account, ticket_id)
@@ -93,8 +99,7 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = Delivery>> {
         let account = admin(ctx)?;
         let db = db(ctx)?.clone();
-        // An id that is no ticket's matches nothing, like another account's.
-        let only = ticket_id.map(|id| parse_id(&id).unwrap_or_else(Uuid::nil));
+        let only = only_ticket(ticket_id);
         Ok(events_of(account).filter_map(move |event| {
             let db = db.clone();
             async move {
@@ -106,7 +111,7 @@ impl Subscription {
                 else {
                     return None;
                 };
-                if only.is_some_and(|t| t != ticket_id) {
+                if !only(ticket_id) {
                     return None;
                 }
                 domain::tickets::find_delivery(&db, account, delivery_id)

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{FailedDelivery, after_key, attempt_key, emit_failed, ending, put_back_key, sweep_key};
 use crate::infra::queue::{self, Job};
-use crate::lease::{SWEEP_BATCH, Swept, grace_and_round, next_after};
+use crate::lease::{Jobs, SWEEP_BATCH, Swept, grace_and_round, next_after};
 use crate::vocab::DeliveryStatus;
 use crate::{Result, now};
 
@@ -126,22 +126,15 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
                 continue;
             }
         };
-        if states.contains(&queue::JobState::Live) {
-            continue;
-        }
-        let dead = states.iter().find_map(|s| match s {
-            queue::JobState::Dead(result) => Some(result.clone()),
-            _ => None,
-        });
-        match dead {
-            Some(result) => {
-                let reason = format!("its job failed for good: {result}");
+        match Jobs::of(&states) {
+            Jobs::Live => {}
+            Jobs::Dead(reason) => {
                 if give_up(db, &d, before, reason).await? {
                     tracing::warn!(delivery_id = %d.id, attempt, "swept: job dead, delivery failed");
                     swept.failed += 1;
                 }
             }
-            None => {
+            Jobs::Gone => {
                 queue::enqueue(
                     db,
                     &Job::SendDelivery {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::attempt_key;
 use crate::infra::queue::{self, Job};
-use crate::lease::{SWEEP_BATCH, Swept, grace_and_round, next_after};
+use crate::lease::{Jobs, SWEEP_BATCH, Swept, grace_and_round, next_after};
 use crate::vocab::WebhookStatus;
 use crate::{Result, now};
 
@@ -28,7 +28,7 @@ struct Stuck {
 
 /// The idempotency key of the job the sweep gives attempt `attempt` in sweep round `round`.
 fn sweep_key(id: Uuid, attempt: i32, round: i64) -> String {
-    format!("{}:sweep:{round}", attempt_key(id, attempt))
+    crate::lease::sweep_key(&attempt_key(id, attempt), round)
 }
 
 /// Webhook deliveries unfinished since before `before`: `SENDING` whose lease ended,
@@ -112,25 +112,16 @@ pub async fn sweep(
                 continue;
             }
         };
-        if states.contains(&queue::JobState::Live) {
-            continue;
-        }
-        let dead = states.iter().find_map(|s| match s {
-            queue::JobState::Dead(result) => Some(result.clone()),
-            _ => None,
-        });
-        match dead {
-            Some(result) => {
+        match Jobs::of(&states) {
+            Jobs::Live => {}
+            Jobs::Dead(reason) => {
                 // Only if it is still as the sweep saw it: a worker that took it over keeps it.
                 let written = webhook_delivery::Entity::update_many()
                     .col_expr(
                         webhook_delivery::Column::Status,
                         Expr::value(WebhookStatus::Failed),
                     )
-                    .col_expr(
-                        webhook_delivery::Column::LastError,
-                        Expr::value(format!("its job failed for good: {result}")),
-                    )
+                    .col_expr(webhook_delivery::Column::LastError, Expr::value(reason))
                     .col_expr(
                         webhook_delivery::Column::NextAttemptAt,
                         Expr::value(Option::<DateTime<Utc>>::None),
@@ -151,7 +142,7 @@ pub async fn sweep(
                     swept.failed += 1;
                 }
             }
-            None => {
+            Jobs::Gone => {
                 queue::enqueue(
                     db,
                     &Job::SendWebhook {
