@@ -37,11 +37,13 @@ async fn confirming_step(app: &TestApp, admin: &str, topic: &str, confirm: bool)
     step["addStep"]["id"].as_str().unwrap().to_owned()
 }
 
-/// The ticket once the worker has planned its deliveries.
+/// The ticket once the worker has sent its deliveries. Generous: under the whole suite on two
+/// cores this test once failed after 24 s, most likely at one of these waits (then 20 s); how
+/// fast is the benchmarks' business.
 async fn routed(app: &TestApp, key: &str, id: &Value, deliveries: usize) -> Value {
     app.wait_for_as(
         key,
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "query($id: ID!) { ticket(id: $id) { number
            deliveries { recipient status sources { kind } }
            timeline { kind message } } }",
@@ -146,7 +148,7 @@ async fn visitors_get_a_bounded_confirmation(engine: Engine) {
     // What the visitor got: the number in a fixed text, marked auto-generated; nothing of
     // the topic (internal) or of what was typed.
     assert!(
-        smtp.wait_until(Duration::from_secs(10), |m| m
+        smtp.wait_until(Duration::from_secs(60), |m| m
             .iter()
             .filter(|m| m.to == [VISITOR])
             .count()
@@ -187,7 +189,7 @@ async fn visitors_get_a_bounded_confirmation(engine: Engine) {
     let opened = open_ticket(&app, &other_widget, &theirs, "merhaba").await;
     routed(&app, &other_admin, &opened["ticket"]["id"], 2).await;
     assert!(
-        smtp.wait_until(Duration::from_secs(10), |m| m
+        smtp.wait_until(Duration::from_secs(60), |m| m
             .iter()
             .filter(|m| m.to == [VISITOR])
             .count()
@@ -245,7 +247,7 @@ async fn visitors_get_a_bounded_confirmation(engine: Engine) {
     .await;
     routed(&app, &admin, &last["ticket"]["id"], 2).await;
     assert!(
-        smtp.wait_until(Duration::from_secs(10), |m| m
+        smtp.wait_until(Duration::from_secs(60), |m| m
             .iter()
             .any(|m| m.to == ["Sohbet@Example.net"]))
             .await
