@@ -553,13 +553,19 @@ async fn an_accounts_slow_jobs_leave_the_other_accounts_room(engine: Engine) {
         "the account held more than its share of the worker's slots"
     );
     // The slow account's other jobs went back to the queue rather than wait in a slot.
+    let backend = app.db.get_database_backend();
+    let last_result = match backend {
+        sea_orm::DatabaseBackend::Postgres => "last_result::text",
+        _ => "last_result",
+    };
     let put_back = app
         .db
         .query_one_raw(Statement::from_string(
-            app.db.get_database_backend(),
+            backend,
             format!(
-                "SELECT COUNT(*) AS n FROM {} WHERE idempotency_key LIKE 'postponed:%'",
-                domain::infra::queue::jobs_table(app.db.get_database_backend())
+                "SELECT COUNT(*) AS n FROM {} WHERE status = 'Pending' AND {last_result} LIKE '%{}%'",
+                domain::infra::queue::jobs_table(backend),
+                domain::infra::queue::POSTPONED
             ),
         ))
         .await

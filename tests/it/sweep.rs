@@ -19,7 +19,8 @@ use crate::ticket_path::{flow_with_ticket_step, open_ticket};
 on_both_engines!(
     deliveries_without_a_live_job_are_healed,
     unrouted_tickets_without_a_live_job_are_routed,
-    webhook_deliveries_without_a_live_job_are_healed
+    webhook_deliveries_without_a_live_job_are_healed,
+    a_job_put_back_keeps_its_key_and_the_sweep_leaves_it_alone
 );
 
 async fn deliveries_without_a_live_job_are_healed(engine: Engine) {
@@ -124,7 +125,8 @@ async fn unrouted_tickets_without_a_live_job_are_routed(engine: Engine) {
     for fate in [
         format!("DELETE FROM {jobs} WHERE idempotency_key = $KEY"),
         format!("UPDATE {jobs} SET status = 'Killed' WHERE idempotency_key = $KEY"),
-        // Finished without routing it, as a job put back for its account's share leaves it.
+        // Finished without routing it, as an older version's put-back for an account's share
+        // left it.
         format!("UPDATE {jobs} SET status = 'Done' WHERE idempotency_key = $KEY"),
     ] {
         let opened = open_ticket(&app, &app.widget_key, &step, "hi").await;
@@ -304,5 +306,104 @@ async fn webhook_deliveries_without_a_live_job_are_healed(engine: Engine) {
         3,
         "two first attempts and the healed one"
     );
+    app.stop().await;
+}
+
+/// A job a worker puts back for its account's share (`queue::postpone`) stays the same row
+/// under the same key, waiting: apalis' acknowledgement no longer touches it, the sweep finds
+/// it live and gives the ticket no second job, and it runs when due. Only the worker holding
+/// the job can put it back.
+async fn a_job_put_back_keeps_its_key_and_the_sweep_leaves_it_alone(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let Some((app, step)) = sweeping_app(engine, &smtp, false, &["agent@example.com"]).await else {
+        return;
+    };
+    let backend = app.db.get_database_backend();
+    let jobs = queue::jobs_table(backend);
+    let opened = open_ticket(&app, &app.widget_key, &step, "hi").await;
+    let ticket_id = uuid::Uuid::parse_str(opened["ticket"]["id"].as_str().unwrap()).unwrap();
+    let key = domain::tickets::routing_key(ticket_id);
+    let account = uuid::Uuid::parse_str(&app.account_id).unwrap();
+    // Taken by a worker, as apalis' fetch leaves it (two workers registered, as apalis does).
+    let (workers_table, now) = match backend {
+        sea_orm::DatabaseBackend::Postgres => ("apalis.workers", "now()"),
+        _ => ("Workers", "strftime('%s', 'now')"),
+    };
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO {workers_table} (id, worker_type, storage_name, layers, last_seen) \
+             VALUES ('worker-a', '{q}', 'test', '', {now}), ('worker-b', '{q}', 'test', '', {now})",
+            q = queue::QUEUE
+        ))
+        .await
+        .unwrap();
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE {jobs} SET status = 'Queued', lock_by = 'worker-a' WHERE idempotency_key = '{key}'"
+        ))
+        .await
+        .unwrap();
+    let id: String = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            backend,
+            format!("SELECT id FROM {jobs} WHERE idempotency_key = '{key}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "id")
+        .unwrap();
+
+    let later = Duration::from_secs(3);
+    assert!(
+        !queue::postpone(&app.db, &id, "worker-b", account, later)
+            .await
+            .unwrap(),
+        "another worker put back a job it does not hold"
+    );
+    assert!(
+        queue::postpone(&app.db, &id, "worker-a", account, later)
+            .await
+            .unwrap()
+    );
+    // apalis' acknowledgement of the handler's return finds no row of its worker.
+    let acked = app
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE {jobs} SET status = 'Done' WHERE id = '{id}' AND lock_by = 'worker-a'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(acked.rows_affected(), 0);
+    assert_eq!(
+        queue::job_states(&app.db, std::slice::from_ref(&key))
+            .await
+            .unwrap(),
+        vec![queue::JobState::Live]
+    );
+
+    // The workers' sweep (every 300 ms, for work waiting over a second) runs several times
+    // before the put-back job is due; it gives the ticket no job of its own.
+    let workers = app.start_workers(1).await;
+    let rows = wait_for_rows(&app, ticket_id, |rows| {
+        rows.len() == 1 && rows[0].status == DeliveryStatus::Sent
+    })
+    .await;
+    assert_eq!(rows[0].recipient, "agent@example.com");
+    let keys: Vec<String> = app
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(
+            backend,
+            format!("SELECT idempotency_key FROM {jobs} WHERE idempotency_key LIKE '{key}%'"),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("", "idempotency_key").unwrap())
+        .collect();
+    assert_eq!(keys, vec![key], "the ticket got a second routing job");
+    workers.stop().await;
+    assert_eq!(smtp.received_by("agent@example.com").len(), 1);
     app.stop().await;
 }

@@ -4,7 +4,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use apalis::prelude::{
-    BackendExt, BoxDynError, Data, Monitor, Strategy, WorkerBuilder, WorkerBuilderExt,
+    BackendExt, BoxDynError, Data, Monitor, Strategy, TaskId, WorkerBuilder, WorkerBuilderExt,
+    WorkerContext,
 };
 use apalis_postgres::{PostgresStorage, Pubsub};
 use apalis_sqlite::SqliteStorage;
@@ -27,7 +28,12 @@ pub enum RuntimeError {
 /// and end the job; an `Err` means the database could not be used, and apalis runs the job
 /// again. A job whose account holds its whole share of this worker ([`crate::share`]) is put
 /// back in the queue instead.
-pub async fn handle(task: Task, ctx: Data<Context>) -> Result<(), BoxDynError> {
+pub async fn handle(
+    task: Task,
+    ctx: Data<Context>,
+    id: TaskId,
+    worker: WorkerContext,
+) -> Result<(), BoxDynError> {
     // Every log line of the job, ours and the libraries', carries the ids it is about.
     let span = match &task.job {
         Job::RouteTicket { ticket_id } => tracing::info_span!("route_ticket", %ticket_id),
@@ -45,9 +51,17 @@ pub async fn handle(task: Task, ctx: Data<Context>) -> Result<(), BoxDynError> {
             Some(account) => match ctx.shares.take(account, crate::share::WAIT).await {
                 Some(place) => Some(place),
                 None => {
-                    queue::postpone(&ctx.db, &task.job, account, crate::share::POSTPONE).await?;
+                    let id = id.to_string();
+                    let postponed = queue::postpone(
+                        &ctx.db,
+                        &id,
+                        worker.name(),
+                        account,
+                        crate::share::POSTPONE,
+                    )
+                    .await?;
                     count(kind(&task.job), "over_share");
-                    tracing::debug!(%account, "the account holds its share of this worker; job put back");
+                    tracing::debug!(%account, postponed, "the account holds its share of this worker; job put back");
                     return Ok(());
                 }
             },

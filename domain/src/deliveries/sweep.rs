@@ -286,8 +286,8 @@ pub async fn sweep_unrouted(
         if states.contains(&queue::JobState::Live) {
             continue;
         }
-        // A finished job has routed the ticket, unless it was put back in the queue under a
-        // key of its own (an account over its share of a worker): read the ticket again.
+        // A finished job has routed the ticket, unless it ended without routing it (a job of
+        // an older version, which put jobs back under new keys): read the ticket again.
         if states.contains(&queue::JobState::Done) && routed(db, ticket_id).await? {
             continue;
         }

@@ -285,21 +285,7 @@ pub async fn enqueue(
             Statement::from_sql_and_values(backend, sql, all)
         }
         _ => {
-            let (set, head) = next_round(backend, "?1");
-            let round: i64 = conn
-                .query_one_raw(Statement::from_sql_and_values(
-                    backend,
-                    format!(
-                        "UPDATE accounts SET {set} FROM ({head}) AS head WHERE id = ?2 \
-                         RETURNING queue_round"
-                    ),
-                    [QUEUE.into(), account_id.into()],
-                ))
-                .await?
-                .map(|row| row.try_get("", "queue_round"))
-                .transpose()?
-                .unwrap_or(0);
-            let priority = -round.min(LAST_ROUND);
+            let priority = -sqlite_next_round(conn, account_id).await?.min(LAST_ROUND);
             // apalis-sqlite keeps whole seconds: a job due now is written as due at the start
             // of this second (picked up at once), a later one rounded up so it never runs early.
             let due_later = run_at > chrono::Utc::now();
@@ -328,6 +314,26 @@ pub async fn enqueue(
     };
     conn.execute_raw(statement).await?;
     Ok(())
+}
+
+/// SQLite: gives `account_id`'s next job its round and returns it (0 when the account is
+/// gone). A statement of its own; the job is written by the next.
+async fn sqlite_next_round(conn: &impl ConnectionTrait, account_id: Uuid) -> Result<i64, DbErr> {
+    let backend = conn.get_database_backend();
+    let (set, head) = next_round(backend, "?1");
+    Ok(conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE accounts SET {set} FROM ({head}) AS head WHERE id = ?2 \
+                 RETURNING queue_round"
+            ),
+            [QUEUE.into(), account_id.into()],
+        ))
+        .await?
+        .map(|row| row.try_get("", "queue_round"))
+        .transpose()?
+        .unwrap_or(0))
 }
 
 /// What became of a job, as far as a delivery waiting on it is concerned.
@@ -452,23 +458,76 @@ fn payload(job: &Job, account_id: Uuid) -> Result<Vec<u8>, DbErr> {
     serde_json::to_vec(&task).map_err(|e| DbErr::Custom(e.to_string()))
 }
 
-/// Puts `job` of `account_id` back in the queue, due `after` from now in its account's next
-/// round, for a worker that took it while the account held its whole share of the worker's
-/// concurrency (the caller then ends the job it took). The new job has a key of its own, which
-/// the sweeps do not look for: a delivery, webhook delivery or ticket whose put-back job waits
-/// longer than `STUCK_DELIVERY_AFTER_MS` is given another job each sweep round while it is
-/// put back (harmless but for the load: the claim lets one attempt through, routing is
-/// idempotent).
+/// Puts the job `task_id`, which worker `worker` has taken, back in the queue, due `after`
+/// from now in its account's next round, for a worker that took it while the account held its
+/// whole share of the worker's concurrency. It is the same row, with the same key: the sweeps
+/// find it waiting (`JobState::Live`) and leave its delivery or ticket to it, and no job is
+/// added per put-back. The row is left `Pending` and no longer locked by the worker, so
+/// apalis' acknowledgement of the handler's return, which only touches rows the worker still
+/// locks (its `handle_result`/`ack` queries, apalis 1.0.0, pinned), leaves it as it is; its
+/// `last_result` says why it waits. Returns `false` when the worker no longer holds the job
+/// (its heartbeat was missed and the job went to another worker): then nothing changes.
 pub async fn postpone(
     conn: &impl ConnectionTrait,
-    job: &Job,
+    task_id: &str,
+    worker: &str,
     account_id: Uuid,
     after: std::time::Duration,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
+    let backend = conn.get_database_backend();
     let due = chrono::Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
-    let key = format!("postponed:{}", ulid::Ulid::new());
-    enqueue(conn, job, &key, due, account_id).await
+    let reason = serde_json::to_string(POSTPONED).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let jobs = jobs_table(backend);
+    let statement = match backend {
+        DatabaseBackend::Postgres => {
+            let (set, head) = next_round(backend, "$2");
+            let priority = round_priority("COALESCE((SELECT queue_round FROM round), 0)");
+            Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "WITH head AS MATERIALIZED ({head}), \
+                     round AS (UPDATE accounts SET {set} FROM head WHERE id = $1 \
+                     RETURNING queue_round) \
+                     UPDATE {jobs} SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
+                     run_at = $3, priority = {priority}, last_result = $4::jsonb \
+                     WHERE id = $5 AND lock_by = $6 AND status IN ('Queued', 'Running')"
+                ),
+                [
+                    account_id.into(),
+                    QUEUE.into(),
+                    due.into(),
+                    reason.into(),
+                    task_id.into(),
+                    worker.into(),
+                ],
+            )
+        }
+        _ => {
+            let priority = -sqlite_next_round(conn, account_id).await?.min(LAST_ROUND);
+            // apalis-sqlite keeps whole seconds: rounded up, so the job never runs early.
+            let secs = due.timestamp() + i64::from(due.timestamp_subsec_nanos() > 0);
+            Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "UPDATE {jobs} SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
+                     run_at = ?, priority = ?, last_result = ? \
+                     WHERE id = ? AND lock_by = ? AND status IN ('Queued', 'Running')"
+                ),
+                [
+                    secs.into(),
+                    priority.into(),
+                    reason.into(),
+                    task_id.into(),
+                    worker.into(),
+                ],
+            )
+        }
+    };
+    Ok(conn.execute_raw(statement).await?.rows_affected() == 1)
 }
+
+/// The `last_result` of a job put back by [`postpone`].
+pub const POSTPONED: &str = "put back: its account held its share of the worker";
 
 /// PostgreSQL's INSERT of `job` into apalis' table, with its parameters numbered from `first`,
 /// for [`enqueue`] and for statements that write a job together with its cause (the job is

@@ -56,9 +56,8 @@ fn unfinished_since(before: DateTime<Utc>) -> Condition {
 /// Finds webhook deliveries left unfinished for `stuck_after` whose jobs (the attempt's, and
 /// the sweep's own of this round and the last) will never run, and heals each: a new job when
 /// the old one is gone, `FAILED` with the job's last result when it died. A job put back for
-/// its account's share has a key of its own, which the sweep does not know: such a delivery
-/// may get a second job, which is harmless (the claim lets one attempt through). Visits at most
-/// [`SWEEP_BATCH`] deliveries after `after`.
+/// its account's share keeps its key (`queue::postpone`), so its delivery is left to it.
+/// Visits at most [`SWEEP_BATCH`] deliveries after `after`.
 pub async fn sweep(
     db: &impl ConnectionTrait,
     stuck_after: std::time::Duration,
