@@ -11,6 +11,7 @@
 //!  SENDING(n) ──transient, n < max──> RETRYING + the job of attempt n+1, due after a backoff
 //!  SENDING(n) ──permanent, or n = max──> FAILED + the delivery.failed webhook
 //!  FAILED ──put back (an operator)──> PENDING + the job of attempt n+1, due now
+//!  PENDING | RETRYING ──cancel (an operator)──> CANCELLED (its job finds nothing to claim)
 //! ```
 //!
 //! Every write is conditional on the state (and attempt) it leaves, so a worker whose lease
@@ -427,6 +428,23 @@ pub(super) fn ending(
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now()))
 }
 
+/// Cancels a delivery waiting for an attempt (`PENDING` or `RETRYING`; not while a worker is
+/// sending it), in the caller's transaction, with `why` as its last error: `true` when it was
+/// waiting. Its queued job then finds nothing to claim.
+pub async fn cancel(txn: &impl ConnectionTrait, id: Uuid, why: &str) -> Result<bool> {
+    let cancelled = ending(delivery::Entity::update_many())
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Cancelled),
+        )
+        .col_expr(delivery::Column::LastError, Expr::value(why))
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::Status.is_in([DeliveryStatus::Pending, DeliveryStatus::Retrying]))
+        .exec(txn)
+        .await?;
+    Ok(cancelled.rows_affected == 1)
+}
+
 /// The idempotency key of a delivery's `attempt`-th send job: at most one job per attempt.
 pub fn attempt_key(delivery_id: Uuid, attempt: i32) -> String {
     format!("send:{delivery_id}:{attempt}")
@@ -448,14 +466,10 @@ pub(super) fn sweep_key(delivery_id: Uuid, attempt: i32, round: i64) -> String {
     crate::lease::sweep_key(&attempt_key(delivery_id, attempt), round)
 }
 
-/// The idempotency key of the job an operator's put-back at `at` gives attempt `attempt`: its
-/// own, since the attempt's key may belong to a job that died (see [`sweep`]).
+/// The idempotency key of the job an operator's put-back at `at` gives attempt `attempt`
+/// ([`crate::lease::put_back_key`]).
 pub(super) fn put_back_key(delivery_id: Uuid, attempt: i32, at: DateTime<Utc>) -> String {
-    format!(
-        "{}:put-back:{}",
-        attempt_key(delivery_id, attempt),
-        at.timestamp_micros()
-    )
+    crate::lease::put_back_key(&attempt_key(delivery_id, attempt), at)
 }
 
 /// The lease columns of a delivery.
@@ -739,7 +753,11 @@ pub async fn fail_unreadable(
         .col_expr(delivery::Column::Attempts, Expr::value(attempt))
         .filter(delivery::Column::Id.eq(delivery_id))
         .filter(delivery::Column::Attempts.lte(attempt))
-        .filter(delivery::Column::Status.is_not_in([DeliveryStatus::Sent, DeliveryStatus::Failed]))
+        .filter(delivery::Column::Status.is_not_in([
+            DeliveryStatus::Sent,
+            DeliveryStatus::Failed,
+            DeliveryStatus::Cancelled,
+        ]))
         .exec(db)
         .await?;
     Ok(if failed.rows_affected == 1 {

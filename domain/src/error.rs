@@ -23,6 +23,9 @@ pub enum Error {
     /// The account already has the most of these it may have.
     #[error("an account may have at most {max} {what}; delete some first")]
     LimitReached { what: &'static str, max: u64 },
+    /// The caller did this as often as an hour allows.
+    #[error("{what} at most {max} times an hour; try again later")]
+    TooOften { what: &'static str, max: u64 },
     /// The database could not be reached; worth retrying later.
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),

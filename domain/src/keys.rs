@@ -51,6 +51,14 @@ pub struct NewAccount {
     pub widget_key: String,
 }
 
+/// The anti-forgery token of the `/ops` page's forms: derived from the operator token, so
+/// every API process agrees on it and only a reader of the page (who had the operator
+/// token) knows it; a page elsewhere that makes the operator's browser post a form, its Basic
+/// credentials attached, cannot.
+pub fn ops_form_token(ops_token: &str) -> String {
+    hash(&format!("ticketing /ops form\0{ops_token}"))
+}
+
 fn hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }

@@ -180,6 +180,14 @@ pub fn sweep_key(attempt_key: &str, round: i64) -> String {
     format!("{attempt_key}:sweep:{round}")
 }
 
+/// The idempotency key of the job a put-back at `at` (an operator's retry of a failed
+/// delivery) gives the attempt whose own key is `attempt_key`: a key of its own, since the
+/// attempt's key may belong to a job that died; the sweeps find it from the row's
+/// `updated_at`, which the put-back sets to `at`.
+pub fn put_back_key(attempt_key: &str, at: DateTime<Utc>) -> String {
+    format!("{attempt_key}:put-back:{}", at.timestamp_micros())
+}
+
 /// Where the next sweep goes on after visiting `page`: after its last row when it was full
 /// ([`SWEEP_BATCH`]), else from the start.
 pub fn next_after<T, K>(page: &[T], key: impl Fn(&T) -> K) -> Option<K> {

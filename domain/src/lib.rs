@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod audit;
 pub mod conversations;
 pub mod deliveries;
 pub mod design;
@@ -18,10 +19,12 @@ pub mod lease;
 pub mod limits;
 pub mod mail;
 pub mod ops;
+pub mod pauses;
 pub mod retention;
 pub mod routing;
 pub mod rule_check;
 pub mod rules;
+pub mod scope;
 pub mod templates;
 pub mod ticket_work;
 pub mod tickets;

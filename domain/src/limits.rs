@@ -33,6 +33,11 @@ pub const TOPIC_TAGS: u64 = 1_000;
 /// with a ticket number.
 pub const VISITOR_CONFIRMATIONS_PER_HOUR: u64 = 3;
 
+/// Times one account's sending may be paused within an hour (by its admin or the operator):
+/// each pause sets the account's due jobs aside and each resume puts them back, work that
+/// grows with its backlog.
+pub const PAUSES_PER_HOUR: u64 = 10;
+
 /// Refuses one more `what` when the rows matching `scope` already number `max`.
 pub async fn check<E>(
     db: &impl ConnectionTrait,

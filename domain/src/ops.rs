@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
-use entity::{delivery, ticket};
+use entity::{delivery, ticket, webhook_delivery};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
@@ -16,41 +16,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::audit::{self, Action};
 use crate::infra::events::Event;
 use crate::infra::queue;
-use crate::vocab::DeliveryStatus;
+use crate::vocab::{DeliveryStatus, WebhookStatus};
 use crate::{Error, Result, deliveries, now};
+use entity::values::OperatorActionKind;
 
-/// Whose data a caller may see.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    /// The operator: every account.
-    All,
-    /// An account's admin.
-    Account(Uuid),
-}
-
-impl Scope {
-    /// The scope as a condition on `account_id` for raw SQL, after `keyword` (`WHERE` or
-    /// `AND`; empty for every account), and its one parameter, which the condition may use
-    /// any number of times.
-    fn raw_filter(self, backend: DatabaseBackend, keyword: &str) -> (String, Vec<sea_orm::Value>) {
-        match (self, backend) {
-            (Scope::All, _) => (String::new(), vec![]),
-            (Scope::Account(id), DatabaseBackend::Postgres) => {
-                (format!(" {keyword} account_id = $1"), vec![id.into()])
-            }
-            (Scope::Account(id), _) => (format!(" {keyword} account_id = ?1"), vec![id.into()]),
-        }
-    }
-
-    fn deliveries(self) -> Condition {
-        match self {
-            Scope::All => Condition::all(),
-            Scope::Account(id) => Condition::all().add(delivery::Column::AccountId.eq(id)),
-        }
-    }
-}
+pub use crate::scope::Scope;
 
 /// Deliveries by state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -60,6 +33,7 @@ pub struct DeliveryCounts {
     pub retrying: i64,
     pub sent: i64,
     pub failed: i64,
+    pub cancelled: i64,
 }
 
 /// apalis jobs by state (operator only: jobs carry no account).
@@ -71,6 +45,8 @@ pub struct JobCounts {
     pub done_last_hour: i64,
     pub failed: i64,
     pub killed: i64,
+    /// Of `pending`, set aside while their sending is paused.
+    pub parked: i64,
 }
 
 /// The queue at a glance.
@@ -212,6 +188,7 @@ async fn delivery_counts(db: &impl ConnectionTrait, scope: Scope) -> Result<Deli
             DeliveryStatus::Retrying => deliveries.retrying = r.count,
             DeliveryStatus::Sent => deliveries.sent = r.count,
             DeliveryStatus::Failed => deliveries.failed = r.count,
+            DeliveryStatus::Cancelled => deliveries.cancelled = r.count,
         }
     }
     Ok(deliveries)
@@ -413,6 +390,7 @@ async fn job_counts(db: &impl ConnectionTrait, since: DateTime<Utc>) -> Result<J
             _ => {}
         }
     }
+    out.parked = crate::pauses::parked_jobs(db).await?;
     Ok(out)
 }
 
@@ -559,6 +537,7 @@ pub async fn retry_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
     db: &C,
     scope: Scope,
     id: Uuid,
+    actor: &str,
 ) -> Result<delivery::Model> {
     let txn = crate::infra::db::begin(db).await?;
     let found = delivery::Entity::find_by_id(id)
@@ -578,9 +557,68 @@ pub async fn retry_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
     let retried = deliveries::put_back(&txn, &found)
         .await?
         .ok_or(Error::NotFound("delivery"))?;
+    audit::record(
+        &txn,
+        Action {
+            actor,
+            account: Some(found.account_id),
+            kind: OperatorActionKind::RetryDelivery,
+            subject: Some(found.id),
+            reason: None,
+        },
+    )
+    .await?;
     sea_orm::TransactionSession::commit(txn).await?;
     crate::infra::events::publish(db, &[Event::delivery_updated(&retried)]).await;
     Ok(retried)
+}
+
+/// Cancels a delivery (in scope) waiting for an attempt, with who and why as its last error
+/// (its timeline shows it) and a line in the record. A delivery being sent right now, or
+/// final, is refused: nothing half-written.
+pub async fn cancel_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
+    db: &C,
+    scope: Scope,
+    id: Uuid,
+    actor: &str,
+    reason: &str,
+) -> Result<delivery::Model> {
+    let reason = crate::validate::text("reason", reason)?;
+    let txn = crate::infra::db::begin(db).await?;
+    let found = delivery::Entity::find_by_id(id)
+        .filter(scope.deliveries())
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound("delivery"))?;
+    let why = format!("cancelled by {actor}: {reason}");
+    if !deliveries::cancel(&txn, found.id, &why).await? {
+        let now = match found.status {
+            DeliveryStatus::Sending => "being sent right now".to_owned(),
+            other => format!("{}, which is final", other.as_str()),
+        };
+        return Err(Error::invalid(
+            "id",
+            format!("only PENDING or RETRYING deliveries can be cancelled; this one is {now}"),
+        ));
+    }
+    audit::record(
+        &txn,
+        Action {
+            actor,
+            account: Some(found.account_id),
+            kind: OperatorActionKind::CancelDelivery,
+            subject: Some(found.id),
+            reason: Some(&reason),
+        },
+    )
+    .await?;
+    let cancelled = delivery::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound("delivery"))?;
+    sea_orm::TransactionSession::commit(txn).await?;
+    crate::infra::events::publish(db, &[Event::delivery_updated(&cancelled)]).await;
+    Ok(cancelled)
 }
 
 /// Puts back every FAILED delivery (in scope) that failed since `since`; returns how many.
@@ -588,6 +626,7 @@ pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
     db: &C,
     scope: Scope,
     since: DateTime<Utc>,
+    actor: &str,
 ) -> Result<u64> {
     let txn = crate::infra::db::begin(db).await?;
     let failed = delivery::Entity::find()
@@ -599,10 +638,115 @@ pub async fn retry_failed<C: ConnectionTrait + sea_orm::TransactionTrait>(
     for d in &failed {
         deliveries::put_back(&txn, d).await?;
     }
+    // One line per account whose deliveries went back (the operator's call may cover many).
+    let accounts: std::collections::BTreeSet<Uuid> = failed.iter().map(|d| d.account_id).collect();
+    let reason = format!("failed since {}", since.to_rfc3339());
+    for account in accounts {
+        audit::record(
+            &txn,
+            Action {
+                actor,
+                account: Some(account),
+                kind: OperatorActionKind::RetryFailedDeliveries,
+                subject: None,
+                reason: Some(&reason),
+            },
+        )
+        .await?;
+    }
     sea_orm::TransactionSession::commit(txn).await?;
     let put_back: Vec<_> = failed.iter().map(Event::delivery_updated).collect();
     crate::infra::events::publish(db, &put_back).await;
     Ok(failed.len() as u64)
+}
+
+/// A page of webhook deliveries in one state, newest first (by creation, then id), after the
+/// delivery `after`. Read through the (status, created_at, id) indexes of migration 22.
+pub async fn list_webhook_deliveries(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    status: WebhookStatus,
+    first: u64,
+    after: Option<Uuid>,
+) -> Result<(Vec<webhook_delivery::Model>, bool)> {
+    use webhook_delivery::Column as C;
+    crate::tickets::check_page_size(first)?;
+    let mut query = webhook_delivery::Entity::find().filter(C::Status.eq(status));
+    if let Scope::Account(account) = scope {
+        query = query.filter(C::AccountId.eq(account));
+    }
+    if let Some(after) = after {
+        let cursor = webhook_delivery::Entity::find_by_id(after)
+            .select_only()
+            .column(C::CreatedAt)
+            .into_tuple::<DateTime<Utc>>()
+            .one(db)
+            .await?
+            .ok_or(Error::invalid(
+                "after",
+                "the cursor's delivery is gone; start again",
+            ))?;
+        query = query.filter(
+            Condition::any().add(C::CreatedAt.lt(cursor)).add(
+                Condition::all()
+                    .add(C::CreatedAt.eq(cursor))
+                    .add(C::Id.lt(after)),
+            ),
+        );
+    }
+    let mut rows = query
+        .order_by_desc(C::CreatedAt)
+        .order_by_desc(C::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok((rows, more))
+}
+
+/// Puts a `FAILED` webhook delivery (in scope) back for one more attempt, now, and records
+/// who did it. Any other state is refused.
+pub async fn retry_webhook_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
+    db: &C,
+    scope: Scope,
+    id: Uuid,
+    actor: &str,
+) -> Result<webhook_delivery::Model> {
+    let txn = crate::infra::db::begin(db).await?;
+    let mut found = webhook_delivery::Entity::find_by_id(id);
+    if let Scope::Account(account) = scope {
+        found = found.filter(webhook_delivery::Column::AccountId.eq(account));
+    }
+    let found = found
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound("webhook delivery"))?;
+    if found.status != WebhookStatus::Failed {
+        return Err(Error::invalid(
+            "id",
+            format!(
+                "only FAILED webhook deliveries can be retried; this one is {}",
+                found.status.as_str()
+            ),
+        ));
+    }
+    let retried = crate::webhooks::attempts::put_back(&txn, &found)
+        .await?
+        .ok_or(Error::NotFound("webhook delivery"))?;
+    audit::record(
+        &txn,
+        Action {
+            actor,
+            account: Some(found.account_id),
+            kind: OperatorActionKind::RetryWebhookDelivery,
+            subject: Some(found.id),
+            reason: None,
+        },
+    )
+    .await?;
+    sea_orm::TransactionSession::commit(txn).await?;
+    Ok(retried)
 }
 
 /// How long a reading of the queue gauges serves: scrapes within it (from any number of
@@ -637,6 +781,7 @@ async fn refresh_gauges(db: &DatabaseConnection) {
                 ("RETRYING", d.retrying),
                 ("SENT", d.sent),
                 ("FAILED", d.failed),
+                ("CANCELLED", d.cancelled),
             ] {
                 metrics::gauge!("ticketing_deliveries", "status" => status).set(n as f64);
             }

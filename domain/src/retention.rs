@@ -127,9 +127,10 @@ async fn delete_closed_tickets(db: &impl ConnectionTrait) -> Result<u64> {
     // delivery put back meanwhile keeps its ticket.
     let closed = format!(
         "tickets.routed_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d \
-         WHERE d.ticket_id = tickets.id AND d.status NOT IN ('{}', '{}'))",
+         WHERE d.ticket_id = tickets.id AND d.status NOT IN ('{}', '{}', '{}'))",
         DeliveryStatus::Sent.as_str(),
-        DeliveryStatus::Failed.as_str()
+        DeliveryStatus::Failed.as_str(),
+        DeliveryStatus::Cancelled.as_str()
     );
     let mut deleted = 0;
     for (account_id, days) in accounts {

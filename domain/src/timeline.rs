@@ -29,6 +29,8 @@ pub enum EventKind {
     DeliveryRetrying,
     /// The delivery failed for good.
     DeliveryFailed,
+    /// Someone cancelled the delivery before it was sent.
+    DeliveryCancelled,
     /// The visitor's data was erased from the ticket on request.
     Erased,
     /// The SMTP server accepted the visitor's confirmation.
@@ -170,6 +172,12 @@ pub fn events(
                         .filter(|(head, _)| head.starts_with("gave up after "))
                         .map_or(error, |(_, reason)| reason)
                 ),
+            )),
+            DeliveryStatus::Cancelled => Some((
+                d.updated_at,
+                EventKind::DeliveryCancelled,
+                // The last error reads "cancelled by <who>: <why>".
+                format!("Delivery to {} {error}", d.recipient),
             )),
             _ => None,
         };

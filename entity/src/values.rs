@@ -52,6 +52,8 @@ stored!(
         Sent = "SENT",
         /// Refused for good, or out of attempts. Final.
         Failed = "FAILED",
+        /// Cancelled by an operator or the account's admin before it was sent. Final.
+        Cancelled = "CANCELLED",
     }
 );
 
@@ -149,6 +151,18 @@ stored!(
         Unassigned = "UNASSIGNED",
         Closed = "CLOSED",
         Reopened = "REOPENED",
+    }
+);
+
+stored!(
+    /// An action on the machinery (a line of the operators' record).
+    OperatorActionKind {
+        PauseSending = "PAUSE_SENDING",
+        ResumeSending = "RESUME_SENDING",
+        RetryDelivery = "RETRY_DELIVERY",
+        RetryFailedDeliveries = "RETRY_FAILED_DELIVERIES",
+        RetryWebhookDelivery = "RETRY_WEBHOOK_DELIVERY",
+        CancelDelivery = "CANCEL_DELIVERY",
     }
 );
 

@@ -24,6 +24,7 @@ mod m20261203_000018_add_ticket_work;
 mod m20261203_000019_add_flow_deleted_at;
 mod m20261203_000020_add_visitor_confirmations;
 mod m20261203_000021_index_webhook_deliveries_unfinished;
+mod m20261203_000022_add_operator_controls;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000019_add_flow_deleted_at::Migration),
             Box::new(m20261203_000020_add_visitor_confirmations::Migration),
             Box::new(m20261203_000021_index_webhook_deliveries_unfinished::Migration),
+            Box::new(m20261203_000022_add_operator_controls::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod deliver;
 pub mod http;
+pub mod paused;
 pub mod runtime;
 pub mod share;
 pub mod together;
@@ -59,6 +60,8 @@ pub struct Context {
     pub shares: share::Shares,
     /// The routing jobs' writes, shared between the jobs running at once.
     pub together: together::Together,
+    /// The sending pauses as this worker last read them.
+    pub pauses: paused::Pauses,
 }
 
 impl Context {
@@ -95,6 +98,7 @@ impl Context {
             shares: share::Shares::new(delivery.concurrency, delivery.account_share),
             together,
             delivery,
+            pauses: paused::Pauses::default(),
         })
     }
 }

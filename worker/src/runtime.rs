@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::Context;
 use crate::deliver;
 use domain::lease::Outcome;
+use domain::pauses::{self, Parked};
 
 /// Failures of the worker runtime itself (not of a delivery).
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,18 @@ pub async fn handle(
         } => tracing::info_span!("send_webhook", %webhook_delivery_id, attempt),
     };
     async move {
+        if ctx.pauses.may_cover(task.account_id) {
+            let id = id.to_string();
+            match pauses::park(&ctx.db, &id, worker.name(), task.account_id).await? {
+                Parked::Parked => {
+                    count(kind(&task.job), "parked");
+                    tracing::debug!("sending is paused; job set aside until it is resumed");
+                    return Ok(());
+                }
+                Parked::NotHeld => return Ok(()),
+                Parked::NotPaused => {}
+            }
+        }
         let place = match task.account_id {
             Some(account) => match ctx.shares.take(account, crate::share::WAIT).await {
                 Some(place) => Some(place),
@@ -183,6 +196,9 @@ pub async fn run(
         let _ = stopping.send(());
         Ok(())
     };
+    // Read before the first job, then every second.
+    ctx.pauses.refresh(&ctx.db).await;
+    let pauses = tokio::spawn(ctx.pauses.clone().refresh_forever(ctx.db.clone()));
     let sweeper = tokio::spawn(maintain_forever(ctx.clone()));
     let folder = tokio::spawn(fold_tallies_forever(ctx.clone()));
     let monitor = Monitor::new().should_restart(|_, error| {
@@ -265,6 +281,7 @@ pub async fn run(
     };
     sweeper.abort();
     folder.abort();
+    pauses.abort();
     result
 }
 

@@ -66,6 +66,13 @@ fn to_graphql(e: &domain::Error) -> async_graphql::Error {
                 ext.set("max", max);
             })
         }
+        E::TooOften { max, .. } => {
+            let max = *max;
+            e.extend_with(|_, ext| {
+                ext.set("code", Code::RateLimited.as_str());
+                ext.set("max", max);
+            })
+        }
         E::Unavailable(source) => {
             tracing::warn!(error = %source, "database unavailable");
             async_graphql::Error::new("the service is temporarily unavailable, try again shortly")

@@ -232,6 +232,9 @@ pub enum TicketEventKind {
     DeliveryRetrying,
     /// A delivery failed for good.
     DeliveryFailed,
+    /// Someone cancelled a delivery before it was sent (`cancelDelivery`); the message says
+    /// who and why.
+    DeliveryCancelled,
     /// The visitor's data was erased from the ticket on request (`eraseVisitorData`).
     Erased,
     /// The SMTP server accepted the visitor's confirmation (`TicketStep.confirmVisitor`).
@@ -280,6 +283,9 @@ pub enum DeliveryStatus {
     Retrying,
     /// Refused for good (SMTP 5xx) or out of attempts; `lastError` says why. Final.
     Failed,
+    /// Cancelled before it was sent (`cancelDelivery`); `lastError` says by whom and why.
+    /// Final.
+    Cancelled,
 }
 
 /// What put a recipient on a ticket.

@@ -34,7 +34,7 @@ impl WebhookEvent {
         }
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    pub(super) fn from_name(name: &str) -> Option<Self> {
         [
             WebhookEvent::TicketOpened,
             WebhookEvent::TicketUnrouted,

@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use sea_orm::DatabaseConnection;
 
 use crate::code::Code;
@@ -47,6 +47,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/ops", get(crate::ops_page::page))
+        .route("/ops/actions", post(crate::ops_page::act))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

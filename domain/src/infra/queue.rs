@@ -153,7 +153,7 @@ pub(crate) fn round_priority(round: &str) -> String {
 }
 
 /// The queue's head round (see [`ROUND_JOBS`]).
-async fn head(conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
+pub(crate) async fn head(conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
     let backend = conn.get_database_backend();
     let param = match backend {
         DatabaseBackend::Postgres => "$1",
@@ -528,6 +528,125 @@ pub async fn postpone(
 
 /// The `last_result` of a job put back by [`postpone`].
 pub const POSTPONED: &str = "put back: its account held its share of the worker";
+
+/// The `last_result` of a job set aside by [`set_aside`].
+pub const PARKED: &str = "parked: sending is paused";
+
+/// How far ahead a parked job is due: never, until a resume makes it due now.
+const PARKED_FOR_DAYS: i64 = 100 * 365;
+
+/// Sets aside the job `task_id`, which worker `worker` has taken, because its sending is
+/// paused: the same row, `Pending`, no longer locked by the worker (apalis' acknowledgement
+/// then leaves it, see [`postpone`]) and due only in a hundred years, with a `parked_jobs`
+/// row that [`unpark`] reads to make it due again. `head` is the queue's head round now
+/// ([`head`]), kept so the job goes back among the rounds where it was. The sweeps see the job
+/// waiting and leave its work alone. Returns `false` when the worker no longer holds the job.
+pub(crate) async fn set_aside(
+    conn: &impl ConnectionTrait,
+    task_id: &str,
+    worker: &str,
+    account_id: Option<Uuid>,
+    head: i64,
+) -> Result<bool, DbErr> {
+    let backend = conn.get_database_backend();
+    let due = chrono::Utc::now() + chrono::Duration::days(PARKED_FOR_DAYS);
+    let reason = serde_json::to_string(PARKED).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let jobs = jobs_table(backend);
+    let released = match backend {
+        DatabaseBackend::Postgres => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE {jobs} SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
+                 run_at = $1, last_result = $2::jsonb \
+                 WHERE id = $3 AND lock_by = $4 AND status IN ('Queued', 'Running')"
+            ),
+            [due.into(), reason.into(), task_id.into(), worker.into()],
+        ),
+        _ => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE {jobs} SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
+                 run_at = ?, last_result = ? \
+                 WHERE id = ? AND lock_by = ? AND status IN ('Queued', 'Running')"
+            ),
+            [
+                due.timestamp().into(),
+                reason.into(),
+                task_id.into(),
+                worker.into(),
+            ],
+        ),
+    };
+    if conn.execute_raw(released).await?.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let marks = match backend {
+        DatabaseBackend::Postgres => "$1, $2, $3, $4",
+        _ => "?, ?, ?, ?",
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "INSERT INTO parked_jobs (job_id, account_id, head_round, parked_at) \
+             VALUES ({marks}) ON CONFLICT (job_id) DO NOTHING"
+        ),
+        [
+            task_id.into(),
+            account_id.into(),
+            head.into(),
+            chrono::Utc::now().into(),
+        ],
+    ))
+    .await?;
+    Ok(true)
+}
+
+/// Makes due now every parked job no pause covers any more (run after a pause was lifted, in
+/// its transaction), and returns how many. Each goes back among the rounds as far from the
+/// head as it was when it was parked, `head` being the queue's head round now: a resumed
+/// backlog takes its turns with the other accounts' work instead of all going first (its
+/// rounds are older than everyone's). Its account's round is lifted to its last job's, so the
+/// account's new jobs come after it.
+pub(crate) async fn unpark(conn: &impl ConnectionTrait, head: i64) -> Result<u64, DbErr> {
+    let backend = conn.get_database_backend();
+    let jobs = jobs_table(backend);
+    let freed = "NOT EXISTS (SELECT 1 FROM sending_pauses s \
+                 WHERE s.scope = '*' OR s.account_id = p.account_id)";
+    let (p, now, least, greatest) = match backend {
+        DatabaseBackend::Postgres => ("$1", "now()", "LEAST", "GREATEST"),
+        _ => ("?1", "strftime('%s', 'now')", "MIN", "MAX"),
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE {jobs} SET run_at = {now}, \
+             priority = -{least}({greatest}(-{jobs}.priority + ({p} - f.head_round), {p}), {LAST_ROUND}) \
+             FROM (SELECT p.job_id, p.head_round FROM parked_jobs p WHERE {freed}) AS f \
+             WHERE {jobs}.id = f.job_id AND {jobs}.status = 'Pending'"
+        ),
+        [head.into()],
+    ))
+    .await?;
+    conn.execute_raw(Statement::from_string(
+        backend,
+        format!(
+            "UPDATE accounts SET queue_round = {greatest}(accounts.queue_round, r.last), \
+             queue_round_jobs = CASE WHEN accounts.queue_round < r.last THEN {ROUND_JOBS} \
+                                     ELSE accounts.queue_round_jobs END \
+             FROM (SELECT p.account_id, MAX(-j.priority) AS last FROM parked_jobs p \
+                   JOIN {jobs} j ON j.id = p.job_id WHERE {freed} GROUP BY p.account_id) AS r \
+             WHERE accounts.id = r.account_id"
+        ),
+    ))
+    .await?;
+    Ok(conn
+        .execute_raw(Statement::from_string(
+            backend,
+            format!("DELETE FROM parked_jobs WHERE job_id IN (SELECT p.job_id FROM parked_jobs p WHERE {freed})"),
+        ))
+        .await?
+        .rows_affected())
+}
 
 /// PostgreSQL's INSERT of `job` into apalis' table, with its parameters numbered from `first`,
 /// for [`enqueue`] and for statements that write a job together with its cause (the job is

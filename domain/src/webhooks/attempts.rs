@@ -7,6 +7,7 @@
 //!  SENDING(n) ──2xx──> SUCCEEDED
 //!  SENDING(n) ──408, 429, 5xx, no answer, n < max──> RETRYING + the job of attempt n+1
 //!  SENDING(n) ──any other status, or n = max──> FAILED
+//!  FAILED ──put back (an operator)──> PENDING + the job of attempt n+1, due now
 //! ```
 //!
 //! Every attempt is kept (`webhook_attempts`), written with its outcome in one transaction.
@@ -139,4 +140,43 @@ pub async fn record<C: ConnectionTrait + TransactionTrait>(
     }
     sea_orm::TransactionSession::commit(txn).await?;
     Ok(outcome)
+}
+
+/// Puts a `FAILED` webhook delivery back for one more attempt, due now (in the caller's
+/// transaction); the row as it is then, or `None` when it is gone. A delivery in any other
+/// state is left as it is (the caller says why).
+pub async fn put_back(
+    txn: &impl ConnectionTrait,
+    d: &webhook_delivery::Model,
+) -> Result<Option<webhook_delivery::Model>> {
+    let at = now();
+    let updated = webhook_delivery::Entity::update_many()
+        .col_expr(
+            webhook_delivery::Column::Status,
+            Expr::value(WebhookStatus::Pending),
+        )
+        .col_expr(
+            webhook_delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(at))
+        .filter(webhook_delivery::Column::Id.eq(d.id))
+        .filter(webhook_delivery::Column::Status.eq(WebhookStatus::Failed))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected == 1 {
+        let attempt = d.attempts + 1;
+        queue::enqueue(
+            txn,
+            &Job::SendWebhook {
+                webhook_delivery_id: d.id,
+                attempt,
+            },
+            &lease::put_back_key(&super::attempt_key(d.id, attempt), at),
+            at,
+            d.account_id,
+        )
+        .await?;
+    }
+    Ok(webhook_delivery::Entity::find_by_id(d.id).one(txn).await?)
 }

@@ -24,6 +24,7 @@ struct Stuck {
     account_id: Uuid,
     status: WebhookStatus,
     attempts: i32,
+    updated_at: DateTime<Utc>,
 }
 
 /// The idempotency key of the job the sweep gives attempt `attempt` in sweep round `round`.
@@ -53,8 +54,8 @@ fn unfinished_since(before: DateTime<Utc>) -> Condition {
         )
 }
 
-/// Finds webhook deliveries left unfinished for `stuck_after` whose jobs (the attempt's, and
-/// the sweep's own of this round and the last) will never run, and heals each: a new job when
+/// Finds webhook deliveries left unfinished for `stuck_after` whose jobs (the attempt's, an
+/// operator's put-back's, and the sweep's own of this round and the last) will never run, and heals each: a new job when
 /// the old one is gone, `FAILED` with the job's last result when it died. A job put back for
 /// its account's share keeps its key (`queue::postpone`), so its delivery is left to it.
 /// Visits at most [`SWEEP_BATCH`] deliveries after `after`.
@@ -73,6 +74,7 @@ pub async fn sweep(
             webhook_delivery::Column::AccountId,
             webhook_delivery::Column::Status,
             webhook_delivery::Column::Attempts,
+            webhook_delivery::Column::UpdatedAt,
         ])
         .filter(unfinished_since(before))
         // Spelled as the partial index's predicate (migration 21), so both engines use it.
@@ -99,11 +101,18 @@ pub async fn sweep(
         } else {
             d.attempts + 1
         };
-        let keys = [
+        let mut keys = vec![
             attempt_key(d.id, attempt),
             sweep_key(d.id, attempt, round),
             sweep_key(d.id, attempt, round - 1),
         ];
+        if d.status == WebhookStatus::Pending {
+            // An operator's put-back's job, made at the row's `updated_at`.
+            keys.push(crate::lease::put_back_key(
+                &attempt_key(d.id, attempt),
+                d.updated_at,
+            ));
+        }
         let states = match queue::job_states(db, &keys).await {
             Ok(states) => states,
             Err(error) => {
