@@ -26,7 +26,7 @@ const BACKLOG: usize = 400;
 
 /// As the admin `key`: a flow with one ticket step of `topic` and a `*` rule to `email`.
 /// Returns the step's id.
-async fn ticket_step_of(app: &TestApp, key: &str, topic: &str, email: &str) -> String {
+pub(crate) async fn ticket_step_of(app: &TestApp, key: &str, topic: &str, email: &str) -> String {
     let flow = app
         .admin_as(key, CREATE_FLOW, json!({ "name": "Shop" }))
         .await["createFlow"]["id"]

@@ -24,6 +24,7 @@ mod live;
 mod mail_language;
 mod monitoring;
 mod operations;
+mod operator_actions;
 mod ops;
 mod outage;
 mod protocol;

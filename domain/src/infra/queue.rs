@@ -462,9 +462,7 @@ fn payload(job: &Job, account_id: Uuid) -> Result<Vec<u8>, DbErr> {
 /// from now in its account's next round, for a worker that took it while the account held its
 /// whole share of the worker's concurrency. It is the same row, with the same key: the sweeps
 /// find it waiting (`JobState::Live`) and leave its delivery or ticket to it, and no job is
-/// added per put-back. The row is left `Pending` and no longer locked by the worker, so
-/// apalis' acknowledgement of the handler's return, which only touches rows the worker still
-/// locks (its `handle_result`/`ack` queries, apalis 1.0.0, pinned), leaves it as it is; its
+/// added per put-back. See [`release`] for how apalis is kept from finishing it; its
 /// `last_result` says why it waits. Returns `false` when the worker no longer holds the job
 /// (its heartbeat was missed and the job went to another worker): then nothing changes.
 pub async fn postpone(
@@ -488,8 +486,8 @@ pub async fn postpone(
                     "WITH head AS MATERIALIZED ({head}), \
                      round AS (UPDATE accounts SET {set} FROM head WHERE id = $1 \
                      RETURNING queue_round) \
-                     UPDATE {jobs} SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
-                     run_at = $3, priority = {priority}, last_result = $4::jsonb \
+                     UPDATE {jobs} SET {RELEASE}, \
+                     run_at = $3, priority = {priority}, last_result = $4::jsonb, id = $7 \
                      WHERE id = $5 AND lock_by = $6 AND status IN ('Queued', 'Running')"
                 ),
                 [
@@ -499,6 +497,7 @@ pub async fn postpone(
                     reason.into(),
                     task_id.into(),
                     worker.into(),
+                    ulid::Ulid::new().to_string().into(),
                 ],
             )
         }
@@ -509,14 +508,15 @@ pub async fn postpone(
             Statement::from_sql_and_values(
                 backend,
                 format!(
-                    "UPDATE {jobs} SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
-                     run_at = ?, priority = ?, last_result = ? \
+                    "UPDATE {jobs} SET {RELEASE}, \
+                     run_at = ?, priority = ?, last_result = ?, id = ? \
                      WHERE id = ? AND lock_by = ? AND status IN ('Queued', 'Running')"
                 ),
                 [
                     secs.into(),
                     priority.into(),
                     reason.into(),
+                    ulid::Ulid::new().to_string().into(),
                     task_id.into(),
                     worker.into(),
                 ],
@@ -525,6 +525,15 @@ pub async fn postpone(
     };
     Ok(conn.execute_raw(statement).await?.rows_affected() == 1)
 }
+
+/// How [`postpone`] and [`set_aside`] hand a job the worker holds back to the queue: waiting,
+/// unlocked, and under a new id. apalis still has the job in flight under its old id and,
+/// once the handler returns, writes its lock (`Running`, the worker's name; apalis-sqlite
+/// batches it and may write it after the handler ran, even over a `Pending` row) and its
+/// acknowledgement (`Done`) by that id (apalis 1.0.0, pinned: `lock.sql`, `lock_by_id.sql`,
+/// `ack.sql`, `handle_result.sql`). Under a new id the row is out of their reach; its key,
+/// payload and attempts stay, and the next fetch takes it like any other job.
+const RELEASE: &str = "status = 'Pending', lock_by = NULL, lock_at = NULL";
 
 /// The `last_result` of a job put back by [`postpone`].
 pub const POSTPONED: &str = "put back: its account held its share of the worker";
@@ -536,9 +545,8 @@ pub const PARKED: &str = "parked: sending is paused";
 const PARKED_FOR_DAYS: i64 = 100 * 365;
 
 /// Sets aside the job `task_id`, which worker `worker` has taken, because its sending is
-/// paused: the same row, `Pending`, no longer locked by the worker (apalis' acknowledgement
-/// then leaves it, see [`postpone`]) and due only in a hundred years, with a `parked_jobs`
-/// row that [`unpark`] reads to make it due again. `head` is the queue's head round now
+/// paused: the same job, released ([`RELEASE`]) and due only in a hundred years, with a
+/// `parked_jobs` row that [`unpark`] reads to make it due again. `head` is the queue's head round now
 /// ([`head`]), kept so the job goes back among the rounds where it was. The sweeps see the job
 /// waiting and leave its work alone. Returns `false` when the worker no longer holds the job.
 pub(crate) async fn set_aside(
@@ -552,26 +560,32 @@ pub(crate) async fn set_aside(
     let due = chrono::Utc::now() + chrono::Duration::days(PARKED_FOR_DAYS);
     let reason = serde_json::to_string(PARKED).map_err(|e| DbErr::Custom(e.to_string()))?;
     let jobs = jobs_table(backend);
+    let new_id = ulid::Ulid::new().to_string();
     let released = match backend {
         DatabaseBackend::Postgres => Statement::from_sql_and_values(
             backend,
             format!(
-                "UPDATE {jobs} SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
-                 run_at = $1, last_result = $2::jsonb \
+                "UPDATE {jobs} SET {RELEASE}, run_at = $1, last_result = $2::jsonb, id = $5 \
                  WHERE id = $3 AND lock_by = $4 AND status IN ('Queued', 'Running')"
             ),
-            [due.into(), reason.into(), task_id.into(), worker.into()],
+            [
+                due.into(),
+                reason.into(),
+                task_id.into(),
+                worker.into(),
+                new_id.clone().into(),
+            ],
         ),
         _ => Statement::from_sql_and_values(
             backend,
             format!(
-                "UPDATE {jobs} SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
-                 run_at = ?, last_result = ? \
+                "UPDATE {jobs} SET {RELEASE}, run_at = ?, last_result = ?, id = ? \
                  WHERE id = ? AND lock_by = ? AND status IN ('Queued', 'Running')"
             ),
             [
                 due.timestamp().into(),
                 reason.into(),
+                new_id.clone().into(),
                 task_id.into(),
                 worker.into(),
             ],
@@ -591,7 +605,7 @@ pub(crate) async fn set_aside(
              VALUES ({marks}) ON CONFLICT (job_id) DO NOTHING"
         ),
         [
-            task_id.into(),
+            new_id.into(),
             account_id.into(),
             head.into(),
             chrono::Utc::now().into(),
