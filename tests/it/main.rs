@@ -42,4 +42,5 @@ mod ticket_work;
 mod validation;
 mod visitor_confirmation;
 mod visitor_surface;
+mod webdriver;
 mod webhooks;

@@ -20,7 +20,8 @@ on_both_engines!(
     paused_sending_waits_through_restarts_until_resumed,
     failed_webhook_deliveries_are_listed_and_retried_without_their_payloads,
     a_waiting_delivery_is_cancelled_with_a_reason,
-    ops_forms_refuse_forged_requests
+    ops_forms_refuse_forged_requests,
+    an_operator_pauses_retries_and_resumes_from_the_ops_page_in_a_browser
 );
 
 const PAUSE: &str = "mutation($account: ID, $reason: String!) {
@@ -613,5 +614,97 @@ async fn ops_forms_refuse_forged_requests(engine: Engine) {
         pauses["sendingPauses"],
         json!([{ "accountId": null, "pausedBy": "operator (/ops page)", "reason": "forged" }])
     );
+    app.stop().await;
+}
+
+/// An operator in a real browser (headless Chromium through chromedriver) pauses sending for
+/// everyone on `/ops`, puts a failed delivery back, and resumes: nothing goes out while paused,
+/// both mails go out after, and the page shows the pause and the record of each click.
+async fn an_operator_pauses_retries_and_resumes_from_the_ops_page_in_a_browser(engine: Engine) {
+    if !crate::webdriver::installed() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI=true and chromium or chromium-driver is not installed"
+        );
+        println!("SKIPPED (did not run): needs Debian's chromium and chromium-driver packages");
+        return;
+    }
+    let smtp = TestSmtp::start();
+    smtp.fail_rcpt("bounce@example.com", Fault::Permanent, 1);
+    let Some(app) = TestApp::spawn(engine, &smtp).await else {
+        return;
+    };
+    let bounce = ticket_step_of(&app, &app.admin_key, "orders", "bounce@example.com").await;
+    open_ticket(&app, &app.widget_key, &bounce, "first").await;
+    let failed = app
+        .wait_for_as(
+            OPS_TOKEN,
+            Duration::from_secs(30),
+            "{ deliveries(status: FAILED) { edges { node { id } } } }",
+            json!({}),
+            |d| d["deliveries"]["edges"].as_array().unwrap().len() == 1,
+        )
+        .await;
+    let failed_id = failed["deliveries"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let browser = crate::webdriver::Browser::start().await;
+    let page = app
+        .base_url()
+        .replace("http://", &format!("http://ops:{OPS_TOKEN}@"))
+        + "/ops";
+    browser.open(&page).await;
+    browser.wait_for("Sending goes on for every account.").await;
+    browser
+        .type_into("#pause-reason", "relay misconfigured")
+        .await;
+    browser.click("#pause").await;
+    let html = browser.wait_for("Sending is paused.").await;
+    assert!(
+        html.contains("Sending is paused for everyone") && html.contains("relay misconfigured"),
+        "{html}"
+    );
+    tokio::time::sleep(domain::pauses::REFRESH * 2).await;
+
+    // Paused: the put-back delivery and a new ticket wait.
+    browser.click(&format!("#retry-{failed_id}")).await;
+    browser.wait_for("The delivery is back on the queue.").await;
+    let fresh = ticket_step_of(&app, &app.admin_key, "billing", "fresh@example.com").await;
+    open_ticket(&app, &app.widget_key, &fresh, "second").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(smtp.received_by("bounce@example.com").is_empty());
+    assert!(smtp.received_by("fresh@example.com").is_empty());
+
+    browser.click("#resume-everyone").await;
+    let html = browser.wait_for("Sending is resumed").await;
+    assert!(
+        html.contains("Sending goes on for every account."),
+        "{html}"
+    );
+    assert!(
+        smtp.wait_until(Duration::from_secs(60), |m| {
+            let to = |a: &str| m.iter().any(|m| m.to.iter().any(|t| t == a));
+            to("bounce@example.com") && to("fresh@example.com")
+        })
+        .await,
+        "the mails did not go out after the resume"
+    );
+
+    // The record, as the page lists it (newest first).
+    browser.open(&page).await;
+    let html = browser.html().await;
+    let actions = html.split("id=\"actions\"").nth(1).unwrap();
+    let resumed = actions.find("RESUME_SENDING").unwrap();
+    let retried = actions.find("RETRY_DELIVERY").unwrap();
+    let paused = actions.find("PAUSE_SENDING").unwrap();
+    assert!(resumed < retried && retried < paused, "{actions}");
+    assert_eq!(
+        actions.matches("operator (/ops page)").count(),
+        3,
+        "{actions}"
+    );
+    browser.stop();
     app.stop().await;
 }
