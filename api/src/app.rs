@@ -130,6 +130,7 @@ impl App {
                 unknown_per_address: RateLimiter::new(self.config.unknown_key_rate_per_minute),
             }),
             keys,
+            mail_goes: mail_goes(&self.config.mail).into(),
         };
         let metrics = {
             let router = http::metrics_router(state.db.clone());
@@ -189,5 +190,18 @@ impl RunningApp {
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
         shutdown.await;
         self.stop().await;
+    }
+}
+
+/// Where notification e-mails go, as the demo page says it.
+fn mail_goes(mail: &domain::infra::config::MailConfig) -> String {
+    if mail.smtp_url.is_some() {
+        "handed to the SMTP server of SMTP_URL; look in that mailbox.".to_owned()
+    } else {
+        let dir = std::path::absolute(&mail.outbox_dir).unwrap_or_else(|_| mail.outbox_dir.clone());
+        format!(
+            "SMTP_URL is not set, so it was written as an .eml file (open it with any mail program) in {}.",
+            dir.display()
+        )
     }
 }

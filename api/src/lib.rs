@@ -4,6 +4,7 @@
 pub mod app;
 pub mod code;
 pub mod config;
+pub mod demo_page;
 pub mod graphql;
 pub mod graphql_http;
 pub mod http;

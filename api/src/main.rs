@@ -51,6 +51,11 @@ async fn serve() -> anyhow::Result<()> {
         println!("  admin key:  {}", demo.admin_key);
         println!("  widget key: {}", demo.widget_key);
         println!("Keep them: they are stored hashed and cannot be shown again.");
+        domain::demo::create(&db, &demo).await?;
+        println!(
+            "Made a demo flow with its chat page: open http://{}/",
+            config.listen
+        );
     }
     let embedded = config.embedded_worker;
     let running = App { config, db }.start().await?;

@@ -22,6 +22,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Keys resolved lately.
     pub keys: Arc<KeyCache>,
+    /// Where notification e-mails go, in a sentence (the demo page says it).
+    pub mail_goes: Arc<str>,
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal how much of

@@ -115,12 +115,15 @@ fn run_command_starts_the_embedded_service_and_writes_eml_files() {
     // The demo account's keys are printed once.
     let stdout = server.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let (mut admin, mut widget) = (None, None);
-    while admin.is_none() || widget.is_none() {
+    let (mut admin, mut widget, mut demo) = (None, None, None);
+    while admin.is_none() || widget.is_none() || demo.is_none() {
         let line = lines
             .next()
             .expect("api exited before printing keys")
             .unwrap();
+        if let Some(url) = line.trim().split("open ").nth(1) {
+            demo = Some(url.to_owned());
+        }
         if let Some(k) = line.trim().strip_prefix("admin key:") {
             admin = Some(k.trim().to_owned());
         }
@@ -143,6 +146,17 @@ fn run_command_starts_the_embedded_service_and_writes_eml_files() {
         http(addr, "GET", "/readyz", None, "").map(|r| r.0),
         Some(200)
     );
+    // The demo page and the widget it loads.
+    assert_eq!(demo.unwrap(), format!("http://{addr}/"));
+    let (status, page) = http(addr, "GET", "/", None, "").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("src=\"/widget.js\"") && page.contains(&widget),
+        "{page}"
+    );
+    let (status, script) = http(addr, "GET", "/widget.js", None, "").unwrap();
+    assert_eq!(status, 200);
+    assert!(script.contains("startConversation"));
     assert!(
         dir.join("data/tickets.db").exists(),
         "the SQLite file lives under ./data"
@@ -168,7 +182,8 @@ fn run_command_starts_the_embedded_service_and_writes_eml_files() {
     );
     assert_eq!(opened["openTicket"]["confirmationMessage"], "Talep alındı");
 
-    // The in-process worker writes the notification to ./data/outbox.
+    // The in-process worker writes the notification to ./data/outbox (the demo's `*` rule
+    // adds a second one, to the demo address).
     let outbox = dir.join("data/outbox");
     let start = Instant::now();
     let eml = loop {
@@ -176,7 +191,10 @@ fn run_command_starts_the_embedded_service_and_writes_eml_files() {
             entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "eml"))
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .find(|p| {
+                    std::fs::read_to_string(p).is_ok_and(|m| m.contains("To: ops@example.com"))
+                })
         });
         if let Some(path) = found {
             break std::fs::read_to_string(path).unwrap();
@@ -262,6 +280,18 @@ fn run_command_starts_the_embedded_service_and_writes_eml_files() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The demo page stays, and no second demo flow was made.
+    assert_eq!(http(addr, "GET", "/", None, "").unwrap().0, 200);
+    let flows = gql(addr, &admin, "{ flows { name } }", json!({}));
+    assert_eq!(
+        flows["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["name"] == "Demo")
+            .count(),
+        1
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &again.0.id().to_string()])
         .status();

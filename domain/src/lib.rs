@@ -9,6 +9,7 @@ pub mod agents;
 pub mod audit;
 pub mod conversations;
 pub mod deliveries;
+pub mod demo;
 pub mod design;
 pub mod erasure;
 pub mod error;

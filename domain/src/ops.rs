@@ -791,6 +791,7 @@ async fn refresh_gauges(db: &DatabaseConnection) {
                     ("running", j.running),
                     ("failed", j.failed),
                     ("killed", j.killed),
+                    ("parked", j.parked),
                 ] {
                     metrics::gauge!("ticketing_jobs", "status" => status).set(n as f64);
                 }
@@ -807,5 +808,13 @@ async fn refresh_gauges(db: &DatabaseConnection) {
             metrics::gauge!("ticketing_backlog_largest_account").set(largest as f64);
         }
         Err(error) => tracing::warn!(%error, "cannot refresh queue gauges"),
+    }
+    match crate::pauses::Snapshot::read(db).await {
+        Ok(pauses) => {
+            metrics::gauge!("ticketing_sending_paused_everyone")
+                .set(f64::from(u8::from(pauses.everyone())));
+            metrics::gauge!("ticketing_sending_paused_accounts").set(pauses.accounts() as f64);
+        }
+        Err(error) => tracing::warn!(%error, "cannot refresh the pause gauges"),
     }
 }

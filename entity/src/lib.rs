@@ -12,6 +12,7 @@ pub mod api_key_origin;
 pub mod conversation;
 pub mod conversation_message;
 pub mod delivery;
+pub mod demo;
 pub mod flow;
 pub mod flow_version;
 pub mod live_topic;

@@ -25,6 +25,7 @@ mod m20261203_000019_add_flow_deleted_at;
 mod m20261203_000020_add_visitor_confirmations;
 mod m20261203_000021_index_webhook_deliveries_unfinished;
 mod m20261203_000022_add_operator_controls;
+mod m20261203_000023_add_demo;
 
 /// Runs every migration of the service, in order.
 pub struct Migrator;
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000020_add_visitor_confirmations::Migration),
             Box::new(m20261203_000021_index_webhook_deliveries_unfinished::Migration),
             Box::new(m20261203_000022_add_operator_controls::Migration),
+            Box::new(m20261203_000023_add_demo::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ mod conversation;
 mod cors;
 mod crash;
 mod delivery;
+mod demo;
 mod design_editing;
 mod erasure;
 mod fairness;

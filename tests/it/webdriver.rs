@@ -27,6 +27,7 @@ pub(crate) struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium.
     pub(crate) async fn start() -> Browser {
+        integration_tests::init_test_process();
         let port = integration_tests::free_local_addr()
             .rsplit(':')
             .next()

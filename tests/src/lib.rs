@@ -51,9 +51,9 @@ macro_rules! on_both_engines {
     )*};
 }
 
-/// Once per test process: ring as the rustls provider (the test peers also compile aws-lc-rs,
+/// Once per test process (any test may call it; the engine macros do): ring as the rustls provider (the test peers also compile aws-lc-rs,
 /// and reqwest then needs to be told), and logs to the test output when `TEST_LOG` is set.
-fn init_test_process() {
+pub fn init_test_process() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

@@ -7,6 +7,7 @@ mod auth;
 mod cors;
 mod graphiql;
 mod health;
+mod widget;
 mod ws;
 
 use std::net::SocketAddr;
@@ -46,6 +47,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/", get(crate::demo_page::page))
+        .route("/widget.js", get(widget::script))
+        .route("/widget.css", get(widget::style))
         .route("/ops", get(crate::ops_page::page))
         .route("/ops/actions", post(crate::ops_page::act))
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -235,6 +235,13 @@ pub async fn rebase_rounds(db: &DatabaseConnection) -> Result<Option<i64>, DbErr
         [QUEUE.into(), shift.into()],
     ))
     .await?;
+    // Parked jobs keep their distance from the head (`unpark`).
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!("UPDATE parked_jobs SET head_round = head_round - {p1}"),
+        [shift.into()],
+    ))
+    .await?;
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         format!(
