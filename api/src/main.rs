@@ -45,13 +45,19 @@ async fn serve() -> anyhow::Result<()> {
     let config = ApiConfig::from_env()?;
     let db = open(&config).await?;
     if !config.database.is_postgres() && !domain::keys::has_accounts(&db).await? {
-        let demo = domain::keys::create_account(&db, "Demo").await?;
+        // The account and its demo together: a start stopped halfway leaves neither, and the
+        // next start makes both.
+        let txn = domain::infra::db::begin(&db).await?;
+        let demo = domain::keys::create_account(&txn, "Demo").await?;
+        domain::demo::create(&txn, &demo).await?;
+        sea_orm::TransactionSession::commit(txn).await?;
         // Printed once, on the first start of an empty embedded database.
         println!("Created a demo account {}.", demo.account_id);
         println!("  admin key:  {}", demo.admin_key);
         println!("  widget key: {}", demo.widget_key);
-        println!("Keep them: they are stored hashed and cannot be shown again.");
-        domain::demo::create(&db, &demo).await?;
+        println!(
+            "Keep the admin key: it is stored hashed and cannot be shown again (the widget key is public: the demo page shows it)."
+        );
         println!(
             "Made a demo flow with its chat page: open http://{}/",
             config.listen

@@ -13,6 +13,7 @@
 
 use std::sync::OnceLock;
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -112,17 +113,37 @@ fn done_message(done: Option<&str>) -> Option<&'static str> {
     })
 }
 
+/// The page and its answers are never shown inside another site's frame: a page that framed
+/// them could lead the operator to click its buttons (clickjacking), token and origin checks
+/// notwithstanding.
+fn unframed(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    response
+}
+
 /// The page.
 pub async fn page(
     State(state): State<AppState>,
     Query(shown): Query<Shown>,
     headers: HeaderMap,
 ) -> Response {
-    let token = match operator(&state, &headers) {
+    unframed(show(&state, shown, &headers).await)
+}
+
+async fn show(state: &AppState, shown: Shown, headers: &HeaderMap) -> Response {
+    let token = match operator(state, headers) {
         Ok(token) => token,
         Err(refused) => return refused.into_response(),
     };
-    match render(&state, &token, done_message(shown.done.as_deref())).await {
+    match render(state, &token, done_message(shown.done.as_deref())).await {
         Ok(html) => Html(html).into_response(),
         Err(PageError::Template(error)) => {
             tracing::error!(%error, "ops page template failed");
@@ -405,14 +426,27 @@ fn same_origin(headers: &HeaderMap) -> bool {
 pub async fn act(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<ActionForm>,
+    form: Result<Form<ActionForm>, FormRejection>,
 ) -> Response {
-    let token = match operator(&state, &headers) {
+    unframed(act_on(&state, &headers, form).await)
+}
+
+async fn act_on(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> Response {
+    // Who asks comes first: without the operator token nothing of the form is looked at.
+    let token = match operator(state, headers) {
         Ok(token) => token,
         Err(refused) => return refused.into_response(),
     };
+    let Form(form) = match form {
+        Ok(form) => form,
+        Err(rejection) => return rejection.into_response(),
+    };
     let expected = domain::keys::ops_form_token(&token);
-    if !same_origin(&headers) || !constant_time_eq(form.csrf.as_bytes(), expected.as_bytes()) {
+    if !same_origin(headers) || !constant_time_eq(form.csrf.as_bytes(), expected.as_bytes()) {
         tracing::warn!("an /ops form came from another site or without the page's token; refused");
         return (
             StatusCode::FORBIDDEN,
@@ -420,7 +454,7 @@ pub async fn act(
         )
             .into_response();
     }
-    match perform(&state, &form).await {
+    match perform(state, &form).await {
         Ok(done) => (
             StatusCode::SEE_OTHER,
             [(header::LOCATION, format!("/ops?done={done}"))],
@@ -466,11 +500,13 @@ async fn perform(state: &AppState, form: &ActionForm) -> Result<&'static str, do
         }
     };
     Ok(match form.action {
-        Act::Pause => match domain::pauses::pause(db, scope()?, ACTOR, &form.reason).await? {
-            (_, true) => "paused",
-            (_, false) => "already_paused",
-        },
-        Act::Resume => match domain::pauses::resume(db, scope()?, ACTOR).await? {
+        Act::Pause => {
+            match domain::pauses::pause(db, Scope::All, scope()?, ACTOR, &form.reason).await? {
+                (_, true) => "paused",
+                (_, false) => "already_paused",
+            }
+        }
+        Act::Resume => match domain::pauses::resume(db, Scope::All, scope()?, ACTOR).await? {
             r if r.changed => "resumed",
             _ => "not_paused",
         },

@@ -301,8 +301,16 @@ async fn queue_stats_in(
     with_backlog: bool,
 ) -> Result<QueueStats> {
     let deliveries = delivery_counts(db, scope).await?;
+    // An account that paused its own sending waits on purpose: its deliveries do not make the
+    // oldest (which pages on-call through TicketingOldestDeliveryWaiting); the pause of
+    // everyone is the alert rule's to leave out.
+    let unpaused = crate::pauses::Snapshot::read(db)
+        .await?
+        .unpaused(delivery::Column::AccountId)
+        .unwrap_or_else(Condition::all);
     let oldest = delivery::Entity::find()
         .filter(scope.deliveries())
+        .filter(unpaused)
         .filter(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
         .order_by_asc(delivery::Column::CreatedAt)
         .one(db)
@@ -676,7 +684,11 @@ pub async fn list_webhook_deliveries(
         query = query.filter(C::AccountId.eq(account));
     }
     if let Some(after) = after {
-        let cursor = webhook_delivery::Entity::find_by_id(after)
+        let mut cursor = webhook_delivery::Entity::find_by_id(after);
+        if let Scope::Account(account) = scope {
+            cursor = cursor.filter(C::AccountId.eq(account));
+        }
+        let cursor = cursor
             .select_only()
             .column(C::CreatedAt)
             .into_tuple::<DateTime<Utc>>()

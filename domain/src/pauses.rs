@@ -59,11 +59,13 @@ async fn take_turns(txn: &impl ConnectionTrait) -> Result<()> {
     Ok(())
 }
 
-/// Pauses sending for `scope`; returns the pause and whether this call paused it (false: it
-/// was paused already, and keeps its first reason). An account may be paused
-/// [`limits::PAUSES_PER_HOUR`] times an hour.
+/// Pauses sending for `scope` on behalf of `caller` (the operator, `Scope::All`, or an
+/// account's admin); returns the pause and whether this call paused it (false: it was paused
+/// already, and keeps its first reason). An admin may pause its account
+/// [`limits::PAUSES_PER_HOUR`] times an hour; the operator is not held to it.
 pub async fn pause<C: ConnectionTrait + TransactionTrait>(
     db: &C,
+    caller: Scope,
     scope: Scope,
     actor: &str,
     why: &str,
@@ -82,7 +84,7 @@ pub async fn pause<C: ConnectionTrait + TransactionTrait>(
         Scope::All => None,
         Scope::Account(id) => Some(crate::accounts::find(&txn, id).await?.id),
     };
-    if let Some(account) = account {
+    if let (Some(account), Scope::Account(_)) = (account, caller) {
         let since = Utc::now() - chrono::Duration::hours(1);
         let paused =
             audit::count_since(&txn, account, OperatorActionKind::PauseSending, since).await?;
@@ -98,6 +100,7 @@ pub async fn pause<C: ConnectionTrait + TransactionTrait>(
         account_id: account,
         paused_at: now(),
         paused_by: actor.to_owned(),
+        by_operator: caller == Scope::All,
         reason: why.clone(),
     };
     sending_pause::Entity::insert(sending_pause::ActiveModel {
@@ -105,6 +108,7 @@ pub async fn pause<C: ConnectionTrait + TransactionTrait>(
         account_id: Set(row.account_id),
         paused_at: Set(row.paused_at),
         paused_by: Set(row.paused_by.clone()),
+        by_operator: Set(row.by_operator),
         reason: Set(row.reason.clone()),
     })
     .exec_without_returning(&txn)
@@ -135,15 +139,28 @@ pub struct Resumed {
     pub jobs: u64,
 }
 
-/// Resumes sending for `scope`: the pause goes and the jobs parked under it that no other
-/// pause covers are due again, in one transaction.
+/// Resumes sending for `scope` on behalf of `caller`: the pause goes and the jobs parked
+/// under it that no other pause covers are due again, in one transaction. A pause the
+/// operator set is the operator's to lift (an abusive account's admin cannot undo it).
 pub async fn resume<C: ConnectionTrait + TransactionTrait>(
     db: &C,
+    caller: Scope,
     scope: Scope,
     actor: &str,
 ) -> Result<Resumed> {
     let txn = crate::infra::db::begin(db).await?;
     take_turns(&txn).await?;
+    if caller != Scope::All
+        && sending_pause::Entity::find_by_id(key(scope))
+            .one(&txn)
+            .await?
+            .is_some_and(|p| p.by_operator)
+    {
+        return Err(Error::invalid(
+            "accountId",
+            "sending was paused by the operator; only the operator can resume it",
+        ));
+    }
     let deleted = sending_pause::Entity::delete_by_id(key(scope))
         .exec(&txn)
         .await?
@@ -232,6 +249,21 @@ impl Snapshot {
     /// How many accounts are paused one by one.
     pub fn accounts(&self) -> usize {
         self.accounts.len()
+    }
+
+    /// The work the sweeps may heal now, as a condition on its `account` column: `None`
+    /// while sending is paused for everyone, else that of the accounts not paused. A paused
+    /// account's jobs wait set aside, under keys a sweep's later rounds would not look for;
+    /// healing it would add a job per round that is set aside in turn.
+    pub fn unpaused<C: ColumnTrait>(&self, account: C) -> Option<sea_orm::Condition> {
+        if self.everyone {
+            return None;
+        }
+        let mut condition = sea_orm::Condition::all();
+        if !self.accounts.is_empty() {
+            condition = condition.add(account.is_not_in(self.accounts.iter().copied()));
+        }
+        Some(condition)
     }
 }
 

@@ -13,6 +13,8 @@ pub struct Model {
     pub paused_at: DateTimeUtc,
     /// Who paused it, as people read it (`operator`, `admin key tk_admin_AbCdEf`).
     pub paused_by: String,
+    /// Set by the operator (only the operator lifts it), not by the account's admin.
+    pub by_operator: bool,
     pub reason: String,
 }
 

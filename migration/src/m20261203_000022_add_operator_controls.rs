@@ -18,6 +18,7 @@ enum SendingPauses {
     AccountId,
     PausedAt,
     PausedBy,
+    ByOperator,
     Reason,
 }
 
@@ -55,6 +56,7 @@ impl MigrationTrait for Migration {
                 .col(uuid_null(SendingPauses::AccountId))
                 .col(timestamp_with_time_zone(SendingPauses::PausedAt))
                 .col(string(SendingPauses::PausedBy))
+                .col(boolean(SendingPauses::ByOperator))
                 .col(text(SendingPauses::Reason))
                 .foreign_key(
                     ForeignKey::create()

@@ -125,6 +125,12 @@ async fn paused_sending_waits_through_restarts_until_resumed(engine: Engine) {
     )
     .await;
     assert_eq!(paused["pauseSending"]["changed"], true);
+    // The account's admin cannot lift the operator's pause.
+    let lifted = app.gql(Some(&app.admin_key), RESUME, json!({})).await;
+    assert_eq!(
+        (error_code(&lifted), error_field(&lifted)),
+        ("BAD_USER_INPUT".into(), "accountId".into())
+    );
     assert_eq!(paused["pauseSending"]["pause"]["pausedBy"], "operator");
     let again = ok(
         &app,
@@ -609,6 +615,19 @@ async fn ops_forms_refuse_forged_requests(engine: Engine) {
     .unwrap();
     assert_eq!(response.status().as_u16(), 303);
     assert_eq!(response.headers()["location"], "/ops?done=paused");
+    // Neither the page nor its answers may be framed by another site (clickjacking).
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    let page = client
+        .get(format!("{}/ops", app.base_url()))
+        .bearer_auth(OPS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        "frame-ancestors 'none'"
+    );
     let pauses = ok(&app, OPS_TOKEN, PAUSES, json!({})).await;
     assert_eq!(
         pauses["sendingPauses"],

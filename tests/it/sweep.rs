@@ -113,8 +113,8 @@ async fn deliveries_without_a_live_job_are_healed(engine: Engine) {
 }
 
 /// Three tickets opened while no worker runs: one's routing job is lost, one's is killed by
-/// the queue, one's finished without routing it (a job put back for its account's share ends
-/// so). Without the sweep none would ever be routed, and all would wait in the backlog for ever.
+/// the queue, one's finished without routing it (as an older version's put-back for an
+/// account's share left it). Without the sweep none would ever be routed, and all would wait in the backlog for ever.
 async fn unrouted_tickets_without_a_live_job_are_routed(engine: Engine) {
     let smtp = TestSmtp::start();
     let Some((app, step)) = sweeping_app(engine, &smtp, false, &["agent@example.com"]).await else {

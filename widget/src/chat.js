@@ -37,6 +37,9 @@ export class Chat {
     Object.assign(this, { endpoint, key, flow, fetch, storage, view });
     this.slot = `ticketing-widget:${flow}`;
     this.state = null;
+    // Visitor lines the conversation holds, as far as the widget knows: a turn left
+    // unanswered by a reload is in the transcript when the API took it.
+    this.visitorLines = 0;
   }
 
   load() {
@@ -93,14 +96,22 @@ export class Chat {
         }
       }
       if (conversation && conversation.status !== 'EXPIRED') {
+        this.visitorLines = 0;
         for (const line of conversation.transcript) {
+          if (line.sender === 'VISITOR') this.visitorLines += 1;
           this.view.say(line.sender === 'VISITOR' ? 'visitor' : 'bot', line.text);
         }
         if (conversation.ticket) this.view.ticket(conversation.ticket.number, false);
-        if (this.state.pending) {
-          await this.turn(this.state.pending);
+        const pending = this.state.pending;
+        // A turn sent before the reload whose answer never came: if the transcript has it,
+        // the API took it (its answer is shown above); otherwise it is sent again, same id.
+        if (pending && this.visitorLines <= (pending.before || 0)) {
+          this.view.say('visitor', pending.text !== undefined ? pending.text : pending.label);
+          await this.turn(pending);
           return;
         }
+        this.state.pending = null;
+        this.save();
         this.view.awaiting(conversation.awaiting, conversation.options);
         return;
       }
@@ -110,6 +121,7 @@ export class Chat {
 
   async start() {
     this.state = { id: null, pending: null };
+    this.visitorLines = 0;
     try {
       const data = await this.call(START, { f: this.flow });
       this.state.id = data.startConversation.conversation.id;
@@ -126,13 +138,19 @@ export class Chat {
   /** The visitor types `text`. */
   send(text) {
     this.view.say('visitor', text);
-    return this.turn({ kind: 'text', text, id: newId() });
+    return this.turn({ kind: 'text', text, id: newId(), before: this.visitorLines });
   }
 
   /** The visitor presses the button `option` ({ id, label }). */
   choose(option) {
     this.view.say('visitor', option.label);
-    return this.turn({ kind: 'choice', option: option.id, id: newId() });
+    return this.turn({
+      kind: 'choice',
+      option: option.id,
+      label: option.label,
+      id: newId(),
+      before: this.visitorLines,
+    });
   }
 
   /** Sends a turn; kept until answered, so a reload or a retry sends the same one. */
@@ -146,6 +164,7 @@ export class Chat {
           ? (await this.call(SEND, { c, t: pending.text, m: pending.id })).sendVisitorMessage
           : (await this.call(CHOOSE, { c, o: pending.option, m: pending.id })).chooseOption;
       this.state.pending = null;
+      this.visitorLines = (pending.before || 0) + 1;
       this.save();
       this.show(data);
     } catch (e) {

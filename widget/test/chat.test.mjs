@@ -76,7 +76,7 @@ test('a turn lost on the network is sent again with the same clientMessageId', a
 
 test('a reload picks up the conversation, and resends a turn left unanswered', async () => {
   const storage = memoryStorage();
-  storage.setItem('ticketing-widget:f1', JSON.stringify({ id: 'c1', pending: { kind: 'choice', option: 'o2', id: 'abc' } }));
+  storage.setItem('ticketing-widget:f1', JSON.stringify({ id: 'c1', pending: { kind: 'choice', option: 'o2', label: 'Diğer', id: 'abc', before: 0 } }));
   const api = fakeApi({
     conversation: () => ({ data: { conversation: { status: 'ACTIVE', awaiting: 'CHOICE', options: [{ id: 'o2', label: 'Diğer' }], transcript: [{ sender: 'BOT', text: 'Konu nedir?' }], ticket: null } } }),
     chooseOption: (v) => ({ data: { chooseOption: turn([`chose ${v.o} as ${v.m}`], 'NOTHING') } }),
@@ -86,10 +86,29 @@ test('a reload picks up the conversation, and resends a turn left unanswered', a
   await chat.begin();
   assert.deepEqual(view.seen, [
     ['say', 'bot', 'Konu nedir?'],
+    ['say', 'visitor', 'Diğer'],
     ['say', 'bot', 'chose o2 as abc'],
     ['awaiting', 'NOTHING', []],
   ]);
   assert.ok(!api.calls.some((c) => c.query.includes('startConversation')));
+});
+
+test('a turn the API took before the reload is not sent or shown again', async () => {
+  const storage = memoryStorage();
+  storage.setItem('ticketing-widget:f1', JSON.stringify({ id: 'c1', pending: { kind: 'text', text: 'yes', id: 'abc', before: 1 } }));
+  const api = fakeApi({
+    conversation: () => ({ data: { conversation: { status: 'ACTIVE', awaiting: 'TEXT', options: [], ticket: null, transcript: [
+      { sender: 'BOT', text: 'Sure?' }, { sender: 'VISITOR', text: 'yes' },
+      { sender: 'BOT', text: 'Really?' }, { sender: 'VISITOR', text: 'yes' }, { sender: 'BOT', text: 'Noted.' },
+    ] } } }),
+  });
+  const view = recordingView();
+  const chat = new Chat({ endpoint: 'e', key: 'k', flow: 'f1', fetch: api.fetch, storage, view });
+  await chat.begin();
+  assert.equal(api.calls.length, 1, 'only the conversation was read');
+  assert.deepEqual(view.seen.at(-1), ['awaiting', 'TEXT', []]);
+  assert.equal(view.seen.filter((s) => s[2] === 'Noted.').length, 1);
+  assert.equal(JSON.parse(storage.getItem('ticketing-widget:f1')).pending, null);
 });
 
 test('an expired or unknown conversation starts a new one; an API error is shown, not retried', async () => {

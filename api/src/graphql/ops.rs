@@ -68,7 +68,7 @@ pub struct QueueStats {
     /// Queue jobs by state; null for admin keys (jobs belong to no account).
     pub jobs: Option<JobCounts>,
     /// Age in seconds of the oldest delivery still waiting for its first attempt; null when
-    /// none waits.
+    /// none waits. Deliveries of accounts whose own sending is paused are not counted.
     pub oldest_pending_age_seconds: Option<f64>,
     /// Sent and failed deliveries per minute over the last hour, oldest first (60 entries).
     pub per_minute: Vec<MinuteCount>,
@@ -595,8 +595,8 @@ impl OpsMutation {
     /// Pauses sending: due e-mail deliveries, webhook deliveries and routing wait, nothing is
     /// failed or lost, and the pause survives restarts. Without `accountId`, for everyone
     /// (operator) or the admin key's own account; an admin key may name only its own
-    /// account. Holds within a second; jobs already running finish. An account may be paused
-    /// 10 times an hour (`RATE_LIMITED` beyond). Recorded with `reason` in
+    /// account. Holds within a second; jobs already running finish. An admin key may pause its
+    /// account 10 times an hour (`RATE_LIMITED` beyond; the operator is not held to it). Recorded with `reason` in
     /// `operatorActions`. Operator or admin key.
     async fn pause_sending(
         &self,
@@ -606,7 +606,8 @@ impl OpsMutation {
     ) -> ApiResult<PauseResult> {
         let (caller, actor) = acting(ctx).await?;
         let scope = pause_scope(caller, account_id.as_ref())?;
-        let (pause, changed) = domain::pauses::pause(db(ctx)?, scope, &actor, &reason).await?;
+        let (pause, changed) =
+            domain::pauses::pause(db(ctx)?, caller, scope, &actor, &reason).await?;
         Ok(PauseResult {
             pause: SendingPause(pause),
             changed,
@@ -615,8 +616,9 @@ impl OpsMutation {
 
     /// Resumes sending paused by `pauseSending` for the same scope: what waited is due again
     /// at once, taking turns with the other accounts' work. An account's own pause and the
-    /// pause of everyone are separate: resuming one leaves the other. Recorded in
-    /// `operatorActions`. Operator or admin key.
+    /// pause of everyone are separate: resuming one leaves the other. A pause the operator set
+    /// is lifted by the operator only (`BAD_USER_INPUT` on `accountId` for an admin key).
+    /// Recorded in `operatorActions`. Operator or admin key.
     async fn resume_sending(
         &self,
         ctx: &Context<'_>,
@@ -624,7 +626,7 @@ impl OpsMutation {
     ) -> ApiResult<ResumeResult> {
         let (caller, actor) = acting(ctx).await?;
         let scope = pause_scope(caller, account_id.as_ref())?;
-        let resumed = domain::pauses::resume(db(ctx)?, scope, &actor).await?;
+        let resumed = domain::pauses::resume(db(ctx)?, caller, scope, &actor).await?;
         Ok(ResumeResult {
             changed: resumed.changed,
             jobs_resumed: i64::try_from(resumed.jobs).unwrap_or(i64::MAX),

@@ -55,7 +55,8 @@ fn unfinished_since(before: DateTime<Utc>) -> sea_orm::Condition {
 }
 
 /// Finds deliveries left unfinished with no job that will finish them, and heals each: a new
-/// job when the old one is gone, `FAILED` with the reason when it died. Unfinished means
+/// job when the old one is gone, `FAILED` with the reason when it died. Work of accounts whose
+/// sending is paused is left alone (`pauses::Snapshot::unpaused`). Unfinished means
 /// [`unfinished_since`] `stuck_after` ago; the jobs that could still make the attempt are
 /// looked up by their idempotency keys (the attempt's, a lease's look-again, the routing
 /// job's for a first attempt, a put-back's, and the sweep's own). A delivery whose job only
@@ -69,6 +70,12 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
     let at = now();
     let (grace, round) = grace_and_round(at, stuck_after);
     let before = at - grace;
+    let Some(unpaused) = crate::pauses::Snapshot::read(db)
+        .await?
+        .unpaused(delivery::Column::AccountId)
+    else {
+        return Ok(Swept::default());
+    };
     let mut page = delivery::Entity::find()
         .select_only()
         .columns([
@@ -82,7 +89,8 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
             delivery::Column::LockedUntil,
             delivery::Column::UpdatedAt,
         ])
-        .filter(unfinished_since(before));
+        .filter(unfinished_since(before))
+        .filter(unpaused);
     if let Some(after) = after {
         page = page.filter(delivery::Column::Id.gt(after));
     }
@@ -239,6 +247,12 @@ pub async fn sweep_unrouted(
 ) -> Result<SweptTickets> {
     let at = now();
     let (grace, round) = grace_and_round(at, stuck_after);
+    let Some(unpaused) = crate::pauses::Snapshot::read(db)
+        .await?
+        .unpaused(ticket::Column::AccountId)
+    else {
+        return Ok(SweptTickets::default());
+    };
     let mut page = ticket::Entity::find()
         .select_only()
         .columns([
@@ -247,7 +261,8 @@ pub async fn sweep_unrouted(
             ticket::Column::AccountId,
         ])
         .filter(ticket::Column::RoutedAt.is_null())
-        .filter(ticket::Column::CreatedAt.lt(at - grace));
+        .filter(ticket::Column::CreatedAt.lt(at - grace))
+        .filter(unpaused);
     if let Some((created_at, id)) = after {
         page = page.filter(
             sea_orm::Condition::any()

@@ -471,7 +471,9 @@ fn payload(job: &Job, account_id: Uuid) -> Result<Vec<u8>, DbErr> {
 /// find it waiting (`JobState::Live`) and leave its delivery or ticket to it, and no job is
 /// added per put-back. See [`release`] for how apalis is kept from finishing it; its
 /// `last_result` says why it waits. Returns `false` when the worker no longer holds the job
-/// (its heartbeat was missed and the job went to another worker): then nothing changes.
+/// (its heartbeat was missed and the job went to another worker): the job is left as it is
+/// (on SQLite, where the round is given by a statement of its own, the account's round count
+/// still moves on by one).
 pub async fn postpone(
     conn: &impl ConnectionTrait,
     task_id: &str,
@@ -492,6 +494,8 @@ pub async fn postpone(
                 format!(
                     "WITH head AS MATERIALIZED ({head}), \
                      round AS (UPDATE accounts SET {set} FROM head WHERE id = $1 \
+                     AND EXISTS (SELECT 1 FROM {jobs} WHERE id = $5 AND lock_by = $6 \
+                                 AND status IN ('Queued', 'Running')) \
                      RETURNING queue_round) \
                      UPDATE {jobs} SET {RELEASE}, \
                      run_at = $3, priority = {priority}, last_result = $4::jsonb, id = $7 \

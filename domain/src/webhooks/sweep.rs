@@ -57,7 +57,8 @@ fn unfinished_since(before: DateTime<Utc>) -> Condition {
 /// Finds webhook deliveries left unfinished for `stuck_after` whose jobs (the attempt's, an
 /// operator's put-back's, and the sweep's own of this round and the last) will never run, and heals each: a new job when
 /// the old one is gone, `FAILED` with the job's last result when it died. A job put back for
-/// its account's share keeps its key (`queue::postpone`), so its delivery is left to it.
+/// its account's share keeps its key (`queue::postpone`), so its delivery is left to it; the
+/// deliveries of accounts whose sending is paused are left alone.
 /// Visits at most [`SWEEP_BATCH`] deliveries after `after`.
 pub async fn sweep(
     db: &impl ConnectionTrait,
@@ -67,6 +68,12 @@ pub async fn sweep(
     let at = now();
     let (grace, round) = grace_and_round(at, stuck_after);
     let before = at - grace;
+    let Some(unpaused) = crate::pauses::Snapshot::read(db)
+        .await?
+        .unpaused(webhook_delivery::Column::AccountId)
+    else {
+        return Ok(Swept::default());
+    };
     let mut page = webhook_delivery::Entity::find()
         .select_only()
         .columns([
@@ -77,6 +84,7 @@ pub async fn sweep(
             webhook_delivery::Column::UpdatedAt,
         ])
         .filter(unfinished_since(before))
+        .filter(unpaused)
         // Spelled as the partial index's predicate (migration 21), so both engines use it.
         .filter(Expr::cust(
             "webhook_deliveries.status IN ('PENDING', 'SENDING', 'RETRYING')",
