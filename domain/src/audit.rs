@@ -30,6 +30,25 @@ pub struct Action<'a> {
     pub reason: Option<&'a str>,
 }
 
+impl<'a> Action<'a> {
+    /// An action on one delivery or webhook delivery (`subject`) of `account`.
+    pub fn on(
+        actor: &'a str,
+        kind: OperatorActionKind,
+        account: Uuid,
+        subject: Uuid,
+        reason: Option<&'a str>,
+    ) -> Self {
+        Action {
+            actor,
+            account: Some(account),
+            kind,
+            subject: Some(subject),
+            reason,
+        }
+    }
+}
+
 /// Writes the action's line (in the caller's transaction).
 pub async fn record(db: &impl ConnectionTrait, action: Action<'_>) -> Result<()> {
     operator_action::Entity::insert(operator_action::ActiveModel {

@@ -774,21 +774,9 @@ pub async fn put_back(
     d: &delivery::Model,
 ) -> Result<Option<delivery::Model>> {
     let at = now();
-    let updated = delivery::Entity::update_many()
-        .col_expr(
-            delivery::Column::Status,
-            Expr::value(DeliveryStatus::Pending),
-        )
-        .col_expr(
-            delivery::Column::NextAttemptAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
-        .filter(delivery::Column::Id.eq(d.id))
-        .filter(delivery::Column::Status.eq(DeliveryStatus::Failed))
-        .exec(txn)
-        .await?;
-    if updated.rows_affected == 1 {
+    if lease::reopen::<delivery::Entity>(txn, &LEASE, delivery::Column::NextAttemptAt, d.id, at)
+        .await?
+    {
         let attempt = d.attempts + 1;
         queue::enqueue(
             txn,

@@ -48,6 +48,30 @@ pub async fn claim<E: EntityTrait>(
     Ok(claimed.into_iter().next())
 }
 
+/// Reopens row `id` of `E` for an operator's put-back at `at`: `FAILED` becomes `PENDING`
+/// (both kinds of delivery spell them so) with no next attempt time; `true` when it was
+/// `FAILED`. The caller adds the next attempt's job in the same transaction.
+pub async fn reopen<E: EntityTrait>(
+    txn: &impl ConnectionTrait,
+    columns: &Columns<E::Column>,
+    next_attempt_at: E::Column,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let updated = E::update_many()
+        .col_expr(
+            columns.status,
+            Expr::value(DeliveryStatus::Pending.as_str()),
+        )
+        .col_expr(next_attempt_at, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(columns.updated_at, Expr::value(at))
+        .filter(columns.id.eq(id))
+        .filter(columns.status.eq(DeliveryStatus::Failed.as_str()))
+        .exec(txn)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
 /// How long a claim holds: longer than any send can take (each is bounded by `timeout`), so a
 /// live worker never loses its lease mid-send; short enough that a dead worker's row is taken
 /// over soon.

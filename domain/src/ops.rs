@@ -567,13 +567,13 @@ pub async fn retry_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
         .ok_or(Error::NotFound("delivery"))?;
     audit::record(
         &txn,
-        Action {
+        Action::on(
             actor,
-            account: Some(found.account_id),
-            kind: OperatorActionKind::RetryDelivery,
-            subject: Some(found.id),
-            reason: None,
-        },
+            OperatorActionKind::RetryDelivery,
+            found.account_id,
+            found.id,
+            None,
+        ),
     )
     .await?;
     sea_orm::TransactionSession::commit(txn).await?;
@@ -611,13 +611,13 @@ pub async fn cancel_delivery<C: ConnectionTrait + sea_orm::TransactionTrait>(
     }
     audit::record(
         &txn,
-        Action {
+        Action::on(
             actor,
-            account: Some(found.account_id),
-            kind: OperatorActionKind::CancelDelivery,
-            subject: Some(found.id),
-            reason: Some(&reason),
-        },
+            OperatorActionKind::CancelDelivery,
+            found.account_id,
+            found.id,
+            Some(&reason),
+        ),
     )
     .await?;
     let cancelled = delivery::Entity::find_by_id(id)
@@ -748,13 +748,13 @@ pub async fn retry_webhook_delivery<C: ConnectionTrait + sea_orm::TransactionTra
         .ok_or(Error::NotFound("webhook delivery"))?;
     audit::record(
         &txn,
-        Action {
+        Action::on(
             actor,
-            account: Some(found.account_id),
-            kind: OperatorActionKind::RetryWebhookDelivery,
-            subject: Some(found.id),
-            reason: None,
-        },
+            OperatorActionKind::RetryWebhookDelivery,
+            found.account_id,
+            found.id,
+            None,
+        ),
     )
     .await?;
     sea_orm::TransactionSession::commit(txn).await?;

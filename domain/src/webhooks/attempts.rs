@@ -38,6 +38,15 @@ pub struct Reply {
     pub took: Duration,
 }
 
+/// The lease columns of a webhook delivery.
+const LEASE: lease::Columns<webhook_delivery::Column> = lease::Columns {
+    id: webhook_delivery::Column::Id,
+    attempts: webhook_delivery::Column::Attempts,
+    status: webhook_delivery::Column::Status,
+    locked_until: webhook_delivery::Column::LockedUntil,
+    updated_at: webhook_delivery::Column::UpdatedAt,
+};
+
 /// Claims webhook delivery `id` for attempt `attempt` until `until`; `None` when it is done,
 /// deleted with its webhook, or another worker's (whose lease, if it dies, the re-queued job
 /// takes over).
@@ -47,13 +56,6 @@ pub async fn claim(
     attempt: i32,
     until: DateTime<Utc>,
 ) -> Result<Option<webhook_delivery::Model>> {
-    const LEASE: lease::Columns<webhook_delivery::Column> = lease::Columns {
-        id: webhook_delivery::Column::Id,
-        attempts: webhook_delivery::Column::Attempts,
-        status: webhook_delivery::Column::Status,
-        locked_until: webhook_delivery::Column::LockedUntil,
-        updated_at: webhook_delivery::Column::UpdatedAt,
-    };
     Ok(lease::claim::<webhook_delivery::Entity>(db, &LEASE, id, attempt, until).await?)
 }
 
@@ -150,21 +152,15 @@ pub async fn put_back(
     d: &webhook_delivery::Model,
 ) -> Result<Option<webhook_delivery::Model>> {
     let at = now();
-    let updated = webhook_delivery::Entity::update_many()
-        .col_expr(
-            webhook_delivery::Column::Status,
-            Expr::value(WebhookStatus::Pending),
-        )
-        .col_expr(
-            webhook_delivery::Column::NextAttemptAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(at))
-        .filter(webhook_delivery::Column::Id.eq(d.id))
-        .filter(webhook_delivery::Column::Status.eq(WebhookStatus::Failed))
-        .exec(txn)
-        .await?;
-    if updated.rows_affected == 1 {
+    let reopened = lease::reopen::<webhook_delivery::Entity>(
+        txn,
+        &LEASE,
+        webhook_delivery::Column::NextAttemptAt,
+        d.id,
+        at,
+    )
+    .await?;
+    if reopened {
         let attempt = d.attempts + 1;
         queue::enqueue(
             txn,
