@@ -45,11 +45,6 @@ fn key(scope: Scope) -> String {
     }
 }
 
-/// Who a pause row covers.
-pub fn scope_of(pause: &sending_pause::Model) -> Scope {
-    pause.account_id.map_or(Scope::All, Scope::Account)
-}
-
 /// On PostgreSQL, makes pauses and resumes take turns (see the module's doc).
 async fn take_turns(txn: &impl ConnectionTrait) -> Result<()> {
     if txn.get_database_backend() == DatabaseBackend::Postgres {
@@ -73,17 +68,41 @@ pub async fn pause<C: ConnectionTrait + TransactionTrait>(
     let why = crate::validate::text("reason", why)?;
     let txn = crate::infra::db::begin(db).await?;
     take_turns(&txn).await?;
-    if let Some(existing) = sending_pause::Entity::find_by_id(key(scope))
+    let existing = sending_pause::Entity::find_by_id(key(scope))
         .one(&txn)
-        .await?
-    {
-        txn.commit().await?;
-        return Ok((existing, false));
-    }
+        .await?;
     let account = match scope {
         Scope::All => None,
         Scope::Account(id) => Some(crate::accounts::find(&txn, id).await?.id),
     };
+    match existing {
+        // The operator takes over an account's own pause, so its admin cannot lift it.
+        Some(mine) if caller == Scope::All && !mine.by_operator => {
+            let taken = sending_pause::Model {
+                by_operator: true,
+                paused_by: actor.to_owned(),
+                reason: why.clone(),
+                ..mine
+            };
+            sending_pause::Entity::update(sending_pause::ActiveModel {
+                scope: Set(taken.scope.clone()),
+                by_operator: Set(true),
+                paused_by: Set(taken.paused_by.clone()),
+                reason: Set(taken.reason.clone()),
+                ..Default::default()
+            })
+            .exec(&txn)
+            .await?;
+            record_pause(&txn, actor, account, &why).await?;
+            txn.commit().await?;
+            return Ok((taken, true));
+        }
+        Some(existing) => {
+            txn.commit().await?;
+            return Ok((existing, false));
+        }
+        None => {}
+    }
     if let (Some(account), Scope::Account(_)) = (account, caller) {
         let since = Utc::now() - chrono::Duration::hours(1);
         let paused =
@@ -113,21 +132,32 @@ pub async fn pause<C: ConnectionTrait + TransactionTrait>(
     })
     .exec_without_returning(&txn)
     .await?;
+    record_pause(&txn, actor, account, &why).await?;
+    txn.commit().await?;
+    Ok((row, true))
+}
+
+/// The record's line, the log line and the count of a pause.
+async fn record_pause(
+    txn: &impl ConnectionTrait,
+    actor: &str,
+    account: Option<Uuid>,
+    why: &str,
+) -> Result<()> {
     audit::record(
-        &txn,
+        txn,
         Action {
             actor,
             account,
             kind: OperatorActionKind::PauseSending,
             subject: None,
-            reason: Some(&why),
+            reason: Some(why),
         },
     )
     .await?;
-    txn.commit().await?;
-    tracing::warn!(scope = %row.scope, actor, reason = %why, "sending paused");
+    tracing::warn!(?account, actor, reason = %why, "sending paused");
     metrics::counter!("ticketing_operator_actions_total", "action" => "pause").increment(1);
-    Ok((row, true))
+    Ok(())
 }
 
 /// What a resume did.

@@ -267,6 +267,35 @@ async fn paused_sending_waits_through_restarts_until_resumed(engine: Engine) {
         ok(&app, &app.admin_key, PAUSES, json!({})).await["sendingPauses"],
         json!([])
     );
+    // The operator is not held to the limit.
+    let operator = ok(
+        &app,
+        OPS_TOKEN,
+        PAUSE,
+        json!({ "account": account, "reason": "abuse" }),
+    )
+    .await;
+    assert_eq!(operator["pauseSending"]["changed"], true);
+    ok(&app, OPS_TOKEN, RESUME, json!({ "account": account })).await;
+
+    // The operator takes over an account's own pause: its admin can no longer lift it.
+    let other_account = ok(&app, &other_admin, "{ accountSettings { id } }", json!({})).await
+        ["accountSettings"]["id"]
+        .clone();
+    ok(&app, &other_admin, PAUSE, json!({ "reason": "our relay" })).await;
+    let taken = ok(
+        &app,
+        OPS_TOKEN,
+        PAUSE,
+        json!({ "account": other_account, "reason": "spam from this account" }),
+    )
+    .await;
+    assert_eq!(taken["pauseSending"]["changed"], true);
+    assert_eq!(taken["pauseSending"]["pause"]["pausedBy"], "operator");
+    let lifted = app.gql(Some(&other_admin), RESUME, json!({})).await;
+    assert_eq!(error_field(&lifted), "accountId");
+    let resumed = ok(&app, OPS_TOKEN, RESUME, json!({ "account": other_account })).await;
+    assert_eq!(resumed["resumeSending"]["changed"], true);
     app.stop().await;
 }
 

@@ -596,7 +596,8 @@ impl OpsMutation {
     /// failed or lost, and the pause survives restarts. Without `accountId`, for everyone
     /// (operator) or the admin key's own account; an admin key may name only its own
     /// account. Holds within a second; jobs already running finish. An admin key may pause its
-    /// account 10 times an hour (`RATE_LIMITED` beyond; the operator is not held to it). Recorded with `reason` in
+    /// account 10 times an hour (`RATE_LIMITED` beyond; the operator is not held to it). The
+    /// operator pausing an account its admin paused takes that pause over (`changed`). Recorded with `reason` in
     /// `operatorActions`. Operator or admin key.
     async fn pause_sending(
         &self,
