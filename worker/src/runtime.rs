@@ -28,7 +28,8 @@ pub enum RuntimeError {
 /// Handles one job. Delivery outcomes, failures included, are recorded on the delivery row
 /// and end the job; an `Err` means the database could not be used, and apalis runs the job
 /// again. A job whose account holds its whole share of this worker ([`crate::share`]) is put
-/// back in the queue instead.
+/// back in the queue instead, and one whose sending is paused is set aside until it is
+/// resumed (`domain::pauses::park`).
 pub async fn handle(
     task: Task,
     ctx: Data<Context>,
@@ -366,8 +367,14 @@ async fn maintain_forever(ctx: Context) {
             }
             Err(error) => tracing::warn!(%error, "webhook sweep failed; trying again next round"),
         }
+        let rebase_started = std::time::Instant::now();
         match domain::infra::queue::rebase_rounds(&ctx.db).await {
-            Ok(Some(shift)) => tracing::info!(shift, "queue rounds moved down"),
+            // How long it held the accounts table: the pause it costs `openTicket`.
+            Ok(Some(shift)) => tracing::info!(
+                shift,
+                took_ms = rebase_started.elapsed().as_millis() as u64,
+                "queue rounds moved down"
+            ),
             Ok(None) => {}
             Err(error) => {
                 tracing::warn!(%error, "rebasing queue rounds failed; trying again next round")

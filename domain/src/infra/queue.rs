@@ -469,7 +469,7 @@ fn payload(job: &Job, account_id: Uuid) -> Result<Vec<u8>, DbErr> {
 /// from now in its account's next round, for a worker that took it while the account held its
 /// whole share of the worker's concurrency. It is the same row, with the same key: the sweeps
 /// find it waiting (`JobState::Live`) and leave its delivery or ticket to it, and no job is
-/// added per put-back. See [`release`] for how apalis is kept from finishing it; its
+/// added per put-back. See [`RELEASE`] for how apalis is kept from finishing it; its
 /// `last_result` says why it waits. Returns `false` when the worker no longer holds the job
 /// (its heartbeat was missed and the job went to another worker): the job is left as it is
 /// (on SQLite, where the round is given by a statement of its own, the account's round count
