@@ -466,12 +466,6 @@ pub(super) fn sweep_key(delivery_id: Uuid, attempt: i32, round: i64) -> String {
     crate::lease::sweep_key(&attempt_key(delivery_id, attempt), round)
 }
 
-/// The idempotency key of the job an operator's put-back at `at` gives attempt `attempt`
-/// ([`crate::lease::put_back_key`]).
-pub(super) fn put_back_key(delivery_id: Uuid, attempt: i32, at: DateTime<Utc>) -> String {
-    crate::lease::put_back_key(&attempt_key(delivery_id, attempt), at)
-}
-
 /// The lease columns of a delivery.
 const LEASE: lease::Columns<delivery::Column> = lease::Columns {
     id: delivery::Column::Id,
@@ -784,7 +778,7 @@ pub async fn put_back(
                 delivery_id: d.id,
                 attempt,
             },
-            &put_back_key(d.id, attempt, at),
+            &lease::put_back_key(&attempt_key(d.id, attempt), at),
             at,
             d.account_id,
         )

@@ -212,6 +212,26 @@ pub fn put_back_key(attempt_key: &str, at: DateTime<Utc>) -> String {
     format!("{attempt_key}:put-back:{}", at.timestamp_micros())
 }
 
+/// The attempt a sweep looks after for an unfinished row: a `SENDING` one whose lease ended is
+/// taken over by the same attempt; otherwise the next one is due.
+pub fn attempt_to_heal(sending: bool, attempts: i32) -> i32 {
+    if sending { attempts } else { attempts + 1 }
+}
+
+/// The keys of the jobs that could still make the attempt whose own key is `attempt_key`, as
+/// both sweeps look them up: the attempt's own, the sweep's of round `round` and the one
+/// before, and, for a row an operator put back (`PENDING`, `put_back_at` its `updated_at`),
+/// the put-back's ([`put_back_key`]).
+pub fn live_keys(attempt_key: &str, round: i64, put_back_at: Option<DateTime<Utc>>) -> Vec<String> {
+    let mut keys = vec![
+        attempt_key.to_owned(),
+        sweep_key(attempt_key, round),
+        sweep_key(attempt_key, round - 1),
+    ];
+    keys.extend(put_back_at.map(|at| put_back_key(attempt_key, at)));
+    keys
+}
+
 /// Where the next sweep goes on after visiting `page`: after its last row when it was full
 /// ([`SWEEP_BATCH`]), else from the start.
 pub fn next_after<T, K>(page: &[T], key: impl Fn(&T) -> K) -> Option<K> {

@@ -12,9 +12,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{FailedDelivery, after_key, attempt_key, emit_failed, ending, put_back_key, sweep_key};
+use super::{FailedDelivery, after_key, attempt_key, emit_failed, ending, sweep_key};
 use crate::infra::queue::{self, Job};
-use crate::lease::{Jobs, SWEEP_BATCH, Swept, grace_and_round, next_after};
+use crate::lease::{
+    Jobs, SWEEP_BATCH, Swept, attempt_to_heal, grace_and_round, live_keys, next_after,
+};
 use crate::vocab::DeliveryStatus;
 use crate::{Result, now};
 
@@ -105,26 +107,17 @@ pub async fn sweep<C: ConnectionTrait + TransactionTrait>(
         ..Swept::default()
     };
     for d in stuck {
-        // A lease that ended is taken over by the same attempt; otherwise the next one is due.
-        let attempt = if d.status == DeliveryStatus::Sending {
-            d.attempts
-        } else {
-            d.attempts + 1
-        };
-        let mut keys = vec![
-            attempt_key(d.id, attempt),
-            sweep_key(d.id, attempt, round),
-            sweep_key(d.id, attempt, round - 1),
-        ];
+        let attempt = attempt_to_heal(d.status == DeliveryStatus::Sending, d.attempts);
+        let mut keys = live_keys(
+            &attempt_key(d.id, attempt),
+            round,
+            (d.status == DeliveryStatus::Pending).then_some(d.updated_at),
+        );
         if let Some(until) = d.locked_until {
             keys.push(after_key(d.id, attempt, until));
         }
         if attempt == 1 {
             keys.push(crate::tickets::routing_key(d.ticket_id));
-        }
-        if d.status == DeliveryStatus::Pending {
-            // A put-back's job, made at the row's `updated_at`.
-            keys.push(put_back_key(d.id, attempt, d.updated_at));
         }
         let states = match queue::job_states(db, &keys).await {
             Ok(states) => states,

@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use super::attempt_key;
 use crate::infra::queue::{self, Job};
-use crate::lease::{Jobs, SWEEP_BATCH, Swept, grace_and_round, next_after};
+use crate::lease::{
+    Jobs, SWEEP_BATCH, Swept, attempt_to_heal, grace_and_round, live_keys, next_after,
+};
 use crate::vocab::WebhookStatus;
 use crate::{Result, now};
 
@@ -103,24 +105,12 @@ pub async fn sweep(
         ..Swept::default()
     };
     for d in stuck {
-        // A lease that ended is taken over by the same attempt; otherwise the next one is due.
-        let attempt = if d.status == WebhookStatus::Sending {
-            d.attempts
-        } else {
-            d.attempts + 1
-        };
-        let mut keys = vec![
-            attempt_key(d.id, attempt),
-            sweep_key(d.id, attempt, round),
-            sweep_key(d.id, attempt, round - 1),
-        ];
-        if d.status == WebhookStatus::Pending {
-            // An operator's put-back's job, made at the row's `updated_at`.
-            keys.push(crate::lease::put_back_key(
-                &attempt_key(d.id, attempt),
-                d.updated_at,
-            ));
-        }
+        let attempt = attempt_to_heal(d.status == WebhookStatus::Sending, d.attempts);
+        let keys = live_keys(
+            &attempt_key(d.id, attempt),
+            round,
+            (d.status == WebhookStatus::Pending).then_some(d.updated_at),
+        );
         let states = match queue::job_states(db, &keys).await {
             Ok(states) => states,
             Err(error) => {
