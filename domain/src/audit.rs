@@ -105,7 +105,6 @@ pub async fn list(
         .limit(first + 1)
         .all(db)
         .await?;
-    let more = rows.len() as u64 > first;
-    rows.truncate(first as usize);
+    let more = crate::tickets::cut_page(&mut rows, first);
     Ok((rows, more))
 }

@@ -531,8 +531,7 @@ pub async fn list_deliveries(
         .limit(first + 1)
         .all(db)
         .await?;
-    let has_next_page = rows.len() as u64 > first;
-    rows.truncate(first as usize);
+    let has_next_page = crate::tickets::cut_page(&mut rows, first);
     Ok(DeliveryPage {
         deliveries: rows,
         has_next_page,
@@ -712,8 +711,7 @@ pub async fn list_webhook_deliveries(
         .limit(first + 1)
         .all(db)
         .await?;
-    let more = rows.len() as u64 > first;
-    rows.truncate(first as usize);
+    let more = crate::tickets::cut_page(&mut rows, first);
     Ok((rows, more))
 }
 

@@ -415,6 +415,14 @@ pub fn check_page_size(first: u64) -> Result<()> {
     Ok(())
 }
 
+/// Cuts a page read with one row more than `first` (how every paged list tells whether more
+/// follow) back to `first` rows; whether more followed.
+pub fn cut_page<T>(rows: &mut Vec<T>, first: u64) -> bool {
+    let more = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    more
+}
+
 /// Which of the account's tickets a list shows; `None`: any.
 #[derive(Clone, Debug, Default)]
 pub struct TicketFilter {
@@ -461,8 +469,7 @@ pub async fn list_tickets(
         .limit(first + 1)
         .all(db)
         .await?;
-    let has_next_page = tickets.len() as u64 > first;
-    tickets.truncate(first as usize);
+    let has_next_page = cut_page(&mut tickets, first);
     Ok(TicketPage {
         tickets,
         has_next_page,

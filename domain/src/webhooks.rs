@@ -492,8 +492,7 @@ pub async fn deliveries(
         );
     }
     let mut rows = query.limit(first + 1).all(db).await?;
-    let more = rows.len() as u64 > first;
-    rows.truncate(first as usize);
+    let more = crate::tickets::cut_page(&mut rows, first);
     Ok((rows, more))
 }
 
